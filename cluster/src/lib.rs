@@ -1,0 +1,2 @@
+//! Silverback cluster: shards replicated by openraft over gRPC.
+#![deny(missing_docs)]

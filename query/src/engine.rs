@@ -1,0 +1,1 @@
+//! Query engine entry points. Filled in by the evaluator work.

@@ -1,0 +1,1 @@
+//! Evaluator. Filled in by the evaluator work.

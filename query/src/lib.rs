@@ -1,0 +1,16 @@
+//! PromQL for Silverback.
+//!
+//! - [`parser::parse`] turns a query string into an [`ast::Expr`] (nom,
+//!   Prometheus grammar and type checking, errors with positions).
+//! - [`engine::Engine`] evaluates instant and range queries over any
+//!   [`model::Queryable`] with Prometheus 3.x semantics.
+//! - [`model`] holds the data model every store shares: [`model::Labels`],
+//!   [`model::Matcher`], [`model::Sample`] and the [`model::Queryable`] trait.
+#![deny(missing_docs)]
+
+pub mod ast;
+pub mod engine;
+pub mod eval;
+pub mod model;
+pub mod parser;
+mod printer;

@@ -1,0 +1,1 @@
+//! PromQL parser (nom). Filled in by the parser work.

@@ -1,0 +1,1 @@
+//! Canonical PromQL printing of the AST. Filled in by the parser work.

@@ -1,0 +1,1 @@
+//! The `silverback` server: HTTP API, configuration, rules and CLI.

@@ -1,0 +1,2 @@
+//! Helpers for Silverback's integration tests: start real nodes, send remote
+//! writes, query the HTTP API.
