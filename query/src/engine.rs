@@ -1,1 +1,363 @@
-//! Query engine entry points. Filled in by the evaluator work.
+//! Query engine entry points: [`Engine::instant`] and [`Engine::range`].
+//!
+//! A query runs in three phases, as in Prometheus: plan (find every
+//! selector's time range), fetch (one [`Queryable::select`] per selector,
+//! async), evaluate (synchronously on the fetched data, over all steps at
+//! once; an instant query is a range query with one step).
+
+use std::time::{Duration, Instant};
+
+use crate::ast::{Expr, ValueType};
+use crate::eval::plan::{self, PlanCtx};
+use crate::eval::{self, sel_key, EvalError, Evaluator, Fetched, Steps, Val};
+use crate::model::{Labels, Queryable, QueryableError, Sample, SeriesData};
+use crate::parser::{parse, ParseError};
+
+/// Engine limits and defaults.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// How far back an instant vector selector looks for a sample (ms).
+    pub lookback_delta_ms: i64,
+    /// Maximum samples a query may load or hold.
+    pub max_samples: usize,
+    /// Wall-clock limit per query.
+    pub timeout: Duration,
+    /// Default subquery step when `[range:]` omits it (ms).
+    pub default_eval_interval_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta_ms: 300_000,
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_eval_interval_ms: 60_000,
+        }
+    }
+}
+
+/// One sample of an instant vector result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstantSample {
+    /// Series labels.
+    pub labels: Labels,
+    /// Evaluation timestamp (ms).
+    pub t: i64,
+    /// Value.
+    pub v: f64,
+}
+
+/// A query result.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A scalar at time `t` (ms).
+    Scalar {
+        /// Timestamp (ms).
+        t: i64,
+        /// Value.
+        v: f64,
+    },
+    /// A string at time `t` (ms).
+    String {
+        /// Timestamp (ms).
+        t: i64,
+        /// Value.
+        s: String,
+    },
+    /// An instant vector (order as computed: `sort`, `topk` ... keep theirs).
+    Vector(Vec<InstantSample>),
+    /// A range vector or a range query result, sorted by labels.
+    Matrix(Vec<SeriesData>),
+}
+
+/// A result with its annotations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryOutput {
+    /// The value.
+    pub value: Value,
+    /// Warnings (`PromQL warning: ...`) and storage warnings.
+    pub warnings: Vec<String>,
+    /// Informational annotations (`PromQL info: ...`).
+    pub infos: Vec<String>,
+    /// Samples read from the store.
+    pub samples_loaded: u64,
+}
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query text is not valid PromQL.
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    /// Evaluation failed (Prometheus' `execution` errors).
+    #[error("{0}")]
+    Execution(String),
+    /// The sample limit was exceeded.
+    #[error("query processing would load too many samples into memory in {0}")]
+    TooManySamples(String),
+    /// The query ran past its timeout.
+    #[error("query timed out in {0}")]
+    Timeout(String),
+    /// The caller canceled the query.
+    #[error("query was canceled")]
+    Canceled,
+    /// The store failed.
+    #[error("{0}")]
+    Storage(#[from] QueryableError),
+}
+
+impl QueryError {
+    /// The Prometheus API `errorType` for this error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QueryError::Parse(_) => "bad_data",
+            QueryError::Execution(_) | QueryError::TooManySamples(_) => "execution",
+            QueryError::Timeout(_) => "timeout",
+            QueryError::Canceled => "canceled",
+            QueryError::Storage(QueryableError::Unavailable(_)) => "unavailable",
+            QueryError::Storage(QueryableError::BadData(_)) => "bad_data",
+            QueryError::Storage(QueryableError::Limit(_)) => "execution",
+            QueryError::Storage(QueryableError::Internal(_)) => "internal",
+        }
+    }
+}
+
+/// The PromQL engine. Cheap to share; holds only options.
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+impl Engine {
+    /// An engine with the given options.
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    /// The engine's options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Parses and evaluates `query` at `t_ms`.
+    pub async fn instant(
+        &self,
+        q: &dyn Queryable,
+        query: &str,
+        t_ms: i64,
+    ) -> Result<QueryOutput, QueryError> {
+        let expr = parse(query)?;
+        self.instant_expr(q, &expr, t_ms).await
+    }
+
+    /// Parses and evaluates `query` from `start_ms` to `end_ms` every `step_ms`.
+    pub async fn range(
+        &self,
+        q: &dyn Queryable,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryOutput, QueryError> {
+        let expr = parse(query)?;
+        self.range_expr(q, &expr, start_ms, end_ms, step_ms).await
+    }
+
+    /// Evaluates a parsed expression at `t_ms`.
+    pub async fn instant_expr(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        t_ms: i64,
+    ) -> Result<QueryOutput, QueryError> {
+        self.run(q, expr, t_ms, t_ms, 1, true).await
+    }
+
+    /// Evaluates a parsed expression as a range query.
+    pub async fn range_expr(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryOutput, QueryError> {
+        if step_ms <= 0 {
+            return Err(QueryError::Execution(
+                "zero or negative query resolution step widths are not accepted".into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(QueryError::Execution("end timestamp must not be before start time".into()));
+        }
+        let t = value_type(expr);
+        if t != ValueType::Scalar && t != ValueType::Vector {
+            return Err(QueryError::Execution(format!(
+                "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                t.name()
+            )));
+        }
+        self.run(q, expr, start_ms, end_ms, step_ms, false).await
+    }
+
+    async fn run(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        instant: bool,
+    ) -> Result<QueryOutput, QueryError> {
+        let began = Instant::now();
+        let deadline = began + self.opts.timeout;
+        let steps = Steps::new(start, end, step);
+        let ctx = PlanCtx {
+            start,
+            end: steps.end(),
+            lookback: self.opts.lookback_delta_ms,
+        };
+        let mut data = Fetched::new();
+        let mut warnings = Vec::new();
+        let mut loaded: u64 = 0;
+        for f in plan::selectors(expr, &ctx) {
+            let fut = q.select(&f.sel.matchers, f.min_t, f.max_t);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let res = match tokio::time::timeout(remaining, fut).await {
+                Ok(r) => r?,
+                Err(_) => return Err(QueryError::Timeout("query preparation".into())),
+            };
+            for w in res.warnings {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+            loaded += res.series.iter().map(|s| s.samples.len() as u64).sum::<u64>();
+            if loaded > self.opts.max_samples as u64 {
+                return Err(QueryError::TooManySamples("query execution".into()));
+            }
+            data.insert(sel_key(f.sel), res.series);
+        }
+        let mut ev = Evaluator {
+            data: &data,
+            lookback: self.opts.lookback_delta_ms,
+            query_start: start,
+            query_end: steps.end(),
+            default_step: self.opts.default_eval_interval_ms,
+            deadline,
+            max_samples: self.opts.max_samples,
+            cur_samples: 0,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        };
+        let val = ev.eval(expr, &steps).and_then(|v| finish(v, &steps));
+        let val = match val {
+            Ok(v) => v,
+            Err(EvalError::Execution(m)) => return Err(QueryError::Execution(m)),
+            Err(EvalError::TooManySamples) => {
+                return Err(QueryError::TooManySamples("query execution".into()))
+            }
+            Err(EvalError::Timeout) => {
+                return Err(QueryError::Timeout("expression evaluation".into()))
+            }
+        };
+        warnings.extend(ev.warnings);
+        let value = to_value(val, &steps, instant);
+        Ok(QueryOutput {
+            value,
+            warnings,
+            infos: ev.infos,
+            samples_loaded: loaded,
+        })
+    }
+}
+
+/// Drops `__name__` where delayed removal asked for it.
+fn finish(v: Val, steps: &Steps) -> Result<Val, EvalError> {
+    Ok(match v {
+        Val::Vector(vs) => Val::Vector(eval::cleanup_names(vs, steps.n)?),
+        Val::Matrix(ms) => Val::Matrix(eval::cleanup_matrix_names(ms)?),
+        other => other,
+    })
+}
+
+fn to_value(v: Val, steps: &Steps, instant: bool) -> Value {
+    match v {
+        Val::Scalar(s) if instant => Value::Scalar {
+            t: steps.start,
+            v: s.first().copied().unwrap_or(f64::NAN),
+        },
+        Val::Scalar(s) => Value::Matrix(vec![SeriesData {
+            labels: Labels::empty(),
+            samples: s
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| Sample { t: steps.ts(i), v })
+                .collect(),
+        }]),
+        Val::String(s) => Value::String { t: steps.start, s },
+        Val::Vector(vs) if instant => Value::Vector(
+            vs.into_iter()
+                .filter_map(|s| {
+                    s.vals.first().copied().flatten().map(|v| InstantSample {
+                        labels: s.labels,
+                        t: steps.start,
+                        v,
+                    })
+                })
+                .collect(),
+        ),
+        Val::Vector(vs) => {
+            let mut m: Vec<SeriesData> = vs
+                .into_iter()
+                .map(|s| SeriesData {
+                    labels: s.labels,
+                    samples: s
+                        .vals
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, v)| v.map(|v| Sample { t: steps.ts(i), v }))
+                        .collect(),
+                })
+                .filter(|s| !s.samples.is_empty())
+                .collect();
+            m.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Matrix(m)
+        }
+        Val::Matrix(ms) => {
+            let mut m: Vec<SeriesData> = ms
+                .into_iter()
+                .map(|s| SeriesData {
+                    labels: s.labels,
+                    samples: s.samples,
+                })
+                .collect();
+            m.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Matrix(m)
+        }
+    }
+}
+
+/// The static type of an expression.
+pub fn value_type(e: &Expr) -> ValueType {
+    match e {
+        Expr::Number(_) => ValueType::Scalar,
+        Expr::String(_) => ValueType::String,
+        Expr::VectorSelector(_) => ValueType::Vector,
+        Expr::MatrixSelector(_) | Expr::Subquery(_) => ValueType::Matrix,
+        Expr::Paren(e) | Expr::Unary(_, e) => value_type(e),
+        Expr::Binary(b) => {
+            if value_type(&b.lhs) == ValueType::Scalar && value_type(&b.rhs) == ValueType::Scalar {
+                ValueType::Scalar
+            } else {
+                ValueType::Vector
+            }
+        }
+        Expr::Aggregate(_) => ValueType::Vector,
+        Expr::Call(c) => match c.func.as_str() {
+            "time" | "scalar" | "pi" => ValueType::Scalar,
+            _ => ValueType::Vector,
+        },
+    }
+}

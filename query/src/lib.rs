@@ -4,6 +4,7 @@
 //!   Prometheus grammar and type checking, errors with positions).
 //! - [`engine::Engine`] evaluates instant and range queries over any
 //!   [`model::Queryable`] with Prometheus 3.x semantics.
+//! - [`mem::MemQueryable`] is an in-memory store for tests and benchmarks.
 //! - [`model`] holds the data model every store shares: [`model::Labels`],
 //!   [`model::Matcher`], [`model::Sample`] and the [`model::Queryable`] trait.
 #![deny(missing_docs)]
@@ -11,6 +12,7 @@
 pub mod ast;
 pub mod engine;
 pub mod eval;
+pub mod mem;
 pub mod model;
 pub mod parser;
 mod printer;

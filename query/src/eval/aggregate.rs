@@ -1,0 +1,408 @@
+//! Aggregations. Series are assigned to groups once (by their grouping
+//! labels); each group then accumulates over all steps.
+
+use std::collections::HashMap;
+
+use super::rangefn::{kahan_inc, quantile};
+use super::{exec_err, format_float, EResult, Evaluator, Series, Steps, Val};
+use crate::ast::{AggregateExpr, AggregateOp, Expr};
+use crate::model::{Label, Labels, METRIC_NAME};
+
+/// The labels a series keeps under `by (grouping)` / `without (grouping)`.
+fn grouping_labels(l: &Labels, grouping: &[String], without: bool) -> Labels {
+    let v: Vec<Label> = l
+        .iter()
+        .filter(|lb| {
+            let listed = grouping.iter().any(|g| g == &lb.name);
+            if without {
+                !listed && lb.name != METRIC_NAME
+            } else {
+                listed
+            }
+        })
+        .cloned()
+        .collect();
+    Labels::from_sorted(v)
+}
+
+/// Per-group, per-step accumulator for the simple aggregations.
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    seen: bool,
+    value: f64,
+    mean: f64,
+    c: f64,
+    count: f64,
+    incremental: bool,
+}
+
+impl Acc {
+    fn first(op: AggregateOp, f: f64) -> Acc {
+        let mut a = Acc {
+            seen: true,
+            value: f,
+            mean: f,
+            c: 0.0,
+            count: 1.0,
+            incremental: false,
+        };
+        match op {
+            AggregateOp::Stddev | AggregateOp::Stdvar => {
+                a.value = if f.is_nan() || f.is_infinite() {
+                    f64::NAN
+                } else {
+                    0.0
+                };
+            }
+            AggregateOp::Group => a.value = 1.0,
+            _ => {}
+        }
+        a
+    }
+
+    fn add(&mut self, op: AggregateOp, f: f64) {
+        match op {
+            AggregateOp::Sum => (self.value, self.c) = kahan_inc(f, self.value, self.c),
+            AggregateOp::Avg => {
+                self.count += 1.0;
+                if !self.incremental {
+                    let (nv, nc) = kahan_inc(f, self.value, self.c);
+                    if !nv.is_infinite() {
+                        self.value = nv;
+                        self.c = nc;
+                        return;
+                    }
+                    self.incremental = true;
+                    self.mean = self.value / (self.count - 1.0);
+                    self.c /= self.count - 1.0;
+                }
+                let q = (self.count - 1.0) / self.count;
+                (self.mean, self.c) = kahan_inc(f / self.count, q * self.mean, q * self.c);
+            }
+            AggregateOp::Max => {
+                if self.value < f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            AggregateOp::Min => {
+                if self.value > f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            AggregateOp::Count => self.count += 1.0,
+            AggregateOp::Stddev | AggregateOp::Stdvar => {
+                self.count += 1.0;
+                let delta = f - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (f - self.mean);
+            }
+            _ => {}
+        }
+    }
+
+    fn result(&self, op: AggregateOp) -> f64 {
+        match op {
+            AggregateOp::Sum => self.value + self.c,
+            AggregateOp::Avg => {
+                if self.incremental {
+                    self.mean + self.c
+                } else {
+                    self.value / self.count + self.c / self.count
+                }
+            }
+            AggregateOp::Count => self.count,
+            AggregateOp::Stdvar => self.value / self.count,
+            AggregateOp::Stddev => (self.value / self.count).sqrt(),
+            _ => self.value,
+        }
+    }
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn eval_aggregate(&mut self, a: &AggregateExpr, steps: &Steps) -> EResult<Val> {
+        let mut grouping = a.grouping.clone();
+        grouping.sort();
+        if a.op == AggregateOp::CountValues {
+            return self.count_values(a, &grouping, steps).map(Val::Vector);
+        }
+        let param = match (&a.param, a.op) {
+            (Some(p), op) if op != AggregateOp::CountValues => Some(self.eval_scalar(p, steps)?),
+            _ => None,
+        };
+        let input = self.eval_vector(&a.expr, steps)?;
+        // Assign series to groups.
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
+        for (si, s) in input.iter().enumerate() {
+            let key = grouping_labels(&s.labels, &grouping, a.without);
+            let gi = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            });
+            groups[gi].1.push(si);
+        }
+        match a.op {
+            AggregateOp::Topk
+            | AggregateOp::Bottomk
+            | AggregateOp::Limitk
+            | AggregateOp::LimitRatio => {
+                let p = param.unwrap_or_default();
+                self.aggregate_k(a.op, &p, input, &groups, steps, &a.param)
+                    .map(Val::Vector)
+            }
+            AggregateOp::Quantile => {
+                let q = param.unwrap_or_default();
+                if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+                    self.warn(format!(
+                        "PromQL warning: quantile value should be between 0 and 1, got {bad}"
+                    ));
+                }
+                let mut out = Vec::with_capacity(groups.len());
+                let mut buf = Vec::new();
+                for (labels, members) in groups {
+                    let mut vals = vec![None; steps.n];
+                    let mut drop_name = false;
+                    for (i, v) in vals.iter_mut().enumerate() {
+                        buf.clear();
+                        for &si in &members {
+                            if let Some(x) = input[si].vals[i] {
+                                buf.push(x);
+                                drop_name |= input[si].drop_name;
+                            }
+                        }
+                        if !buf.is_empty() {
+                            *v = Some(quantile(q[i], &mut buf));
+                        }
+                    }
+                    out.push(Series {
+                        labels,
+                        drop_name,
+                        vals,
+                    });
+                }
+                Ok(Val::Vector(out))
+            }
+            op => {
+                let mut out = Vec::with_capacity(groups.len());
+                let mut accs = vec![Acc::default(); steps.n];
+                for (labels, members) in groups {
+                    self.check_deadline()?;
+                    accs.iter_mut().for_each(|a| *a = Acc::default());
+                    let mut drop_name = false;
+                    for &si in &members {
+                        let s = &input[si];
+                        drop_name |= s.drop_name;
+                        for (acc, v) in accs.iter_mut().zip(&s.vals) {
+                            if let Some(f) = *v {
+                                if acc.seen {
+                                    acc.add(op, f);
+                                } else {
+                                    *acc = Acc::first(op, f);
+                                }
+                            }
+                        }
+                    }
+                    let vals = accs
+                        .iter()
+                        .map(|acc| acc.seen.then(|| acc.result(op)))
+                        .collect();
+                    out.push(Series {
+                        labels,
+                        drop_name,
+                        vals,
+                    });
+                }
+                Ok(Val::Vector(out))
+            }
+        }
+    }
+
+    fn aggregate_k(
+        &mut self,
+        op: AggregateOp,
+        param: &[f64],
+        input: Vec<Series>,
+        groups: &[(Labels, Vec<usize>)],
+        steps: &Steps,
+        param_expr: &Option<Box<Expr>>,
+    ) -> EResult<Vec<Series>> {
+        let _ = param_expr;
+        if op == AggregateOp::LimitRatio {
+            if param.iter().all(|p| *p == 0.0) {
+                return Ok(Vec::new());
+            }
+            if param.iter().any(|p| p.is_nan()) {
+                return exec_err("Ratio value is NaN");
+            }
+            if let Some(p) = param.iter().find(|p| p.abs() > 1.0) {
+                let bound = if *p > 1.0 { 1.0 } else { -1.0 };
+                self.warn(format!(
+                    "PromQL warning: ratio value should be between -1 and 1, got {p}, capping to {bound}"
+                ));
+            }
+        } else {
+            let max = param.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            if max < 1.0 && !param.iter().any(|p| p.is_nan()) {
+                return Ok(Vec::new());
+            }
+            if param.iter().any(|p| p.is_nan()) {
+                return exec_err("Parameter value is NaN");
+            }
+            if let Some(p) = param.iter().find(|p| **p <= i64::MIN as f64) {
+                return exec_err(format!("Scalar value {p} underflows int64"));
+            }
+            if let Some(p) = param.iter().find(|p| **p >= i64::MAX as f64) {
+                return exec_err(format!("Scalar value {p} overflows int64"));
+            }
+        }
+        let mut selected: Vec<Vec<Option<f64>>> = vec![vec![None; steps.n]; input.len()];
+        // For instant queries, the output order (per group, best first).
+        let mut order: Vec<usize> = Vec::new();
+        let mut cand: Vec<(f64, usize)> = Vec::new();
+        for i in 0..steps.n {
+            let k = (param[i] as i64).min(input.len() as i64);
+            for (_, members) in groups {
+                cand.clear();
+                for &si in members {
+                    if let Some(x) = input[si].vals[i] {
+                        cand.push((x, si));
+                    }
+                }
+                let picked: Vec<(f64, usize)> = match op {
+                    AggregateOp::Topk | AggregateOp::Bottomk => {
+                        if k < 1 {
+                            continue;
+                        }
+                        select_k(&cand, k as usize, op == AggregateOp::Topk)
+                    }
+                    AggregateOp::Limitk => {
+                        if k < 1 {
+                            continue;
+                        }
+                        cand.iter().take(k as usize).copied().collect()
+                    }
+                    _ => {
+                        let r = param[i].clamp(-1.0, 1.0);
+                        cand.iter()
+                            .filter(|(_, si)| ratio_keep(&input[*si].labels, r))
+                            .copied()
+                            .collect()
+                    }
+                };
+                for (x, si) in picked {
+                    selected[si][i] = Some(x);
+                    if steps.n == 1 {
+                        order.push(si);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if steps.n == 1 {
+            let mut input: Vec<Option<Series>> = input.into_iter().map(Some).collect();
+            for si in order {
+                if let Some(mut s) = input[si].take() {
+                    s.vals = std::mem::take(&mut selected[si]);
+                    out.push(s);
+                }
+            }
+            return Ok(out);
+        }
+        for (si, mut s) in input.into_iter().enumerate() {
+            s.vals = std::mem::take(&mut selected[si]);
+            if s.vals.iter().any(Option::is_some) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    fn count_values(
+        &mut self,
+        a: &AggregateExpr,
+        grouping: &[String],
+        steps: &Steps,
+    ) -> EResult<Vec<Series>> {
+        let label = match a.param.as_deref() {
+            Some(Expr::String(s)) => s.clone(),
+            Some(Expr::Paren(p)) => match p.as_ref() {
+                Expr::String(s) => s.clone(),
+                _ => return exec_err("count_values: expected string parameter"),
+            },
+            _ => return exec_err("count_values: expected string parameter"),
+        };
+        if label.is_empty() {
+            return exec_err(format!("invalid label name {label:?}"));
+        }
+        let mut grouping = grouping.to_vec();
+        if !a.without {
+            grouping.push(label.clone());
+            grouping.sort();
+        }
+        let input = self.eval_vector(&a.expr, steps)?;
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<Series> = Vec::new();
+        for s in &input {
+            for (i, v) in s.vals.iter().enumerate() {
+                let Some(x) = v else { continue };
+                let mut l = s.labels.clone();
+                l.set(&label, &format_float(*x));
+                let key = grouping_labels(&l, &grouping, a.without);
+                let oi = *index.entry(key.clone()).or_insert_with(|| {
+                    out.push(Series {
+                        labels: key,
+                        drop_name: false,
+                        vals: vec![None; steps.n],
+                    });
+                    out.len() - 1
+                });
+                let slot = &mut out[oi].vals[i];
+                *slot = Some(slot.unwrap_or(0.0) + 1.0);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The k best candidates (largest for topk, smallest for bottomk), best
+/// first; NaN counts as worst; ties keep input order.
+fn select_k(cand: &[(f64, usize)], k: usize, top: bool) -> Vec<(f64, usize)> {
+    let mut v: Vec<(usize, f64, usize)> = cand.iter().enumerate().map(|(p, &(x, s))| (p, x, s)).collect();
+    v.sort_by(|a, b| {
+        let (x, y) = (a.1, b.1);
+        let o = match (x.is_nan(), y.is_nan()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ if top => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
+            _ => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        };
+        o.then(a.0.cmp(&b.0))
+    });
+    v.into_iter().take(k).map(|(_, x, s)| (x, s)).collect()
+}
+
+/// `limit_ratio`: a deterministic per-series offset in [0, 1) from the label
+/// hash; keeps the series when the offset is below `r` (or, for negative `r`,
+/// at or above `1 + r`).
+fn ratio_keep(labels: &Labels, r: f64) -> bool {
+    let h = label_hash(labels);
+    let offset = h as f64 / u64::MAX as f64;
+    if r >= 0.0 {
+        offset < r
+    } else {
+        offset >= 1.0 + r
+    }
+}
+
+fn label_hash(labels: &Labels) -> u64 {
+    // FNV-1a over name/value pairs: stable across runs and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for l in labels.iter() {
+        for b in l.name.bytes().chain([0xff]).chain(l.value.bytes()).chain([0xff]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}

@@ -1,0 +1,95 @@
+//! Before evaluation: the time range every selector of a query needs, so the
+//! engine can fetch each once (Prometheus' `getTimeRangesForSelector`).
+
+use crate::ast::{AtModifier, Expr, VectorSelector};
+
+/// A selector to fetch and the inclusive time range it needs.
+pub(crate) struct Fetch<'e> {
+    pub sel: &'e VectorSelector,
+    pub min_t: i64,
+    pub max_t: i64,
+}
+
+/// Query-wide parameters of the plan.
+pub(crate) struct PlanCtx {
+    pub start: i64,
+    pub end: i64,
+    pub lookback: i64,
+}
+
+impl PlanCtx {
+    fn at(&self, at: &Option<AtModifier>) -> Option<i64> {
+        at.map(|a| match a {
+            AtModifier::Timestamp(t) => t,
+            AtModifier::Start => self.start,
+            AtModifier::End => self.end,
+        })
+    }
+}
+
+/// Lists every selector of `expr` with its time range.
+pub(crate) fn selectors<'e>(expr: &'e Expr, ctx: &PlanCtx) -> Vec<Fetch<'e>> {
+    let mut out = Vec::new();
+    walk(expr, ctx, ctx.start, ctx.end, &mut out);
+    out
+}
+
+fn selector_range(
+    vs: &VectorSelector,
+    ctx: &PlanCtx,
+    start: i64,
+    end: i64,
+    range: Option<i64>,
+) -> (i64, i64) {
+    let (s, e) = match ctx.at(&vs.at) {
+        Some(t) => (t, t),
+        None => (start, end),
+    };
+    let back = range.unwrap_or(ctx.lookback);
+    (s - vs.offset - back + 1, e - vs.offset)
+}
+
+fn walk<'e>(expr: &'e Expr, ctx: &PlanCtx, start: i64, end: i64, out: &mut Vec<Fetch<'e>>) {
+    match expr {
+        Expr::Number(_) | Expr::String(_) => {}
+        Expr::VectorSelector(vs) => {
+            let (min_t, max_t) = selector_range(vs, ctx, start, end, None);
+            out.push(Fetch {
+                sel: vs,
+                min_t,
+                max_t,
+            });
+        }
+        Expr::MatrixSelector(ms) => {
+            let (min_t, max_t) = selector_range(&ms.vs, ctx, start, end, Some(ms.range));
+            out.push(Fetch {
+                sel: &ms.vs,
+                min_t,
+                max_t,
+            });
+        }
+        Expr::Subquery(sq) => {
+            let (s, e) = match ctx.at(&sq.at) {
+                Some(t) => (t, t),
+                None => (start, end),
+            };
+            walk(&sq.expr, ctx, s - sq.offset - sq.range, e - sq.offset, out);
+        }
+        Expr::Paren(e) | Expr::Unary(_, e) => walk(e, ctx, start, end, out),
+        Expr::Binary(b) => {
+            walk(&b.lhs, ctx, start, end, out);
+            walk(&b.rhs, ctx, start, end, out);
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                walk(p, ctx, start, end, out);
+            }
+            walk(&a.expr, ctx, start, end, out);
+        }
+        Expr::Call(c) => {
+            for a in &c.args {
+                walk(a, ctx, start, end, out);
+            }
+        }
+    }
+}
