@@ -1,1 +1,254 @@
-//! Canonical PromQL printing of the AST. Filled in by the parser work.
+//! Canonical PromQL printing of the AST, the way Prometheus' `String()` does
+//! it: `sum by (job) (rate(x[5m]))`, `a + on (b) group_left (c) d`,
+//! `x[5m] @ 100.000 offset 1h30m`, matchers sorted, strings quoted as Go's
+//! `%q`. `parse(e.to_string())` gives back `e` (matchers may be reordered).
+
+use std::fmt::{self, Display, Formatter, Write};
+
+use crate::ast::{
+    AggregateExpr, AtModifier, BinaryExpr, Cardinality, Expr, MatrixSelector, SubqueryExpr,
+    UnaryOp, VectorSelector,
+};
+use crate::model::{MatchOp, Matcher, METRIC_NAME};
+
+impl Display for Expr {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Number(v) => f.write_str(&format_number(*v)),
+            Expr::String(s) => f.write_str(&go_quote(s)),
+            Expr::VectorSelector(vs) => write_selector(f, vs, true),
+            Expr::MatrixSelector(ms) => write_matrix(f, ms),
+            Expr::Subquery(sq) => write_subquery(f, sq),
+            Expr::Paren(e) => write!(f, "({e})"),
+            Expr::Unary(op, e) => {
+                let sign = if *op == UnaryOp::Neg { "-" } else { "+" };
+                write!(f, "{sign}{e}")
+            }
+            Expr::Binary(b) => write_binary(f, b),
+            Expr::Aggregate(a) => write_aggregate(f, a),
+            Expr::Call(c) => {
+                write!(f, "{}(", c.func)?;
+                for (i, a) in c.args.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+/// A float as Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest digits
+/// that read back exactly, no exponent; `+Inf`, `-Inf`, `NaN`.
+pub(crate) fn format_number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A duration in milliseconds as Prometheus' `model.Duration` prints it:
+/// `0s`, `1h30m`, `2w`, `1y`, `1d2h`, `500ms`. Years and weeks are used only
+/// when they divide the whole remaining value.
+pub fn format_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    if ms < 0 {
+        out.push('-');
+    }
+    let mut rest = ms.unsigned_abs();
+    const DAY: u64 = 24 * 3600 * 1000;
+    let units: [(&str, u64, bool); 7] = [
+        ("y", 365 * DAY, true),
+        ("w", 7 * DAY, true),
+        ("d", DAY, false),
+        ("h", 3600 * 1000, false),
+        ("m", 60 * 1000, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
+    ];
+    for (unit, mult, exact) in units {
+        if exact && !rest.is_multiple_of(mult) {
+            continue;
+        }
+        let n = rest / mult;
+        if n > 0 {
+            let _ = write!(out, "{n}{unit}");
+            rest -= n * mult;
+        }
+    }
+    out
+}
+
+/// A string quoted as Go's `strconv.Quote`, which PromQL reads back.
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x0b' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\x7f' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() || (c != ' ' && c.is_whitespace()) => {
+                if (c as u32) < 0x10000 {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                } else {
+                    let _ = write!(out, "\\U{:08x}", c as u32);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Whether a label name needs no quotes (`[a-zA-Z_][a-zA-Z0-9_]*`).
+fn is_legacy_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.char_indices()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+}
+
+fn write_label(out: &mut String, name: &str) {
+    if is_legacy_name(name) {
+        out.push_str(name);
+    } else {
+        out.push_str(&go_quote(name));
+    }
+}
+
+fn write_labels(f: &mut Formatter<'_>, labels: &[String]) -> fmt::Result {
+    let mut out = String::new();
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_label(&mut out, l);
+    }
+    f.write_str(&out)
+}
+
+fn matcher_string(m: &Matcher) -> String {
+    let mut out = String::new();
+    write_label(&mut out, &m.name);
+    out.push_str(m.op.as_str());
+    out.push_str(&go_quote(&m.value));
+    out
+}
+
+fn write_at(f: &mut Formatter<'_>, at: &Option<AtModifier>) -> fmt::Result {
+    match at {
+        None => Ok(()),
+        Some(AtModifier::Start) => f.write_str(" @ start()"),
+        Some(AtModifier::End) => f.write_str(" @ end()"),
+        Some(AtModifier::Timestamp(ms)) => {
+            let sign = if *ms < 0 { "-" } else { "" };
+            let abs = ms.unsigned_abs();
+            write!(f, " @ {sign}{}.{:03}", abs / 1000, abs % 1000)
+        }
+    }
+}
+
+fn write_offset(f: &mut Formatter<'_>, offset: i64) -> fmt::Result {
+    if offset != 0 {
+        write!(f, " offset {}", format_duration(offset))?;
+    }
+    Ok(())
+}
+
+fn write_selector(f: &mut Formatter<'_>, vs: &VectorSelector, modifiers: bool) -> fmt::Result {
+    let name = vs.name.as_deref().unwrap_or("");
+    let mut parts: Vec<String> = vs
+        .matchers
+        .iter()
+        .filter(|m| {
+            !(m.name == METRIC_NAME
+                && m.op == MatchOp::Equal
+                && m.value == name
+                && !m.value.is_empty())
+        })
+        .map(matcher_string)
+        .collect();
+    f.write_str(name)?;
+    if !parts.is_empty() {
+        parts.sort();
+        write!(f, "{{{}}}", parts.join(","))?;
+    }
+    if modifiers {
+        write_at(f, &vs.at)?;
+        write_offset(f, vs.offset)?;
+    }
+    Ok(())
+}
+
+fn write_matrix(f: &mut Formatter<'_>, ms: &MatrixSelector) -> fmt::Result {
+    write_selector(f, &ms.vs, false)?;
+    write!(f, "[{}]", format_duration(ms.range))?;
+    write_at(f, &ms.vs.at)?;
+    write_offset(f, ms.vs.offset)
+}
+
+fn write_subquery(f: &mut Formatter<'_>, sq: &SubqueryExpr) -> fmt::Result {
+    let step = sq.step.map(format_duration).unwrap_or_default();
+    write!(f, "{}[{}:{}]", sq.expr, format_duration(sq.range), step)?;
+    write_at(f, &sq.at)?;
+    write_offset(f, sq.offset)
+}
+
+fn write_binary(f: &mut Formatter<'_>, b: &BinaryExpr) -> fmt::Result {
+    write!(f, "{} {}", b.lhs, b.op.as_str())?;
+    if b.return_bool {
+        f.write_str(" bool")?;
+    }
+    if let Some(vm) = &b.matching {
+        let grouped = matches!(vm.card, Cardinality::ManyToOne | Cardinality::OneToMany);
+        if !vm.labels.is_empty() || vm.on || grouped {
+            f.write_str(if vm.on { " on (" } else { " ignoring (" })?;
+            write_labels(f, &vm.labels)?;
+            f.write_str(")")?;
+        }
+        if grouped {
+            f.write_str(if vm.card == Cardinality::ManyToOne {
+                " group_left ("
+            } else {
+                " group_right ("
+            })?;
+            write_labels(f, &vm.include)?;
+            f.write_str(")")?;
+        }
+    }
+    write!(f, " {}", b.rhs)
+}
+
+fn write_aggregate(f: &mut Formatter<'_>, a: &AggregateExpr) -> fmt::Result {
+    f.write_str(a.op.as_str())?;
+    if a.without || !a.grouping.is_empty() {
+        f.write_str(if a.without { " without (" } else { " by (" })?;
+        write_labels(f, &a.grouping)?;
+        f.write_str(") ")?;
+    }
+    f.write_str("(")?;
+    if let Some(p) = &a.param {
+        write!(f, "{p}, ")?;
+    }
+    write!(f, "{})", a.expr)
+}

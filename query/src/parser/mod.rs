@@ -1,1 +1,175 @@
-//! PromQL parser (nom). Filled in by the parser work.
+//! PromQL parser: query text to [`Expr`], with Prometheus' grammar, type
+//! checking and error wording.
+//!
+//! The work is split in three stages:
+//! - `lexer` turns the text into tokens (nom scanners for identifiers,
+//!   whitespace and durations; Prometheus' rules for numbers and Go string
+//!   escapes);
+//! - `expr` parses the tokens by recursive descent with precedence climbing
+//!   for binary operators, checking types as each node is built (Prometheus'
+//!   `checkAST` rules), so every error has the byte position of its node;
+//! - [`functions`] is the table of function signatures.
+//!
+//! Nesting is limited to [`MAX_DEPTH`] levels so that hostile input cannot
+//! overflow the stack of the parser, the printer or the evaluator.
+//!
+//! ```
+//! use query::parser::parse;
+//! let e = parse("sum by (job) (rate(http_requests_total[5m]))").unwrap();
+//! assert_eq!(e.to_string(), "sum by (job) (rate(http_requests_total[5m]))");
+//! assert!(parse("rate(x)").is_err());
+//! ```
+
+mod check;
+mod expr;
+pub mod functions;
+mod lexer;
+
+#[cfg(test)]
+mod tests;
+
+use crate::ast::{Expr, ValueType};
+use crate::model::Matcher;
+
+pub use functions::{function_sig, FunctionSig};
+
+/// The deepest nesting of expressions the parser accepts (parentheses,
+/// function calls, aggregations, unary operators and operands of binary
+/// operators all count). Deeper input fails with a [`ParseError`].
+pub const MAX_DEPTH: usize = 512;
+
+/// A parse or type error, with the byte offset where it was found.
+///
+/// `Display` prints it as Prometheus does: `1:5: parse error: <msg>` (line and
+/// column, 1-based; the column counts bytes).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{col}: parse error: {msg}")]
+pub struct ParseError {
+    /// Byte offset into the query.
+    pub pos: usize,
+    /// What went wrong, in Prometheus' words where it has them.
+    pub msg: String,
+    line: usize,
+    col: usize,
+}
+
+impl ParseError {
+    pub(crate) fn new(pos: usize, msg: impl Into<String>) -> Self {
+        ParseError {
+            pos,
+            msg: msg.into(),
+            line: 1,
+            col: pos + 1,
+        }
+    }
+
+    /// Computes line and column of `pos` in `src`.
+    fn locate(mut self, src: &str) -> Self {
+        let pos = self.pos.min(src.len());
+        let before = src.as_bytes().get(..pos).unwrap_or_default();
+        self.line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        self.col = match before.iter().rposition(|&b| b == b'\n') {
+            Some(nl) => pos - nl,
+            None => pos + 1,
+        };
+        self
+    }
+
+    /// 1-based line of the error.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// 1-based column (in bytes) of the error.
+    pub fn col(&self) -> usize {
+        self.col
+    }
+}
+
+/// Parses and type-checks a PromQL expression.
+pub fn parse(input: &str) -> Result<Expr, ParseError> {
+    expr::parse_expr(input).map_err(|e| e.locate(input))
+}
+
+/// Parses a series selector such as `foo{a="b"}` or `{a="b"}` (the `match[]`
+/// parameter of the HTTP API, and series in test files) into its matchers.
+/// The metric name, if written, becomes a `__name__` matcher (last).
+pub fn parse_metric_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
+    expr::parse_selector_only(input).map_err(|e| e.locate(input))
+}
+
+/// Parses a PromQL duration (`1h30m`, `5m`, `500ms`, `1y2w3d`, `0`) into
+/// milliseconds. Units must appear in decreasing order, each at most once.
+pub fn parse_duration(input: &str) -> Result<i64, ParseError> {
+    parse_duration_at(input, 0).map_err(|e| e.locate(input))
+}
+
+/// Same as [`parse_duration`] with errors at `pos`.
+pub(crate) fn parse_duration_at(input: &str, pos: usize) -> Result<i64, ParseError> {
+    const UNITS: [(&str, i64); 7] = [
+        ("y", 365 * 24 * 3600 * 1000),
+        ("w", 7 * 24 * 3600 * 1000),
+        ("d", 24 * 3600 * 1000),
+        ("h", 3600 * 1000),
+        ("m", 60 * 1000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let bad = || ParseError::new(pos, format!("not a valid duration string: {input:?}"));
+    if input == "0" {
+        return Ok(0);
+    }
+    if input.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = input;
+    let mut next_unit = 0;
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| ParseError::new(pos, "duration out of range"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let idx = UNITS[next_unit..]
+            .iter()
+            .position(|(u, _)| *u == unit)
+            .ok_or_else(bad)?;
+        let mult = UNITS[next_unit + idx].1;
+        next_unit += idx + 1;
+        total = n
+            .checked_mul(mult)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| ParseError::new(pos, "duration out of range"))?;
+    }
+    Ok(total)
+}
+
+impl Expr {
+    /// The type of the expression's value, as the type checker sees it.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Expr::Number(_) => ValueType::Scalar,
+            Expr::String(_) => ValueType::String,
+            Expr::VectorSelector(_) | Expr::Aggregate(_) => ValueType::Vector,
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => ValueType::Matrix,
+            Expr::Paren(e) | Expr::Unary(_, e) => e.value_type(),
+            Expr::Binary(b) => {
+                if b.lhs.value_type() == ValueType::Scalar
+                    && b.rhs.value_type() == ValueType::Scalar
+                {
+                    ValueType::Scalar
+                } else {
+                    ValueType::Vector
+                }
+            }
+            Expr::Call(c) => function_sig(&c.func).map_or(ValueType::Vector, |f| f.return_type),
+        }
+    }
+}

@@ -1,0 +1,706 @@
+//! PromQL tokenizer.
+//!
+//! The lexer is context-sensitive the way Prometheus' is: inside `{...}`
+//! identifiers never contain `:` and keywords are plain identifiers; inside
+//! `[...]` only numbers, durations, `:` and the duration-expression operators
+//! may appear. Small scanners (identifiers, whitespace, duration tails) are
+//! nom combinators; the number scanner follows Prometheus' rules by hand.
+
+use nom::bytes::complete::take_while;
+use nom::IResult;
+
+use super::ParseError;
+
+/// Keywords (matched case-insensitively, as Prometheus does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kw {
+    And,
+    Or,
+    Unless,
+    Atan2,
+    Sum,
+    Avg,
+    Count,
+    Min,
+    Max,
+    Group,
+    Stddev,
+    Stdvar,
+    Topk,
+    Bottomk,
+    CountValues,
+    Quantile,
+    Limitk,
+    LimitRatio,
+    Offset,
+    By,
+    Without,
+    On,
+    Ignoring,
+    GroupLeft,
+    GroupRight,
+    Bool,
+    Start,
+    End,
+    Step,
+    Range,
+    Anchored,
+    Smoothed,
+    Fill,
+    FillLeft,
+    FillRight,
+    MaxOf,
+    MinOf,
+}
+
+impl Kw {
+    fn lookup(word: &str) -> Option<Kw> {
+        use Kw::*;
+        let lower = word.to_ascii_lowercase();
+        Some(match lower.as_str() {
+            "and" => And,
+            "or" => Or,
+            "unless" => Unless,
+            "atan2" => Atan2,
+            "sum" => Sum,
+            "avg" => Avg,
+            "count" => Count,
+            "min" => Min,
+            "max" => Max,
+            "group" => Group,
+            "stddev" => Stddev,
+            "stdvar" => Stdvar,
+            "topk" => Topk,
+            "bottomk" => Bottomk,
+            "count_values" => CountValues,
+            "quantile" => Quantile,
+            "limitk" => Limitk,
+            "limit_ratio" => LimitRatio,
+            "offset" => Offset,
+            "by" => By,
+            "without" => Without,
+            "on" => On,
+            "ignoring" => Ignoring,
+            "group_left" => GroupLeft,
+            "group_right" => GroupRight,
+            "bool" => Bool,
+            "start" => Start,
+            "end" => End,
+            "step" => Step,
+            "range" => Range,
+            "anchored" => Anchored,
+            "smoothed" => Smoothed,
+            "fill" => Fill,
+            "fill_left" => FillLeft,
+            "fill_right" => FillRight,
+            "max_of" => MaxOf,
+            "min_of" => MinOf,
+            _ => return None,
+        })
+    }
+
+    /// Keywords Prometheus accepts as a metric name (`metric_identifier`).
+    pub(crate) fn is_metric_identifier(self) -> bool {
+        use Kw::*;
+        !matches!(self, Atan2 | On | Ignoring | GroupLeft | GroupRight | Bool)
+    }
+}
+
+/// Token kinds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Tok {
+    /// Identifier; `kw` is set when it spells a keyword (outside braces).
+    Ident {
+        kw: Option<Kw>,
+    },
+    /// A number literal (text in the span), including `Inf`/`NaN`.
+    Number,
+    /// A duration literal such as `5m` or `1h30m`.
+    Duration,
+    /// A string literal, unquoted.
+    Str(String),
+    LParen,
+    RParen,
+    LBrace,
+    RBrace,
+    LBracket,
+    RBracket,
+    Comma,
+    Colon,
+    At,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    /// `==`
+    Eqlc,
+    /// `=` (matchers)
+    Eql,
+    Neq,
+    Lss,
+    Gtr,
+    Lte,
+    Gte,
+    EqlRegex,
+    NeqRegex,
+    Eof,
+}
+
+/// A token with its byte range in the input.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Token {
+    pub tok: Tok,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Token {
+    /// The token's text.
+    pub(crate) fn text<'a>(&self, src: &'a str) -> &'a str {
+        &src[self.start..self.end]
+    }
+
+    /// Description used in "unexpected ..." errors, as Prometheus words it.
+    pub(crate) fn desc(&self, src: &str) -> String {
+        let text = self.text(src);
+        match &self.tok {
+            Tok::Eof => "end of input".to_string(),
+            Tok::Ident { kw: Some(_) } => format!("<{}>", text.to_ascii_lowercase()),
+            Tok::Ident { kw: None } if text.contains(':') => {
+                format!("metric identifier {}", short_quote(text))
+            }
+            Tok::Ident { kw: None } => format!("identifier {}", short_quote(text)),
+            Tok::Number => format!("number {}", short_quote(text)),
+            Tok::Duration => format!("duration {}", short_quote(text)),
+            Tok::Str(_) => format!("string {}", short_quote(text)),
+            _ => format!("\"{text}\""),
+        }
+    }
+}
+
+fn short_quote(s: &str) -> String {
+    if s.chars().count() > 10 {
+        let head: String = s.chars().take(10).collect();
+        format!("{head:?}...")
+    } else {
+        format!("{s:?}")
+    }
+}
+
+fn is_alpha(c: char) -> bool {
+    c == '_' || c.is_ascii_alphabetic()
+}
+
+fn is_alnum(c: char) -> bool {
+    is_alpha(c) || c.is_ascii_digit()
+}
+
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// `[A-Za-z0-9_:]*` (metric identifiers, outside braces).
+fn metric_ident_tail(i: &str) -> IResult<&str, &str> {
+    take_while(|c: char| is_alnum(c) || c == ':')(i)
+}
+
+/// `[A-Za-z0-9_]*` (label names inside braces).
+fn label_ident_tail(i: &str) -> IResult<&str, &str> {
+    take_while(is_alnum)(i)
+}
+
+fn spaces(i: &str) -> IResult<&str, &str> {
+    take_while(is_space)(i)
+}
+
+/// The lexer state.
+struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+    brace_open: bool,
+    bracket_open: bool,
+    got_colon: bool,
+    paren_depth: i64,
+    out: Vec<Token>,
+}
+
+/// Tokenizes a whole query. Comments and whitespace are dropped.
+pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
+    let mut l = Lexer {
+        src,
+        pos: 0,
+        brace_open: false,
+        bracket_open: false,
+        got_colon: false,
+        paren_depth: 0,
+        out: Vec::with_capacity(src.len() / 3 + 2),
+    };
+    loop {
+        l.skip_space_and_comments();
+        if l.pos >= src.len() {
+            if l.brace_open {
+                return Err(l.err(l.pos, "unexpected end of input inside braces"));
+            }
+            if l.paren_depth > 0 {
+                return Err(l.err(l.pos, "unclosed left parenthesis"));
+            }
+            if l.bracket_open {
+                return Err(l.err(l.pos, "unclosed left bracket"));
+            }
+            l.push(Tok::Eof, l.pos, l.pos);
+            return Ok(l.out);
+        }
+        if l.brace_open {
+            l.lex_inside_braces()?;
+        } else {
+            l.lex_statement()?;
+        }
+    }
+}
+
+impl<'a> Lexer<'a> {
+    fn err(&self, pos: usize, msg: impl Into<String>) -> ParseError {
+        ParseError::new(pos, msg)
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.src[self.pos..]
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn peek2(&self) -> Option<char> {
+        let mut it = self.rest().chars();
+        it.next();
+        it.next()
+    }
+
+    fn push(&mut self, tok: Tok, start: usize, end: usize) {
+        self.out.push(Token { tok, start, end });
+        self.pos = end;
+    }
+
+    fn skip_space_and_comments(&mut self) {
+        loop {
+            let rest = self.rest();
+            let after = spaces(rest).map(|(r, _)| r).unwrap_or(rest);
+            self.pos += rest.len() - after.len();
+            if after.starts_with('#') && !self.bracket_open {
+                let line_len = after.find('\n').unwrap_or(after.len());
+                self.pos += line_len;
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn lex_statement(&mut self) -> Result<(), ParseError> {
+        let start = self.pos;
+        let c = match self.peek() {
+            Some(c) => c,
+            None => return Ok(()),
+        };
+        let one = |t: Tok| (t, start + 1);
+        let (tok, end) = match c {
+            ',' => one(Tok::Comma),
+            '*' => one(Tok::Mul),
+            '/' => one(Tok::Div),
+            '%' => one(Tok::Mod),
+            '+' => one(Tok::Add),
+            '-' => one(Tok::Sub),
+            '^' => one(Tok::Pow),
+            '@' => one(Tok::At),
+            '=' => match self.peek2() {
+                Some('=') => (Tok::Eqlc, start + 2),
+                Some('~') => {
+                    return Err(self.err(start, "unexpected character after '=': '~'"));
+                }
+                _ => one(Tok::Eql),
+            },
+            '!' => match self.peek2() {
+                Some('=') => (Tok::Neq, start + 2),
+                other => {
+                    let shown = other.map(|c| format!("{c:?}")).unwrap_or("EOF".into());
+                    return Err(self.err(start, format!("unexpected character after '!': {shown}")));
+                }
+            },
+            '<' => match self.peek2() {
+                Some('=') => (Tok::Lte, start + 2),
+                _ => one(Tok::Lss),
+            },
+            '>' => match self.peek2() {
+                Some('=') => (Tok::Gte, start + 2),
+                _ => one(Tok::Gtr),
+            },
+            '(' => {
+                self.paren_depth += 1;
+                one(Tok::LParen)
+            }
+            ')' => {
+                self.paren_depth -= 1;
+                if self.paren_depth < 0 {
+                    return Err(self.err(start, "unexpected right parenthesis ')'"));
+                }
+                one(Tok::RParen)
+            }
+            '{' => {
+                self.brace_open = true;
+                one(Tok::LBrace)
+            }
+            '}' => return Err(self.err(start, "unexpected right brace '}'")),
+            '[' => {
+                if self.bracket_open {
+                    return Err(self.err(start, "unexpected left bracket '['"));
+                }
+                self.bracket_open = true;
+                self.got_colon = false;
+                one(Tok::LBracket)
+            }
+            ']' => {
+                if !self.bracket_open {
+                    return Err(self.err(start, "unexpected right bracket ']'"));
+                }
+                self.bracket_open = false;
+                one(Tok::RBracket)
+            }
+            ':' if self.bracket_open => {
+                if self.got_colon {
+                    return Err(self.err(start, "unexpected colon ':'"));
+                }
+                self.got_colon = true;
+                one(Tok::Colon)
+            }
+            '"' | '\'' | '`' => {
+                let (value, end) = lex_string(self.src, start)?;
+                (Tok::Str(value), end)
+            }
+            c if c.is_ascii_digit()
+                || (c == '.' && self.peek2().is_some_and(|d| d.is_ascii_digit())) =>
+            {
+                self.lex_number_or_duration()?
+            }
+            c if is_alpha(c) || c == ':' => {
+                if self.bracket_open {
+                    return self.lex_bracket_word();
+                }
+                let (rest, _) = metric_ident_tail(self.rest())
+                    .map_err(|_| self.err(start, "cannot scan identifier"))?;
+                let end = self.src.len() - rest.len();
+                let word = &self.src[start..end];
+                if word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("nan") {
+                    (Tok::Number, end)
+                } else {
+                    let mut kw = Kw::lookup(word);
+                    // fill/fill_left/fill_right are keywords only before '('.
+                    if matches!(kw, Some(Kw::Fill | Kw::FillLeft | Kw::FillRight))
+                        && !self.src[end..].trim_start().starts_with('(')
+                    {
+                        kw = None;
+                    }
+                    (Tok::Ident { kw }, end)
+                }
+            }
+            other => {
+                return Err(self.err(start, format!("unexpected character: {other:?}")));
+            }
+        };
+        self.push(tok, start, end);
+        Ok(())
+    }
+
+    /// A word inside `[...]`: only duration-expression keywords are valid.
+    fn lex_bracket_word(&mut self) -> Result<(), ParseError> {
+        let start = self.pos;
+        let (rest, _) =
+            label_ident_tail(self.rest()).map_err(|_| self.err(start, "cannot scan identifier"))?;
+        let end = self.src.len() - rest.len();
+        let word = &self.src[start..end];
+        match Kw::lookup(word) {
+            Some(kw @ (Kw::Step | Kw::Range | Kw::MaxOf | Kw::MinOf)) => {
+                self.push(Tok::Ident { kw: Some(kw) }, start, end);
+                Ok(())
+            }
+            _ => {
+                let c = word.chars().next().unwrap_or(' ');
+                Err(self.err(
+                    start,
+                    format!("unexpected character: {c:?}, expected \":\""),
+                ))
+            }
+        }
+    }
+
+    fn lex_inside_braces(&mut self) -> Result<(), ParseError> {
+        let start = self.pos;
+        let c = match self.peek() {
+            Some(c) => c,
+            None => return Err(self.err(start, "unexpected end of input inside braces")),
+        };
+        let (tok, end) = match c {
+            ',' => (Tok::Comma, start + 1),
+            '"' | '\'' | '`' => {
+                let (value, end) = lex_string(self.src, start)?;
+                (Tok::Str(value), end)
+            }
+            '=' if self.peek2() == Some('~') => (Tok::EqlRegex, start + 2),
+            '=' => (Tok::Eql, start + 1),
+            '!' => match self.peek2() {
+                Some('~') => (Tok::NeqRegex, start + 2),
+                Some('=') => (Tok::Neq, start + 2),
+                other => {
+                    let shown = other.map(|c| format!("{c:?}")).unwrap_or("EOF".into());
+                    return Err(self.err(
+                        start,
+                        format!("unexpected character after '!' inside braces: {shown}"),
+                    ));
+                }
+            },
+            '{' => return Err(self.err(start, "unexpected left brace '{'")),
+            '}' => {
+                self.brace_open = false;
+                (Tok::RBrace, start + 1)
+            }
+            c if is_alpha(c) => {
+                let (rest, _) = label_ident_tail(self.rest())
+                    .map_err(|_| self.err(start, "cannot scan identifier"))?;
+                (Tok::Ident { kw: None }, self.src.len() - rest.len())
+            }
+            other => {
+                return Err(self.err(
+                    start,
+                    format!("unexpected character inside braces: {other:?}"),
+                ));
+            }
+        };
+        self.push(tok, start, end);
+        Ok(())
+    }
+
+    fn lex_number_or_duration(&mut self) -> Result<(Tok, usize), ParseError> {
+        let start = self.pos;
+        if let Some(end) = scan_number(self.src, start) {
+            return Ok((Tok::Number, end));
+        }
+        if let Some(end) = scan_duration(self.src, start) {
+            return Ok((Tok::Duration, end));
+        }
+        let bad_end = self.src[start..]
+            .find(|c: char| !(is_alnum(c) || c == '.'))
+            .map_or(self.src.len(), |n| start + n);
+        Err(self.err(
+            start,
+            format!(
+                "bad number or duration syntax: {:?}",
+                &self.src[start..bad_end]
+            ),
+        ))
+    }
+}
+
+/// Scans a number per Prometheus' rules (`[.][digits][digits . _ eE]*`, hex
+/// with `0x`), returning the end offset. The text may still be an invalid
+/// number; the parser reports that.
+pub(crate) fn scan_number(src: &str, start: usize) -> Option<usize> {
+    let b = src.as_bytes();
+    let mut p = start;
+    let at = |p: usize| b.get(p).copied();
+    let mut hex = false;
+    if at(p) == Some(b'0') && matches!(at(p + 1), Some(b'x' | b'X')) {
+        p += 2;
+        hex = true;
+        if at(p) == Some(b'_') {
+            p += 1;
+        }
+    }
+    let is_digit = |c: u8| {
+        if hex {
+            c.is_ascii_hexdigit()
+        } else {
+            c.is_ascii_digit()
+        }
+    };
+    if at(p) == Some(b'.') {
+        p += 1;
+    }
+    if at(p).is_some_and(is_digit) {
+        p += 1;
+    }
+    let (mut dot, mut exp) = (false, false);
+    while let Some(c) = at(p) {
+        if c == b'.' {
+            if dot || hex {
+                return None;
+            }
+            dot = true;
+            p += 1;
+            if matches!(at(p), Some(b'_' | b'.')) {
+                return None;
+            }
+        } else if !hex && (c == b'e' || c == b'E') {
+            if exp {
+                return None;
+            }
+            exp = true;
+            p += 1;
+            if matches!(at(p), Some(b'+' | b'-')) {
+                p += 1;
+            }
+            if matches!(at(p), None | Some(b'.' | b'_' | b'e' | b'E')) {
+                return None;
+            }
+        } else if c == b'_' {
+            p += 1;
+            if matches!(at(p), None | Some(b'.' | b'_' | b'e' | b'E')) {
+                return None;
+            }
+        } else if is_digit(c) {
+            p += 1;
+        } else {
+            break;
+        }
+    }
+    if p == start {
+        return None;
+    }
+    match src[p..].chars().next() {
+        Some(c) if is_alnum(c) => None,
+        _ => Some(p),
+    }
+}
+
+/// Scans a duration literal (`1h30m`, `500ms`): digits then a unit, repeated.
+/// Validity (unit order) is checked by `parse_duration`.
+fn scan_duration(src: &str, start: usize) -> Option<usize> {
+    let b = src.as_bytes();
+    let mut p = start;
+    let mut first = true;
+    loop {
+        let digits = b[p..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            if first {
+                return None;
+            }
+            break;
+        }
+        p += digits;
+        let units: &[u8] = if first { b"smhdwy" } else { b"smhdw" };
+        match b.get(p) {
+            Some(u) if units.contains(u) => p += 1,
+            _ => return None,
+        }
+        if b.get(p) == Some(&b's') {
+            p += 1;
+        }
+        first = false;
+    }
+    match src[p..].chars().next() {
+        Some(c) if is_alnum(c) => None,
+        _ => Some(p),
+    }
+}
+
+/// Lexes and unquotes a string starting at `start` (on the quote).
+/// Returns the value and the end offset.
+fn lex_string(src: &str, start: usize) -> Result<(String, usize), ParseError> {
+    let quote = src[start..].chars().next().unwrap_or('"');
+    let body_start = start + 1;
+    if quote == '`' {
+        return match src[body_start..].find('`') {
+            Some(n) => Ok((
+                src[body_start..body_start + n].to_string(),
+                body_start + n + 1,
+            )),
+            None => Err(ParseError::new(start, "unterminated raw string")),
+        };
+    }
+    let mut out: Vec<u8> = Vec::new();
+    let mut it = src[body_start..].char_indices();
+    while let Some((off, c)) = it.next() {
+        let pos = body_start + off;
+        match c {
+            '\n' => return Err(ParseError::new(start, "unterminated quoted string")),
+            c if c == quote => {
+                let value = String::from_utf8(out).map_err(|e| {
+                    ParseError::new(
+                        start,
+                        format!("invalid UTF-8 in string {}: {e}", &src[start..pos + 1]),
+                    )
+                })?;
+                return Ok((value, pos + 1));
+            }
+            '\\' => unescape(&mut it, quote, &mut out, pos)?,
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    Err(ParseError::new(start, "unterminated quoted string"))
+}
+
+/// Handles one Go escape sequence after a backslash.
+fn unescape(
+    it: &mut std::str::CharIndices<'_>,
+    quote: char,
+    out: &mut Vec<u8>,
+    pos: usize,
+) -> Result<(), ParseError> {
+    let err = |m: &str| ParseError::new(pos, m.to_string());
+    let c = match it.next() {
+        Some((_, c)) => c,
+        None => return Err(err("escape sequence not terminated")),
+    };
+    let simple = match c {
+        'a' => Some(0x07),
+        'b' => Some(0x08),
+        'f' => Some(0x0c),
+        'n' => Some(b'\n'),
+        'r' => Some(b'\r'),
+        't' => Some(b'\t'),
+        'v' => Some(0x0b),
+        '\\' => Some(b'\\'),
+        c if c == quote => Some(c as u8),
+        _ => None,
+    };
+    if let Some(b) = simple {
+        out.push(b);
+        return Ok(());
+    }
+    let (n, base, first) = match c {
+        '0'..='7' => (3, 8, Some(c)),
+        'x' => (2, 16, None),
+        'u' => (4, 16, None),
+        'U' => (8, 16, None),
+        '\n' => return Err(err("unterminated quoted string")),
+        other => return Err(err(&format!("unknown escape sequence {other:?}"))),
+    };
+    let mut x: u32 = 0;
+    let mut digits = first
+        .into_iter()
+        .chain(std::iter::from_fn(|| it.next().map(|(_, c)| c)));
+    for _ in 0..n {
+        let d = digits
+            .next()
+            .ok_or_else(|| err("escape sequence not terminated"))?;
+        let v = d
+            .to_digit(base)
+            .ok_or_else(|| err(&format!("illegal character {d:?} in escape sequence")))?;
+        x = x * base + v;
+    }
+    if c == 'x' || base == 8 {
+        if x > 255 {
+            return Err(err("escape sequence is an invalid Unicode code point"));
+        }
+        out.push(x as u8);
+    } else {
+        let ch = char::from_u32(x)
+            .ok_or_else(|| err("escape sequence is an invalid Unicode code point"))?;
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! Parser unit tests: table-style `f(input, want)` cases.
+
+use super::*;
+
+/// Parses and prints back; panics with the error otherwise.
+fn canon(q: &str) -> String {
+    match parse(q) {
+        Ok(e) => e.to_string(),
+        Err(e) => panic!("{q:?}: {e}"),
+    }
+}
+
+#[test]
+fn prints_canonical_form() {
+    let f = |q: &str, want: &str| assert_eq!(canon(q), want, "query {q:?}");
+    f("1", "1");
+    f("1.5e3", "1500");
+    f("0x1F", "31");
+    f("0755", "493");
+    f("1_000", "1000");
+    f(".5", "0.5");
+    f("5.", "5");
+    f("Inf", "+Inf");
+    f("-inF", "-Inf");
+    f("nan", "NaN");
+    f("-1", "-1");
+    f("+1", "1");
+    f("- - 1", "1");
+    f("5m", "300");
+    f(r#""a\nb""#, r#""a\nb""#);
+    f(r#"'it''s'"#.replace("''", "\\'").as_str(), r#""it's""#);
+    f("`a\\b`", r#""a\\b""#);
+    f("foo", "foo");
+    f("foo:bar_1", "foo:bar_1");
+    f(r#"foo{b="2",a=~"1"}"#, r#"foo{a=~"1",b="2"}"#);
+    f(r#"foo{a!="1", b!~"2",}"#, r#"foo{a!="1",b!~"2"}"#);
+    f(r#"{__name__="foo"}"#, r#"{__name__="foo"}"#);
+    f(
+        r#"{"metric.name", a="b"}"#,
+        r#"{__name__="metric.name",a="b"}"#,
+    );
+    f(r#"{"a.b"="c"}"#, r#"{"a.b"="c"}"#);
+    f("foo[5m]", "foo[5m]");
+    f("foo[90m]", "foo[1h30m]");
+    f("foo[300]", "foo[5m]");
+    f("foo[1.5]", "foo[1s500ms]");
+    f("foo[1y2w3d]", "foo[382d]");
+    f("foo[2w]", "foo[2w]");
+    f("foo offset 5m", "foo offset 5m");
+    f("foo offset -5m", "foo offset -5m");
+    f("foo[5m] offset 1h", "foo[5m] offset 1h");
+    f("foo @ 100", "foo @ 100.000");
+    f("foo @ -1.5", "foo @ -1.500");
+    f("foo offset 1m @ start()", "foo @ start() offset 1m");
+    f("foo @ end() offset 1m", "foo @ end() offset 1m");
+    f("foo[5m] @ 10 offset 1m", "foo[5m] @ 10.000 offset 1m");
+    f("rate(foo[5m])[30m:1m]", "rate(foo[5m])[30m:1m]");
+    f("foo[30m:]", "foo[30m:]");
+    f("foo[30m:] offset 1m @ 5", "foo[30m:] @ 5.000 offset 1m");
+    f("sum(rate(x[5m])) by (job)", "sum by (job) (rate(x[5m]))");
+    f("sum by (job,) (x)", "sum by (job) (x)");
+    f("sum without (a, b) (x)", "sum without (a, b) (x)");
+    f("SUM BY (job) (x)", "sum by (job) (x)");
+    f(r#"sum by ("a.b") (x)"#, r#"sum by ("a.b") (x)"#);
+    f("topk(5, x)", "topk(5, x)");
+    f(r#"count_values("v", x)"#, r#"count_values("v", x)"#);
+    f(
+        "quantile without (a) (0.9, x)",
+        "quantile without (a) (0.9, x)",
+    );
+    f("a + on (b) group_left (c) d", "a + on (b) group_left (c) d");
+    f("a + on(b) group_left d", "a + on (b) group_left () d");
+    f("a * ignoring(b) d", "a * ignoring (b) d");
+    f("a > bool 1", "a > bool 1");
+    f("1 == bool 1", "1 == bool 1");
+    f("a and b or c unless d", "a and b or c unless d");
+    f("a atan2 b", "a atan2 b");
+    f("-a", "-a");
+    f("-(a)", "-(a)");
+    f("time()", "time()");
+    f(
+        "label_join(x, \"d\", \",\", \"a\", \"b\")",
+        "label_join(x, \"d\", \",\", \"a\", \"b\")",
+    );
+    f("round(x)", "round(x)");
+    f("# comment\nfoo # another\n", "foo");
+    f("sum", "sum");
+    f("by + offset", "by + offset");
+}
+
+#[test]
+fn reports_prometheus_errors() {
+    // (query, expected message, expected byte position)
+    let f = |q: &str, msg: &str, pos: usize| match parse(q) {
+        Ok(e) => panic!("{q:?} parsed as {e}"),
+        Err(e) => {
+            assert_eq!(e.msg, msg, "query {q:?}");
+            assert_eq!(e.pos, pos, "position for {q:?} ({e})");
+        }
+    };
+    f("", "no expression found in input", 0);
+    f("on{a=\"b\"}", "unexpected <on>", 0);
+    f(
+        "rate(x)",
+        "expected type range vector in call to function \"rate\", got instant vector",
+        5,
+    );
+    f(
+        "rate(x[5m], 1)",
+        "expected 1 argument(s) in call to \"rate\", got 2",
+        0,
+    );
+    f(
+        "round()",
+        "expected at least 1 argument(s) in call to \"round\", got 0",
+        0,
+    );
+    f(
+        "round(x, 1, 2)",
+        "expected at most 2 argument(s) in call to \"round\", got 3",
+        0,
+    );
+    f("nope(x)", "unknown function with name \"nope\"", 0);
+    f("RATE(x[5m])", "unknown function with name \"RATE\"", 0);
+    f(
+        "rate(x[5m],)",
+        "trailing commas not allowed in function call args",
+        10,
+    );
+    f(
+        "{}",
+        "vector selector must contain at least one non-empty matcher",
+        0,
+    );
+    f(
+        "{a=\"\"}",
+        "vector selector must contain at least one non-empty matcher",
+        0,
+    );
+    f(
+        "{a=~\".*\"}",
+        "vector selector must contain at least one non-empty matcher",
+        0,
+    );
+    f(
+        "foo{__name__=\"bar\"}",
+        "metric name must not be set twice: \"foo\" or \"bar\"",
+        0,
+    );
+    f(
+        "1 > 2",
+        "comparisons between scalars must use BOOL modifier",
+        2,
+    );
+    f(
+        "a + bool b",
+        "bool modifier can only be used on comparison operators",
+        2,
+    );
+    f(
+        "a and 1",
+        "set operator \"and\" not allowed in binary scalar expression",
+        0,
+    );
+    f(
+        "a and on(x) group_left b",
+        "no grouping allowed for \"and\" operation",
+        0,
+    );
+    f(
+        "1 + on(a) 2",
+        "vector matching only allowed between instant vectors",
+        0,
+    );
+    f(
+        "a + on(b) group_left(b) c",
+        "label \"b\" must not occur in ON and GROUP clause at once",
+        2,
+    );
+    f(
+        "x[5m] + 1",
+        "binary expression must contain only scalar and instant vector types",
+        0,
+    );
+    f(
+        "1 + \"a\"",
+        "binary expression must contain only scalar and instant vector types",
+        4,
+    );
+    f("-x[5m]", "unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"", 0);
+    f(
+        "sum(x[5m])",
+        "expected type instant vector in aggregation expression, got range vector",
+        4,
+    );
+    f(
+        "topk(\"a\", x)",
+        "expected type scalar in aggregation parameter, got string",
+        5,
+    );
+    f(
+        "count_values(1, x)",
+        "expected type string in aggregation parameter, got scalar",
+        13,
+    );
+    f("sum()", "no arguments for aggregate expression provided", 0);
+    f(
+        "topk(x)",
+        "wrong number of arguments for aggregate expression provided, expected 2, got 1",
+        0,
+    );
+    f("sum(x) offset 5m", "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery", 0);
+    f("sum(x) @ 5", "@ modifier must be preceded by an instant vector selector or range vector selector or a subquery", 0);
+    f(
+        "foo offset 1m offset 2m",
+        "offset may not be set multiple times",
+        0,
+    );
+    f(
+        "foo @ 1 @ 2",
+        "@ <timestamp> may not be set multiple times",
+        0,
+    );
+    f(
+        "foo offset 5m[5m]",
+        "no offset modifiers allowed before range",
+        13,
+    );
+    f("foo @ 5 [5m]", "no @ modifiers allowed before range", 8);
+    f("(foo)[5m]", "ranges only allowed for vector selectors", 5);
+    f(
+        "foo[5m][10m:]",
+        "subquery is only allowed on instant vector, got matrix instead",
+        0,
+    );
+    f(
+        "\"a\"[5m:]",
+        "subquery is only allowed on instant vector, got string instead",
+        0,
+    );
+    f("foo[0s]", "duration must be greater than 0", 4);
+    f("foo[-5m]", "duration must be greater than 0", 4);
+    f("foo[5m:0s]", "duration must be greater than 0", 7);
+    f("foo[5x]", "bad number or duration syntax: \"5x\"", 4);
+    f("foo[1m5h]", "not a valid duration string: \"1m5h\"", 4);
+    f(
+        "foo offset (1h + 5m)",
+        "experimental duration expression is not enabled",
+        11,
+    );
+    f(
+        "foo[5m + 1m]",
+        "experimental duration expression is not enabled",
+        7,
+    );
+    f(
+        "foo[step()]",
+        "experimental duration expression is not enabled",
+        4,
+    );
+    f(
+        "rate(foo[5m] anchored)",
+        "anchored modifier is experimental and not enabled",
+        13,
+    );
+    f(
+        "a + fill(0) b",
+        "binop fill modifiers are experimental and not enabled",
+        4,
+    );
+    f(
+        "foo @ Inf",
+        "timestamp out of bounds for @ modifier: inf",
+        6,
+    );
+    f("foo{a=\"b\"", "unexpected end of input inside braces", 9);
+    f("(foo", "unclosed left parenthesis", 4);
+    f("foo)", "unexpected right parenthesis ')'", 3);
+    f("foo[5m", "unclosed left bracket", 6);
+    f(
+        "foo{a}",
+        "unexpected \"}\" in label matching, expected label matching operator",
+        5,
+    );
+    f(
+        "foo{a=b}",
+        "unexpected identifier \"b\" in label matching, expected string",
+        6,
+    );
+    f(
+        "foo{a=~\"(\"}",
+        "invalid regular expression \"(\": unclosed group",
+        4,
+    );
+    f("\"abc", "unterminated quoted string", 0);
+    f("\"\\q\"", "unknown escape sequence 'q'", 1);
+    f("sum by (a) (x) by (b)", "unexpected <by>", 15);
+    f("foo bar", "unexpected identifier \"bar\"", 4);
+    f("1 +", "unexpected end of input", 3);
+    f("()", "unexpected \")\"", 1);
+    f("$", "unexpected character: '$'", 0);
+    f("a = b", "unexpected \"=\"", 2);
+    f(
+        "sum by (without) (x)",
+        "unexpected <without> in grouping opts, expected label",
+        8,
+    );
+    f(
+        "sum by (\"\") (x)",
+        "invalid label name for grouping: \"\"",
+        8,
+    );
+}
+
+#[test]
+fn error_display_has_line_and_column() {
+    let e = parse("foo +\n  bar baz").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "2:7: parse error: unexpected identifier \"baz\""
+    );
+    assert_eq!((e.line(), e.col()), (2, 7));
+}
