@@ -244,6 +244,7 @@ impl Engine {
             lookback: self.opts.lookback_delta_ms,
             query_start: start,
             query_end: steps.end(),
+            query_step: if instant { 0 } else { step },
             default_step: self.opts.default_eval_interval_ms,
             deadline,
             max_samples: self.opts.max_samples,
@@ -356,7 +357,8 @@ pub fn value_type(e: &Expr) -> ValueType {
         }
         Expr::Aggregate(_) => ValueType::Vector,
         Expr::Call(c) => match c.func.as_str() {
-            "time" | "scalar" | "pi" => ValueType::Scalar,
+            "time" | "scalar" | "pi" | "start" | "end" | "range" | "step" | "min_of"
+            | "max_of" => ValueType::Scalar,
             _ => ValueType::Vector,
         },
     }

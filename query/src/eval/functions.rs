@@ -248,6 +248,34 @@ impl Evaluator<'_> {
                 self.eval_sort(c, steps).map(Val::Vector)
             }
             "histogram_quantile" => self.histogram_quantile(c, steps).map(Val::Vector),
+            "histogram_quantiles" => self.histogram_quantiles(c, steps).map(Val::Vector),
+            "histogram_fraction" => self.histogram_fraction(c, steps).map(Val::Vector),
+            "start" => Ok(Val::Scalar(vec![self.query_start as f64 / 1000.0; steps.n])),
+            "end" => Ok(Val::Scalar(vec![self.query_end as f64 / 1000.0; steps.n])),
+            "range" => Ok(Val::Scalar(vec![
+                (self.query_end - self.query_start) as f64 / 1000.0;
+                steps.n
+            ])),
+            "step" => Ok(Val::Scalar(vec![self.query_step as f64 / 1000.0; steps.n])),
+            "min_of" | "max_of" => {
+                let a = self.eval_scalar(&c.args[0], steps)?;
+                let b = self.eval_scalar(&c.args[1], steps)?;
+                let min = name == "min_of";
+                Ok(Val::Scalar(
+                    a.iter()
+                        .zip(&b)
+                        .map(|(&x, &y)| {
+                            if x.is_nan() || y.is_nan() {
+                                f64::NAN
+                            } else if min {
+                                x.min(y)
+                            } else {
+                                x.max(y)
+                            }
+                        })
+                        .collect(),
+                ))
+            }
             _ => self.eval_elementwise(c, steps).map(Val::Vector),
         }
     }

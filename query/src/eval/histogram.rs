@@ -116,19 +116,102 @@ fn parse_le(s: &str) -> Option<f64> {
     }
 }
 
-impl Evaluator<'_> {
-    pub(crate) fn histogram_quantile(&mut self, c: &Call, steps: &Steps) -> EResult<Vec<Series>> {
-        let q = self.eval_scalar(&c.args[0], steps)?;
-        let input = self.eval_vector(&c.args[1], steps)?;
-        if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
-            if !input.is_empty() {
-                self.warn(format!(
-                    "PromQL warning: quantile value should be between 0 and 1, got {bad}"
-                ));
-            }
+/// `BucketFraction`: the fraction of observations between `lower` and `upper`.
+pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    match buckets.last() {
+        Some(b) if b.0 == f64::INFINITY => {}
+        _ => return f64::NAN,
+    }
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(ub, c) in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == ub => last.1 += c,
+            _ => merged.push((ub, c)),
         }
-        // Group the bucket series by their labels without `le`.
-        let mut groups: Vec<(Labels, Vec<(f64, usize)>)> = Vec::new();
+    }
+    let count = merged[merged.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if merged[0].0 <= 0.0 { f64::NEG_INFINITY } else { 0.0 };
+    for (i, &(ub, bc)) in merged.iter().enumerate() {
+        if i > 0 {
+            lower_bound = merged[i - 1].0;
+        }
+        let interp = |v: f64, rank: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                bc
+            } else {
+                rank + (bc - rank) * (v - lower_bound) / (ub - lower_bound)
+            }
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && ub > lower {
+            lower_rank = interp(lower, rank);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && ub > upper {
+            upper_rank = interp(upper, rank);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = bc;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+/// Go's `FormatOpenMetricsFloat`: shortest form, with ".0" when it would
+/// otherwise look like an integer.
+fn format_openmetrics(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let a = f.abs();
+    let s = if a != 0.0 && !(1e-4..1e21).contains(&a) {
+        format!("{f:e}").replace("e-", "e-0").replace("e", "e+").replace("e+-", "e-")
+    } else {
+        format!("{f}")
+    };
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// Bucket series grouped by their labels without `le`.
+type BucketGroups = Vec<(Labels, Vec<(f64, usize)>)>;
+
+impl Evaluator<'_> {
+    fn bucket_groups(&mut self, input: &[Series]) -> BucketGroups {
+        let mut groups: BucketGroups = Vec::new();
         let mut index: HashMap<Labels, usize> = HashMap::new();
         for (si, s) in input.iter().enumerate() {
             let le = s.labels.get("le").unwrap_or("");
@@ -147,37 +230,111 @@ impl Evaluator<'_> {
             });
             groups[gi].1.push((ub, si));
         }
-        let mut out = Vec::with_capacity(groups.len());
+        groups
+    }
+
+    /// Runs `f(step, buckets)` for every group and step with buckets.
+    fn per_group_step(
+        &mut self,
+        input: &[Series],
+        groups: &BucketGroups,
+        steps: &Steps,
+        mut f: impl FnMut(&mut Self, &Labels, usize, &mut Vec<(f64, f64)>) -> f64,
+    ) -> Vec<Vec<Option<f64>>> {
         let mut buckets = Vec::new();
+        let mut out = Vec::with_capacity(groups.len());
         for (labels, members) in groups {
             let mut vals = vec![None; steps.n];
             for (i, v) in vals.iter_mut().enumerate() {
                 buckets.clear();
-                for &(ub, si) in &members {
+                for &(ub, si) in members {
                     if let Some(x) = input[si].vals[i] {
                         buckets.push((ub, x));
                     }
                 }
-                if buckets.is_empty() {
-                    continue;
+                if !buckets.is_empty() {
+                    *v = Some(f(self, labels, i, &mut buckets));
                 }
-                let r = bucket_quantile(q[i], &mut buckets);
-                if r.forced_monotonic {
-                    let name = labels.metric_name().unwrap_or("");
-                    self.info(format!(
-                        "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
-                    ));
-                }
-                *v = Some(r.value);
             }
-            if vals.iter().any(Option::is_some) {
-                out.push(Series {
-                    labels,
-                    drop_name: true,
-                    vals,
-                });
+            out.push(vals);
+        }
+        out
+    }
+
+    fn warn_bad_quantiles(&mut self, q: &[f64]) {
+        if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+            self.warn(format!(
+                "PromQL warning: quantile value should be between 0 and 1, got {bad}"
+            ));
+        }
+    }
+
+    fn quantile_at(&mut self, q: f64, labels: &Labels, b: &mut Vec<(f64, f64)>) -> f64 {
+        let r = bucket_quantile(q, b);
+        if r.forced_monotonic {
+            let name = labels.metric_name().unwrap_or("");
+            self.info(format!(
+                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
+            ));
+        }
+        r.value
+    }
+
+    pub(crate) fn histogram_quantile(&mut self, c: &Call, steps: &Steps) -> EResult<Vec<Series>> {
+        let q = self.eval_scalar(&c.args[0], steps)?;
+        let input = self.eval_vector(&c.args[1], steps)?;
+        self.warn_bad_quantiles(&q);
+        let groups = self.bucket_groups(&input);
+        let vals = self.per_group_step(&input, &groups, steps, |ev, l, i, b| ev.quantile_at(q[i], l, b));
+        Ok(collect(groups, vals))
+    }
+
+    pub(crate) fn histogram_quantiles(&mut self, c: &Call, steps: &Steps) -> EResult<Vec<Series>> {
+        let input = self.eval_vector(&c.args[0], steps)?;
+        let label = match &c.args[1] {
+            crate::ast::Expr::String(s) => s.clone(),
+            _ => return super::exec_err("histogram_quantiles: expected a label name"),
+        };
+        let mut qs = Vec::new();
+        for a in &c.args[2..] {
+            qs.push(self.eval_scalar(a, steps)?);
+        }
+        for q in &qs {
+            self.warn_bad_quantiles(q);
+        }
+        let groups = self.bucket_groups(&input);
+        let mut out = Vec::new();
+        for q in &qs {
+            let vals = self.per_group_step(&input, &groups, steps, |ev, l, i, b| ev.quantile_at(q[i], l, b));
+            let mut series = collect(groups.clone(), vals);
+            let qstr = format_openmetrics(q.first().copied().unwrap_or(f64::NAN));
+            for s in &mut series {
+                s.labels.set(&label, &qstr);
             }
+            out.extend(series);
         }
         Ok(out)
     }
+
+    pub(crate) fn histogram_fraction(&mut self, c: &Call, steps: &Steps) -> EResult<Vec<Series>> {
+        let lo = self.eval_scalar(&c.args[0], steps)?;
+        let hi = self.eval_scalar(&c.args[1], steps)?;
+        let input = self.eval_vector(&c.args[2], steps)?;
+        let groups = self.bucket_groups(&input);
+        let vals = self.per_group_step(&input, &groups, steps, |_, _, i, b| bucket_fraction(lo[i], hi[i], b));
+        Ok(collect(groups, vals))
+    }
+}
+
+fn collect(groups: BucketGroups, vals: Vec<Vec<Option<f64>>>) -> Vec<Series> {
+    groups
+        .into_iter()
+        .zip(vals)
+        .filter(|(_, v)| v.iter().any(Option::is_some))
+        .map(|((labels, _), vals)| Series {
+            labels,
+            drop_name: true,
+            vals,
+        })
+        .collect()
 }

@@ -124,6 +124,8 @@ pub(crate) struct Evaluator<'a> {
     /// Query start/end, for `@ start()` / `@ end()`.
     pub query_start: i64,
     pub query_end: i64,
+    /// Query step (0 for instant queries), for `step()`.
+    pub query_step: i64,
     pub default_step: i64,
     pub deadline: Instant,
     pub max_samples: usize,

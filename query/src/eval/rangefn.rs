@@ -112,7 +112,7 @@ pub(crate) fn instant_value(s: &[Sample], is_rate: bool) -> Option<f64> {
         return None;
     }
     let mut r = b.v;
-    if !is_rate || b.v >= a.v {
+    if !is_rate || !(b.v < a.v) {
         r = b.v - a.v;
     }
     if is_rate {

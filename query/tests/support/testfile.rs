@@ -124,12 +124,7 @@ fn parse_float(s: &str) -> Option<f64> {
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
         "NaN" | "nan" => Some(f64::NAN),
         "stale" => Some(f64::from_bits(STALE_NAN_BITS)),
-        _ => {
-            if let Some(h) = s.strip_prefix("0x") {
-                return i64::from_str_radix(h, 16).ok().map(|v| v as f64);
-            }
-            s.parse().ok()
-        }
+        _ => s.parse().ok(),
     }
 }
 
@@ -147,7 +142,7 @@ fn expand_item(item: &str, out: &mut Vec<Option<f64>>) -> Option<()> {
     // Split off the `xN` repetition (the last 'x' followed by digits only).
     if let Some(xi) = item.rfind('x') {
         let times = &item[xi + 1..];
-        if !times.is_empty() && times.bytes().all(|b| b.is_ascii_digit()) && xi > 0 && !item.starts_with("0x") {
+        if !times.is_empty() && times.bytes().all(|b| b.is_ascii_digit()) && xi > 0 {
             let times: usize = times.parse().ok()?;
             let head = &item[..xi];
             // Find the operator between start and delta (not a sign, not an exponent's).
@@ -417,8 +412,9 @@ fn add_at(e: &mut Expr, ts: i64) -> bool {
             if sq.at.is_some() {
                 return !uses_unsafe(&sq.expr);
             }
+            // Upstream leaves everything below a subquery with `@` alone.
             sq.at = Some(AtModifier::Timestamp(ts));
-            add_at(&mut sq.expr, ts)
+            !uses_unsafe(&sq.expr)
         }
         Expr::Paren(x) | Expr::Unary(_, x) => add_at(x, ts),
         Expr::Binary(b) => add_at(&mut b.lhs, ts) & add_at(&mut b.rhs, ts),
@@ -570,21 +566,32 @@ fn short(s: &[Sample]) -> Vec<(i64, f64)> {
     s.iter().take(12).map(|p| (p.t / 1000, p.v)).collect()
 }
 
-/// Whether `query` mentions `name` as a whole identifier.
-fn mentions(query: &str, name: &str) -> bool {
-    let is_id = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    query.match_indices(name).any(|(i, _)| {
-        let before = query[..i].chars().next_back();
-        let after = query[i + name.len()..].chars().next();
-        !before.is_some_and(is_id) && !after.is_some_and(is_id)
-    })
+/// The matchers of every selector in `e`.
+fn selectors<'e>(e: &'e Expr, out: &mut Vec<&'e [query::model::Matcher]>) {
+    match e {
+        Expr::VectorSelector(vs) => out.push(&vs.matchers),
+        Expr::MatrixSelector(ms) => out.push(&ms.vs.matchers),
+        Expr::Subquery(sq) => selectors(&sq.expr, out),
+        Expr::Paren(x) | Expr::Unary(_, x) => selectors(x, out),
+        Expr::Binary(b) => {
+            selectors(&b.lhs, out);
+            selectors(&b.rhs, out);
+        }
+        Expr::Aggregate(a) => {
+            selectors(&a.expr, out);
+            if let Some(p) = &a.param {
+                selectors(p, out);
+            }
+        }
+        Expr::Call(c) => c.args.iter().for_each(|a| selectors(a, out)),
+        Expr::Number(_) | Expr::String(_) => {}
+    }
 }
 
 struct Runner<'a> {
     file: &'a str,
     store: MemQueryable,
-    native_names: HashSet<String>,
-    any_native: bool,
+    native_series: Vec<Labels>,
     engine: Engine,
     skips: &'a Skips,
     verbose: bool,
@@ -600,14 +607,16 @@ impl Runner<'_> {
             };
             let name = s.labels.metric_name().unwrap_or("").to_string();
             if s.native {
-                self.native_names.insert(name);
-                self.any_native = true;
+                self.native_series.push(s.labels.clone());
                 continue;
             }
             if nhcb {
                 for suf in ["_bucket", "_count", "_sum"] {
                     if let Some(base) = name.strip_suffix(suf) {
-                        self.native_names.insert(base.to_string());
+                        let mut l = s.labels.clone();
+                        l.set("__name__", base);
+                        l.remove("le");
+                        self.native_series.push(l);
                     }
                 }
             }
@@ -619,9 +628,22 @@ impl Runner<'_> {
         }
     }
 
+    /// Whether the eval touches native histogram data: expects a `{{...}}`
+    /// result, or one of its selectors matches a native series.
     fn is_native(&self, cmd: &EvalCmd) -> bool {
-        cmd.expect.series.iter().any(|s| s.native)
-            || self.native_names.iter().any(|n| n.is_empty() || mentions(&cmd.query, n))
+        if cmd.expect.series.iter().any(|s| s.native) {
+            return true;
+        }
+        let Ok(expr) = query::parser::parse(&cmd.query) else {
+            return false;
+        };
+        let mut sels = Vec::new();
+        selectors(&expr, &mut sels);
+        sels.iter().any(|ms| {
+            self.native_series
+                .iter()
+                .any(|l| ms.iter().all(|m| m.matches_labels(l)))
+        })
     }
 
     async fn run_eval(&mut self, cmd: EvalCmd) {
@@ -702,8 +724,7 @@ pub async fn run_file(file: &str, text: &str, skips: &Skips, verbose: bool) -> F
     let mut r = Runner {
         file,
         store: MemQueryable::new(),
-        native_names: HashSet::new(),
-        any_native: false,
+        native_series: Vec::new(),
         engine: Engine::new(opts),
         skips,
         verbose,
@@ -719,8 +740,7 @@ pub async fn run_file(file: &str, text: &str, skips: &Skips, verbose: bool) -> F
         let first = l.split_whitespace().next().unwrap_or("");
         if first == "clear" {
             r.store.clear();
-            r.native_names.clear();
-            r.any_native = false;
+            r.native_series.clear();
             i += 1;
             continue;
         }
