@@ -41,6 +41,7 @@ fn err(pos: usize, msg: impl Into<String>) -> ParseError {
 }
 
 /// `lhs op rhs`.
+#[inline(never)]
 pub(crate) fn binary(
     _p: &Parser<'_>,
     lhs: Node,
@@ -141,6 +142,7 @@ pub(crate) fn binary(
 }
 
 /// `-x` / `+x`; a number literal operand is folded into the literal.
+#[inline(never)]
 pub(crate) fn unary(op: UnaryOp, pos: usize, inner: Node) -> PResult<Node> {
     if inner.ty != ValueType::Scalar && inner.ty != ValueType::Vector {
         return Err(err(
@@ -182,6 +184,7 @@ fn modifier_slots(expr: &mut Expr) -> Option<(&mut i64, &mut Option<AtModifier>)
 }
 
 /// `x offset d`.
+#[inline(never)]
 pub(crate) fn set_offset(mut node: Node, offset: i64, end: usize) -> PResult<Node> {
     let start = node.span.start;
     let Some((slot, _)) = modifier_slots(&mut node.expr) else {
@@ -196,6 +199,7 @@ pub(crate) fn set_offset(mut node: Node, offset: i64, end: usize) -> PResult<Nod
 }
 
 /// `x @ t`.
+#[inline(never)]
 pub(crate) fn set_at(mut node: Node, at: AtModifier, end: usize) -> PResult<Node> {
     let start = node.span.start;
     let Some((_, slot)) = modifier_slots(&mut node.expr) else {
@@ -210,6 +214,7 @@ pub(crate) fn set_at(mut node: Node, at: AtModifier, end: usize) -> PResult<Node
 }
 
 /// `selector[range]`.
+#[inline(never)]
 pub(crate) fn matrix(node: Node, range: i64, bracket: usize, end: usize) -> PResult<Node> {
     let Expr::VectorSelector(vs) = node.expr else {
         return Err(err(bracket, "ranges only allowed for vector selectors"));
@@ -231,6 +236,7 @@ pub(crate) fn matrix(node: Node, range: i64, bracket: usize, end: usize) -> PRes
 }
 
 /// `expr[range:step]`.
+#[inline(never)]
 pub(crate) fn subquery(node: Node, range: i64, step: Option<i64>, end: usize) -> PResult<Node> {
     if node.ty != ValueType::Vector {
         return Err(err(
@@ -258,6 +264,7 @@ pub(crate) fn subquery(node: Node, range: i64, step: Option<i64>, end: usize) ->
 }
 
 /// `name(args)`: known function, arity, argument types.
+#[inline(never)]
 pub(crate) fn call(name: String, args: Vec<Node>, span: Span) -> PResult<Node> {
     let Some(f) = function_sig(&name) else {
         return Err(err(
@@ -326,6 +333,7 @@ pub(crate) fn call(name: String, args: Vec<Node>, span: Span) -> PResult<Node> {
 }
 
 /// `op by (labels) (param, expr)`.
+#[inline(never)]
 pub(crate) fn aggregation(
     op: AggregateOp,
     grouping: Option<(bool, Vec<String>)>,
@@ -394,6 +402,7 @@ pub(crate) fn aggregation(
 
 /// `name{matchers}`: adds the name matcher and checks the selector can
 /// select something specific.
+#[inline(never)]
 pub(crate) fn selector(
     name: Option<String>,
     mut matchers: Vec<Matcher>,
@@ -423,4 +432,20 @@ pub(crate) fn selector(
         span,
         ty: ValueType::Vector,
     })
+}
+
+/// The label selector argument of `info()`, exempt from the non-empty
+/// matcher rule.
+#[inline(never)]
+pub(crate) fn info_selector(matchers: Vec<Matcher>, span: Span) -> Node {
+    Node {
+        expr: Expr::VectorSelector(VectorSelector {
+            name: None,
+            matchers,
+            offset: 0,
+            at: None,
+        }),
+        span,
+        ty: ValueType::Vector,
+    }
 }

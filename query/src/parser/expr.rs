@@ -111,6 +111,7 @@ fn span(start: usize, end: usize) -> Span {
 /// Parses number text as Prometheus does (Go `ParseInt(s, 0, 64)`, then
 /// `ParseFloat`): decimal, `0x` hex, leading-zero octal, `_` separators,
 /// exponents, `Inf`, `NaN`.
+#[inline(never)]
 pub(crate) fn parse_number(text: &str, pos: usize) -> PResult<f64> {
     let lower = text.to_ascii_lowercase();
     match lower.as_str() {
@@ -183,6 +184,7 @@ impl<'a> Parser<'a> {
         matches!(self.peek().tok, Tok::Ident { kw: Some(k) } if k == kw)
     }
 
+    #[inline(never)]
     pub(crate) fn unexpected(&self, t: &Token, context: &str, expected: &str) -> ParseError {
         let mut msg = format!("unexpected {}", t.desc(self.src));
         if !context.is_empty() {
@@ -196,6 +198,7 @@ impl<'a> Parser<'a> {
         ParseError::new(t.start, msg)
     }
 
+    #[inline(never)]
     fn expect(&mut self, tok: Tok, context: &str, expected: &str) -> PResult<Token> {
         if self.peek().tok == tok {
             Ok(self.bump())
@@ -204,6 +207,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline(never)]
     fn expect_eof(&mut self) -> PResult<()> {
         let t = self.peek();
         if t.tok == Tok::Eof {
@@ -247,6 +251,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `bool`, `on(..)`/`ignoring(..)`, `group_left(..)`/`group_right(..)`.
+    #[inline(never)]
     fn bin_modifiers(&mut self) -> PResult<check::BinMods> {
         let mut m = check::BinMods::default();
         if self.is_kw(Kw::Bool) {
@@ -284,6 +289,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `(label, "label", ...)`.
+    #[inline(never)]
     fn grouping_labels(&mut self) -> PResult<Vec<String>> {
         self.expect(Tok::LParen, "grouping opts", "\"(\"")?;
         let mut labels = Vec::new();
@@ -366,6 +372,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline(never)]
     fn range_or_subquery(&mut self, node: Node) -> PResult<Node> {
         let open = self.bump();
         let range = self.positive_duration("subquery or range selector")?;
@@ -386,6 +393,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A number or duration literal, optionally signed, in milliseconds.
+    #[inline(never)]
     fn duration_literal(&mut self, context: &str, allow_sign: bool) -> PResult<i64> {
         let mut neg = false;
         if allow_sign && matches!(self.peek().tok, Tok::Add | Tok::Sub) {
@@ -416,6 +424,7 @@ impl<'a> Parser<'a> {
         Ok(if neg { -ms } else { ms })
     }
 
+    #[inline(never)]
     fn positive_duration(&mut self, context: &str) -> PResult<i64> {
         let start = self.peek().start;
         let ms = self.duration_literal(context, true)?;
@@ -434,11 +443,13 @@ impl<'a> Parser<'a> {
         Ok(ms)
     }
 
+    #[inline(never)]
     fn offset_duration(&mut self) -> PResult<i64> {
         self.duration_literal("offset", true)
     }
 
     /// The value after `@`: a (signed) number of seconds, `start()`, `end()`.
+    #[inline(never)]
     fn at_value(&mut self) -> PResult<AtModifier> {
         let t = self.peek().clone();
         if let Tok::Ident {
@@ -567,11 +578,49 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Arguments of `info(v, {selector})`: the selector may match empty
+    /// values and must not name a metric (Prometheus' rules for `info`).
+    #[inline(never)]
+    fn info_args(&mut self) -> PResult<(Vec<Node>, usize)> {
+        self.expect(Tok::LParen, "function call", "\"(\"")?;
+        let mut args = vec![self.expr(0)?];
+        if self.peek().tok == Tok::Comma {
+            self.bump();
+            let t = self.peek().clone();
+            let arg = if t.tok == Tok::LBrace {
+                let mut matchers = Vec::new();
+                self.bump();
+                let end = self.matchers(&mut matchers)?;
+                check::info_selector(matchers, span(t.start, end))
+            } else {
+                let n = self.expr(0)?;
+                let msg = if matches!(n.expr, crate::ast::Expr::VectorSelector(_)) {
+                    "expected label selectors only, got vector selector instead"
+                } else {
+                    "expected label selectors only"
+                };
+                return Err(ParseError::new(n.span.start, msg));
+            };
+            args.push(arg);
+        }
+        let close = self.bump();
+        match close.tok {
+            Tok::RParen => Ok((args, close.end)),
+            _ => Err(self.unexpected(&close, "function call", "\",\" or \")\"")),
+        }
+    }
+
+    #[inline(never)]
     fn call(&mut self, name: String, start: usize) -> PResult<Node> {
-        let (args, end) = self.call_args()?;
+        let (args, end) = if name == "info" {
+            self.info_args()?
+        } else {
+            self.call_args()?
+        };
         check::call(name, args, span(start, end))
     }
 
+    #[inline(never)]
     fn aggregation(&mut self, op: AggregateOp, start: usize) -> PResult<Node> {
         let mut grouping = None;
         if self.is_kw(Kw::By) || self.is_kw(Kw::Without) {
@@ -591,6 +640,7 @@ impl<'a> Parser<'a> {
 
     /// `name{matchers}`, `name`, `{matchers}`; the current token is the one
     /// after the name (or the `{`).
+    #[inline(never)]
     pub(crate) fn selector(&mut self, name: Option<String>, start: usize) -> PResult<Node> {
         let mut matchers = Vec::new();
         let mut end = self.prev_end().max(start);
@@ -602,6 +652,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The matcher list after `{`; returns the end offset of the `}`.
+    #[inline(never)]
     fn matchers(&mut self, out: &mut Vec<Matcher>) -> PResult<usize> {
         const CTX: &str = "label matching";
         if self.peek().tok == Tok::RBrace {

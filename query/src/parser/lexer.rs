@@ -328,6 +328,15 @@ impl<'a> Lexer<'a> {
                     return Err(self.err(start, format!("unexpected character after '!': {shown}")));
                 }
             },
+            '<' | '>' if self.peek2() == Some('/') => {
+                return Err(self.err(
+                    start,
+                    format!(
+                        "the native histogram trim operator \"{}\" is not supported",
+                        &self.src[start..start + 2]
+                    ),
+                ));
+            }
             '<' => match self.peek2() {
                 Some('=') => (Tok::Lte, start + 2),
                 _ => one(Tok::Lss),
