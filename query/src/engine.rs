@@ -189,7 +189,9 @@ impl Engine {
             ));
         }
         if end_ms < start_ms {
-            return Err(QueryError::Execution("end timestamp must not be before start time".into()));
+            return Err(QueryError::Execution(
+                "end timestamp must not be before start time".into(),
+            ));
         }
         let t = value_type(expr);
         if t != ValueType::Scalar && t != ValueType::Vector {
@@ -233,7 +235,11 @@ impl Engine {
                     warnings.push(w);
                 }
             }
-            loaded += res.series.iter().map(|s| s.samples.len() as u64).sum::<u64>();
+            loaded += res
+                .series
+                .iter()
+                .map(|s| s.samples.len() as u64)
+                .sum::<u64>();
             if loaded > self.opts.max_samples as u64 {
                 return Err(QueryError::TooManySamples("query execution".into()));
             }
@@ -357,8 +363,9 @@ pub fn value_type(e: &Expr) -> ValueType {
         }
         Expr::Aggregate(_) => ValueType::Vector,
         Expr::Call(c) => match c.func.as_str() {
-            "time" | "scalar" | "pi" | "start" | "end" | "range" | "step" | "min_of"
-            | "max_of" => ValueType::Scalar,
+            "time" | "scalar" | "pi" | "start" | "end" | "range" | "step" | "min_of" | "max_of" => {
+                ValueType::Scalar
+            }
             _ => ValueType::Vector,
         },
     }

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::model::{
-    Labels, Matcher, Queryable, QueryableError, Sample, SelectResult, SeriesData,
-};
+use crate::model::{Labels, Matcher, Queryable, QueryableError, Sample, SelectResult, SeriesData};
 
 /// Series kept in memory, sorted by labels, each with time-sorted samples.
 #[derive(Clone, Debug, Default)]

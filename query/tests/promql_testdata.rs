@@ -19,7 +19,11 @@ use std::path::{Path, PathBuf};
 use testfile::{run_file, FileStats, Skips};
 
 fn spec_dir() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/promql-testdata")).to_path_buf()
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/promql-testdata"
+    ))
+    .to_path_buf()
 }
 
 fn own_dir() -> PathBuf {
@@ -57,19 +61,27 @@ fn promql_test_files() {
     let mut total = FileStats::default();
     let mut per_file: HashMap<String, FileStats> = HashMap::new();
     for f in &files {
-        let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         if let Some(flt) = &filter {
             if !name.contains(flt.as_str()) {
                 continue;
             }
         }
-        let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
+        let text = std::fs::read_to_string(f)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
         let st = rt.block_on(run_file(&name, &text, &skips, verbose));
         println!(
             "{name}: {} passed, {} failed, {} skipped ({} skipped-native-histogram, {} listed; {} of the skipped pass)",
             st.passed, st.failed, st.skipped_native + st.skipped_listed, st.skipped_native, st.skipped_listed, st.skipped_would_pass
         );
-        for m in st.failures.iter().take(if verbose { usize::MAX } else { 20 }) {
+        for m in st
+            .failures
+            .iter()
+            .take(if verbose { usize::MAX } else { 20 })
+        {
             println!("    FAIL {m}");
         }
         total.add(&st);

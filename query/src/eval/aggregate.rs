@@ -79,16 +79,8 @@ impl Acc {
                 let q = (self.count - 1.0) / self.count;
                 (self.mean, self.c) = kahan_inc(f / self.count, q * self.mean, q * self.c);
             }
-            AggregateOp::Max => {
-                if self.value < f || self.value.is_nan() {
-                    self.value = f;
-                }
-            }
-            AggregateOp::Min => {
-                if self.value > f || self.value.is_nan() {
-                    self.value = f;
-                }
-            }
+            AggregateOp::Max if self.value < f || self.value.is_nan() => self.value = f,
+            AggregateOp::Min if self.value > f || self.value.is_nan() => self.value = f,
             AggregateOp::Count => self.count += 1.0,
             AggregateOp::Stddev | AggregateOp::Stdvar => {
                 self.count += 1.0;
@@ -367,7 +359,11 @@ impl Evaluator<'_> {
 /// The k best candidates (largest for topk, smallest for bottomk), best
 /// first; NaN counts as worst; ties keep input order.
 fn select_k(cand: &[(f64, usize)], k: usize, top: bool) -> Vec<(f64, usize)> {
-    let mut v: Vec<(usize, f64, usize)> = cand.iter().enumerate().map(|(p, &(x, s))| (p, x, s)).collect();
+    let mut v: Vec<(usize, f64, usize)> = cand
+        .iter()
+        .enumerate()
+        .map(|(p, &(x, s))| (p, x, s))
+        .collect();
     v.sort_by(|a, b| {
         let (x, y) = (a.1, b.1);
         let o = match (x.is_nan(), y.is_nan()) {
@@ -399,7 +395,13 @@ fn label_hash(labels: &Labels) -> u64 {
     // FNV-1a over name/value pairs: stable across runs and platforms.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for l in labels.iter() {
-        for b in l.name.bytes().chain([0xff]).chain(l.value.bytes()).chain([0xff]) {
+        for b in l
+            .name
+            .bytes()
+            .chain([0xff])
+            .chain(l.value.bytes())
+            .chain([0xff])
+        {
             h ^= b as u64;
             h = h.wrapping_mul(0x0100_0000_01b3);
         }

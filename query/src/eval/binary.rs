@@ -122,12 +122,18 @@ impl Evaluator<'_> {
         // Duplicate series on the `one` side.
         for list in one_by_sig.iter().filter(|l| l.len() > 1) {
             for (i, _) in many_any.iter().enumerate().filter(|(_, a)| **a) {
-                let present: Vec<usize> =
-                    list.iter().copied().filter(|&j| one[j].vals[i].is_some()).collect();
+                let present: Vec<usize> = list
+                    .iter()
+                    .copied()
+                    .filter(|&j| one[j].vals[i].is_some())
+                    .collect();
                 if present.len() > 1 {
                     let side = if swap { "left" } else { "right" };
                     let ml = match_labels(&one[present[0]].labels, m.on, &m.labels);
-                    let mut d = [one[present[0]].labels.to_string(), one[present[1]].labels.to_string()];
+                    let mut d = [
+                        one[present[0]].labels.to_string(),
+                        one[present[1]].labels.to_string(),
+                    ];
                     d.sort();
                     return exec_err(format!(
                         "found duplicate series for the match group {ml} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
@@ -246,8 +252,12 @@ fn vector_scalar(b: &BinaryExpr, mut v: Vec<Series>, s: &[f64], swap: bool) -> V
     v
 }
 
+/// Per signature, which steps have at least one series; and each series'
+/// signature.
+type Presence = (HashMap<Vec<u8>, Vec<bool>>, Vec<Vec<u8>>);
+
 /// Per signature, which steps have at least one series.
-fn presence(side: &[Series], m: &VectorMatching, n: usize) -> (HashMap<Vec<u8>, Vec<bool>>, Vec<Vec<u8>>) {
+fn presence(side: &[Series], m: &VectorMatching, n: usize) -> Presence {
     let mut map: HashMap<Vec<u8>, Vec<bool>> = HashMap::new();
     let mut sigs = Vec::with_capacity(side.len());
     for s in side {
@@ -261,14 +271,24 @@ fn presence(side: &[Series], m: &VectorMatching, n: usize) -> (HashMap<Vec<u8>, 
     (map, sigs)
 }
 
-fn set_and_unless(op: BinaryOp, mut l: Vec<Series>, r: Vec<Series>, m: &VectorMatching, n: usize) -> Vec<Series> {
+fn set_and_unless(
+    op: BinaryOp,
+    mut l: Vec<Series>,
+    r: Vec<Series>,
+    m: &VectorMatching,
+    n: usize,
+) -> Vec<Series> {
     let (rp, _) = presence(&r, m, n);
     for s in &mut l {
         let sig = signature(&s.labels, m.on, &m.labels);
         let p = rp.get(&sig);
         for (i, x) in s.vals.iter_mut().enumerate() {
             let present = p.is_some_and(|p| p[i]);
-            let keep = if op == BinaryOp::And { present } else { !present };
+            let keep = if op == BinaryOp::And {
+                present
+            } else {
+                !present
+            };
             if !keep {
                 *x = None;
             }

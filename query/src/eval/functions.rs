@@ -253,7 +253,8 @@ impl Evaluator<'_> {
             "start" => Ok(Val::Scalar(vec![self.query_start as f64 / 1000.0; steps.n])),
             "end" => Ok(Val::Scalar(vec![self.query_end as f64 / 1000.0; steps.n])),
             "range" => Ok(Val::Scalar(vec![
-                (self.query_end - self.query_start) as f64 / 1000.0;
+                (self.query_end - self.query_start) as f64
+                    / 1000.0;
                 steps.n
             ])),
             "step" => Ok(Val::Scalar(vec![self.query_step as f64 / 1000.0; steps.n])),
@@ -356,7 +357,10 @@ impl Evaluator<'_> {
         }
         let input = self.range_input(&c.args[ri], steps)?;
         if name == "quantile_over_time" {
-            if let Some(q) = params[0].iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+            if let Some(q) = params[0]
+                .iter()
+                .find(|q| q.is_nan() || **q < 0.0 || **q > 1.0)
+            {
                 self.warn(format!(
                     "PromQL warning: quantile value should be between 0 and 1, got {q}"
                 ));
@@ -477,7 +481,9 @@ impl Evaluator<'_> {
             srcs.push(s);
         }
         if !valid_label_name(dst) {
-            return exec_err(format!("invalid destination label name in label_join(): {dst}"));
+            return exec_err(format!(
+                "invalid destination label name in label_join(): {dst}"
+            ));
         }
         let mut v = self.eval_vector(&c.args[0], steps)?;
         for s in &mut v {
@@ -614,7 +620,9 @@ fn merge_same_labels(v: Vec<Series>) -> EResult<Vec<Series>> {
                 for k in 0..n {
                     if let Some(x) = s.vals[k] {
                         if out[i].vals[k].is_some() {
-                            return exec_err("vector cannot contain metrics with the same labelset");
+                            return exec_err(
+                                "vector cannot contain metrics with the same labelset",
+                            );
                         }
                         out[i].vals[k] = Some(x);
                     }

@@ -33,7 +33,7 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
 
 /// The q-quantile of classic buckets `(upper bound, cumulative count)`,
 /// Prometheus' `BucketQuantile`.
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> BucketQuantile {
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> BucketQuantile {
     let mut out = BucketQuantile {
         value: f64::NAN,
         forced_monotonic: false,
@@ -139,7 +139,11 @@ pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]
     }
     let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
     let (mut lower_set, mut upper_set) = (false, false);
-    let mut lower_bound = if merged[0].0 <= 0.0 { f64::NEG_INFINITY } else { 0.0 };
+    let mut lower_bound = if merged[0].0 <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
     for (i, &(ub, bc)) in merged.iter().enumerate() {
         if i > 0 {
             lower_bound = merged[i - 1].0;
@@ -191,11 +195,18 @@ fn format_openmetrics(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let a = f.abs();
     let s = if a != 0.0 && !(1e-4..1e21).contains(&a) {
-        format!("{f:e}").replace("e-", "e-0").replace("e", "e+").replace("e+-", "e-")
+        format!("{f:e}")
+            .replace("e-", "e-0")
+            .replace("e", "e+")
+            .replace("e+-", "e-")
     } else {
         format!("{f}")
     };
@@ -269,7 +280,7 @@ impl Evaluator<'_> {
         }
     }
 
-    fn quantile_at(&mut self, q: f64, labels: &Labels, b: &mut Vec<(f64, f64)>) -> f64 {
+    fn quantile_at(&mut self, q: f64, labels: &Labels, b: &mut [(f64, f64)]) -> f64 {
         let r = bucket_quantile(q, b);
         if r.forced_monotonic {
             let name = labels.metric_name().unwrap_or("");
@@ -285,7 +296,9 @@ impl Evaluator<'_> {
         let input = self.eval_vector(&c.args[1], steps)?;
         self.warn_bad_quantiles(&q);
         let groups = self.bucket_groups(&input);
-        let vals = self.per_group_step(&input, &groups, steps, |ev, l, i, b| ev.quantile_at(q[i], l, b));
+        let vals = self.per_group_step(&input, &groups, steps, |ev, l, i, b| {
+            ev.quantile_at(q[i], l, b)
+        });
         Ok(collect(groups, vals))
     }
 
@@ -305,7 +318,9 @@ impl Evaluator<'_> {
         let groups = self.bucket_groups(&input);
         let mut out = Vec::new();
         for q in &qs {
-            let vals = self.per_group_step(&input, &groups, steps, |ev, l, i, b| ev.quantile_at(q[i], l, b));
+            let vals = self.per_group_step(&input, &groups, steps, |ev, l, i, b| {
+                ev.quantile_at(q[i], l, b)
+            });
             let mut series = collect(groups.clone(), vals);
             let qstr = format_openmetrics(q.first().copied().unwrap_or(f64::NAN));
             for s in &mut series {
@@ -321,7 +336,9 @@ impl Evaluator<'_> {
         let hi = self.eval_scalar(&c.args[1], steps)?;
         let input = self.eval_vector(&c.args[2], steps)?;
         let groups = self.bucket_groups(&input);
-        let vals = self.per_group_step(&input, &groups, steps, |_, _, i, b| bucket_fraction(lo[i], hi[i], b));
+        let vals = self.per_group_step(&input, &groups, steps, |_, _, i, b| {
+            bucket_fraction(lo[i], hi[i], b)
+        });
         Ok(collect(groups, vals))
     }
 }

@@ -253,7 +253,9 @@ pub(crate) fn cleanup_names(vs: Vec<Series>, n: usize) -> EResult<Vec<Series>> {
                 for (k, v) in s.vals.into_iter().enumerate().take(n) {
                     if let Some(v) = v {
                         if dst.vals[k].is_some() {
-                            return exec_err("vector cannot contain metrics with the same labelset");
+                            return exec_err(
+                                "vector cannot contain metrics with the same labelset",
+                            );
                         }
                         dst.vals[k] = Some(v);
                     }
@@ -341,7 +343,11 @@ pub(crate) fn format_float(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let s = format!("{f}");
     s

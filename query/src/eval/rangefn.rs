@@ -112,7 +112,8 @@ pub(crate) fn instant_value(s: &[Sample], is_rate: bool) -> Option<f64> {
         return None;
     }
     let mut r = b.v;
-    if !is_rate || !(b.v < a.v) {
+    // A NaN compares as "no reset", as upstream's `!(b < a)`.
+    if !is_rate || b.v.partial_cmp(&a.v) != Some(std::cmp::Ordering::Less) {
         r = b.v - a.v;
     }
     if is_rate {

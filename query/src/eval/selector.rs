@@ -173,7 +173,11 @@ impl Evaluator<'_> {
     }
 
     /// The input of a range function: a matrix selector or a subquery.
-    pub(crate) fn range_input(&mut self, e: &crate::ast::Expr, steps: &Steps) -> EResult<RangeInput> {
+    pub(crate) fn range_input(
+        &mut self,
+        e: &crate::ast::Expr,
+        steps: &Steps,
+    ) -> EResult<RangeInput> {
         use crate::ast::Expr;
         match e {
             Expr::MatrixSelector(ms) => {

@@ -1,8 +1,8 @@
 //! Evaluator unit tests on hand-built ASTs (the PromQL test files cover the
 //! semantics end to end through the parser).
 
-use super::rangefn::{extrapolated_rate, quantile};
 use super::histogram::bucket_quantile;
+use super::rangefn::{extrapolated_rate, quantile};
 use crate::model::Sample;
 
 fn s(t: i64, v: f64) -> Sample {
@@ -26,7 +26,10 @@ fn rate_extrapolates_to_window_edges() {
 fn quantile_interpolates() {
     let f = |q: f64, mut v: Vec<f64>, want: f64| {
         let got = quantile(q, &mut v);
-        assert!((got - want).abs() < 1e-12 || (got.is_nan() && want.is_nan()), "{q}: {got} != {want}");
+        assert!(
+            got == want || (got - want).abs() < 1e-12 || (got.is_nan() && want.is_nan()),
+            "{q}: {got} != {want}"
+        );
     };
     f(0.5, vec![1.0, 2.0, 3.0, 4.0], 2.5);
     f(0.0, vec![3.0, 1.0], 1.0);
@@ -41,9 +44,16 @@ fn bucket_quantile_rules() {
     let mut b = vec![(1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 20.0)];
     assert!((bucket_quantile(0.5, &mut b).value - 1.0).abs() < 1e-12);
     let mut b = vec![(1.0, 10.0), (2.0, 20.0)];
-    assert!(bucket_quantile(0.5, &mut b).value.is_nan(), "no +Inf bucket");
+    assert!(
+        bucket_quantile(0.5, &mut b).value.is_nan(),
+        "no +Inf bucket"
+    );
     let mut b = vec![(1.0, 10.0), (2.0, 5.0), (f64::INFINITY, 20.0)];
     assert!(bucket_quantile(0.5, &mut b).forced_monotonic);
     let mut b = vec![(1.0, 10.0), (f64::INFINITY, 20.0)];
-    assert_eq!(bucket_quantile(0.99, &mut b).value, 1.0, "+Inf bucket returns the previous bound");
+    assert_eq!(
+        bucket_quantile(0.99, &mut b).value,
+        1.0,
+        "+Inf bucket returns the previous bound"
+    );
 }

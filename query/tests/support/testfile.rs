@@ -14,8 +14,21 @@ const EPSILON: f64 = 0.000001;
 /// Functions whose result depends on the evaluation time itself; upstream
 /// does not run the `@` variants of queries using them.
 const AT_UNSAFE: &[&str] = &[
-    "days_in_month", "day_of_month", "day_of_week", "day_of_year", "end", "hour", "minute",
-    "month", "year", "predict_linear", "range", "start", "step", "time", "timestamp",
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "end",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "range",
+    "start",
+    "step",
+    "time",
+    "timestamp",
 ];
 
 /// Counters of one file (or the total).
@@ -336,7 +349,11 @@ fn parse_expect_line(l: &str, e: &mut Expect) -> Option<()> {
         let r = r.trim().strip_prefix("from")?.trim();
         let (from, r) = r.split_once(" to ")?;
         let (to, step) = r.split_once(" step ")?;
-        e.range_vector = Some((parse_duration(from)?, parse_duration(to)?, parse_duration(step)?));
+        e.range_vector = Some((
+            parse_duration(from)?,
+            parse_duration(to)?,
+            parse_duration(step)?,
+        ));
         return Some(());
     }
     if let Some(r) = rest.strip_prefix("string") {
@@ -367,7 +384,10 @@ fn parse_expect_line(l: &str, e: &mut Expect) -> Option<()> {
     Some(())
 }
 
-fn parse_eval_header(l: &str) -> Option<(String, Option<(i64, i64, i64)>, i64, Expect)> {
+/// Query, range `(from, to, step)`, instant time, expectations from the header.
+type EvalHeader = (String, Option<(i64, i64, i64)>, i64, Expect);
+
+fn parse_eval_header(l: &str) -> Option<EvalHeader> {
     let (cmd, rest) = l.split_once(char::is_whitespace)?;
     let mut e = Expect::default();
     match cmd {
@@ -384,13 +404,21 @@ fn parse_eval_header(l: &str) -> Option<(String, Option<(i64, i64, i64)>, i64, E
         let (t, q) = r.split_once(char::is_whitespace)?;
         return Some((q.trim().to_string(), None, parse_duration(t)?, e));
     }
-    let r = rest.strip_prefix("range")?.trim_start().strip_prefix("from")?.trim_start();
+    let r = rest
+        .strip_prefix("range")?
+        .trim_start()
+        .strip_prefix("from")?
+        .trim_start();
     let (from, r) = r.split_once(char::is_whitespace)?;
     let r = r.trim_start().strip_prefix("to")?.trim_start();
     let (to, r) = r.split_once(char::is_whitespace)?;
     let r = r.trim_start().strip_prefix("step")?.trim_start();
     let (step, q) = r.split_once(char::is_whitespace)?;
-    let (from, to, step) = (parse_duration(from)?, parse_duration(to)?, parse_duration(step)?);
+    let (from, to, step) = (
+        parse_duration(from)?,
+        parse_duration(to)?,
+        parse_duration(step)?,
+    );
     Some((q.trim().to_string(), Some((from, to, step)), from, e))
 }
 
@@ -504,12 +532,19 @@ fn compare_value(cmd: &EvalCmd, v: &Value) -> Result<(), String> {
                     "expected {} samples, got {}: {}",
                     e.series.len(),
                     samples.len(),
-                    samples.iter().map(|s| format!("{} {}", s.labels, s.v)).collect::<Vec<_>>().join("; ")
+                    samples
+                        .iter()
+                        .map(|s| format!("{} {}", s.labels, s.v))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ));
             }
             for (pos, s) in samples.iter().enumerate() {
                 let Some(idx) = e.series.iter().position(|x| x.labels == s.labels) else {
-                    return Err(format!("unexpected metric {} in result (value {})", s.labels, s.v));
+                    return Err(format!(
+                        "unexpected metric {} in result (value {})",
+                        s.labels, s.v
+                    ));
                 };
                 let want = e.series[idx].vals.first().copied().flatten();
                 match want {
@@ -529,7 +564,11 @@ fn compare_value(cmd: &EvalCmd, v: &Value) -> Result<(), String> {
             let (start, step) = match (cmd.range, e.range_vector) {
                 (_, Some((from, _, step))) => (from, step),
                 (Some((from, _, step)), None) => (from, step),
-                (None, None) => return Err("got a matrix for an instant query without `expect range vector`".into()),
+                (None, None) => {
+                    return Err(
+                        "got a matrix for an instant query without `expect range vector`".into(),
+                    )
+                }
             };
             if series.windows(2).any(|w| w[0].labels > w[1].labels) {
                 return Err("matrix result is not sorted by labels".into());
@@ -537,19 +576,36 @@ fn compare_value(cmd: &EvalCmd, v: &Value) -> Result<(), String> {
             let mut seen = HashSet::new();
             for s in series {
                 let Some(exp) = e.series.iter().find(|x| x.labels == s.labels) else {
-                    return Err(format!("unexpected metric {} in result: {:?}", s.labels, short(&s.samples)));
+                    return Err(format!(
+                        "unexpected metric {} in result: {:?}",
+                        s.labels,
+                        short(&s.samples)
+                    ));
                 };
                 seen.insert(s.labels.clone());
                 let want: Vec<Sample> = exp
                     .vals
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, v)| v.map(|v| Sample { t: start + i as i64 * step, v }))
+                    .filter_map(|(i, v)| {
+                        v.map(|v| Sample {
+                            t: start + i as i64 * step,
+                            v,
+                        })
+                    })
                     .collect();
                 let ok = want.len() == s.samples.len()
-                    && want.iter().zip(&s.samples).all(|(a, b)| a.t == b.t && almost_equal(a.v, b.v));
+                    && want
+                        .iter()
+                        .zip(&s.samples)
+                        .all(|(a, b)| a.t == b.t && almost_equal(a.v, b.v));
                 if !ok {
-                    return Err(format!("for {} expected {:?}, got {:?}", s.labels, short(&want), short(&s.samples)));
+                    return Err(format!(
+                        "for {} expected {:?}, got {:?}",
+                        s.labels,
+                        short(&want),
+                        short(&s.samples)
+                    ));
                 }
             }
             for exp in &e.series {
@@ -601,8 +657,17 @@ struct Runner<'a> {
 impl Runner<'_> {
     fn load(&mut self, interval: i64, lines: &[String], nhcb: bool) {
         for l in lines {
+            if l.split_whitespace()
+                .next()
+                .is_some_and(|m| m.ends_with("@st"))
+            {
+                // Start-timestamp lines (experimental; the file is skipped).
+                continue;
+            }
             let Some(s) = parse_series_line(l) else {
-                self.stats.failures.push(format!("{}: cannot parse series line {l:?}", self.file));
+                self.stats
+                    .failures
+                    .push(format!("{}: cannot parse series line {l:?}", self.file));
                 continue;
             };
             let name = s.labels.metric_name().unwrap_or("").to_string();
@@ -635,7 +700,12 @@ impl Runner<'_> {
             return true;
         }
         let Ok(expr) = query::parser::parse(&cmd.query) else {
-            return false;
+            // Unparsable (e.g. native-histogram-only operators): fall back to
+            // whether the text names a native series.
+            return self
+                .native_series
+                .iter()
+                .any(|l| l.metric_name().is_some_and(|n| cmd.query.contains(n)));
         };
         let mut sels = Vec::new();
         selectors(&expr, &mut sels);
@@ -680,11 +750,13 @@ impl Runner<'_> {
             }
         };
         if let Some((from, to, step)) = cmd.range {
-            let r = self.engine.range_expr(&self.store, &expr, from, to, step).await;
+            let r = self
+                .engine
+                .range_expr(&self.store, &expr, from, to, step)
+                .await;
             return check_result(cmd, r);
         }
-        let r = self.engine.instant_expr(&self.store, &expr, cmd.at).await;
-        check_result(cmd, r)?;
+        self.instant_case(cmd, &expr, cmd.at).await?;
         // The `@` variants (upstream's atModifierTestCases).
         let mut at_expr = expr.clone();
         if !add_at(&mut at_expr, cmd.at) {
@@ -697,10 +769,64 @@ impl Runner<'_> {
             vec![-10 * ts, 0, ts / 5, ts, 10 * ts]
         };
         for t in times {
-            let r = self.engine.instant_expr(&self.store, &at_expr, t).await;
-            check_result(cmd, r).map_err(|m| format!("with @ {}s evaluated at {}s: {m}", ts as f64 / 1000.0, t as f64 / 1000.0))?;
+            self.instant_case(cmd, &at_expr, t).await.map_err(|m| {
+                format!(
+                    "with @ {}s evaluated at {}s: {m}",
+                    ts as f64 / 1000.0,
+                    t as f64 / 1000.0
+                )
+            })?;
         }
         Ok(())
+    }
+
+    /// One instant evaluation, then (as upstream) the same query as a range
+    /// query from t-1m to t+1m whose middle step must give the same result.
+    async fn instant_case(&self, cmd: &EvalCmd, expr: &Expr, t: i64) -> Result<(), String> {
+        let r = self.engine.instant_expr(&self.store, expr, t).await;
+        let failed = r.is_err();
+        check_result(cmd, r)?;
+        let e = &cmd.expect;
+        if failed
+            || e.range_vector.is_some()
+            || e.string.is_some()
+            || e.ordered
+            || ["start()", "end()", "range()", "step()"]
+                .iter()
+                .any(|f| cmd.query.contains(f))
+        {
+            return Ok(());
+        }
+        let r = self
+            .engine
+            .range_expr(&self.store, expr, t - 60_000, t + 60_000, 60_000)
+            .await
+            .map_err(|err| format!("range mode: unexpected error: {err}"))?;
+        let Value::Matrix(m) = r.value else {
+            return Err("range mode: result is not a matrix".into());
+        };
+        let samples: Vec<query::engine::InstantSample> = m
+            .iter()
+            .filter_map(|s| {
+                s.samples
+                    .iter()
+                    .find(|p| p.t == t)
+                    .map(|p| query::engine::InstantSample {
+                        labels: s.labels.clone(),
+                        t,
+                        v: p.v,
+                    })
+            })
+            .collect();
+        let v = if e.scalar.is_some() {
+            match samples.first() {
+                Some(s) => Value::Scalar { t, v: s.v },
+                None => return Err("range mode: no scalar value at the middle step".into()),
+            }
+        } else {
+            Value::Vector(samples)
+        };
+        compare_value(cmd, &v).map_err(|m| format!("range mode: {m}"))
     }
 }
 
@@ -753,18 +879,25 @@ pub async fn run_file(file: &str, text: &str, skips: &Skips, verbose: bool) -> F
         if first == "load" || first == "load_with_nhcb" {
             match l.split_whitespace().nth(1).and_then(parse_duration) {
                 Some(iv) => r.load(iv, &block, first == "load_with_nhcb"),
-                None => r.stats.failures.push(format!("{file}:{}: bad load line {l:?}", i + 1)),
+                None => r
+                    .stats
+                    .failures
+                    .push(format!("{file}:{}: bad load line {l:?}", i + 1)),
             }
         } else if first.starts_with("eval") {
             match build_eval(i + 1, l, &block) {
                 Some(cmd) => r.run_eval(cmd).await,
                 None => {
                     r.stats.failed += 1;
-                    r.stats.failures.push(format!("{file}:{}: cannot parse eval block {l:?}", i + 1));
+                    r.stats
+                        .failures
+                        .push(format!("{file}:{}: cannot parse eval block {l:?}", i + 1));
                 }
             }
         } else {
-            r.stats.failures.push(format!("{file}:{}: unknown command {l:?}", i + 1));
+            r.stats
+                .failures
+                .push(format!("{file}:{}: unknown command {l:?}", i + 1));
         }
         i = j;
     }
