@@ -6,8 +6,8 @@
 use std::fmt::{self, Display, Formatter, Write};
 
 use crate::ast::{
-    AggregateExpr, AtModifier, BinaryExpr, Cardinality, Expr, MatrixSelector, SubqueryExpr,
-    UnaryOp, VectorSelector,
+    AggregateExpr, AtModifier, BinaryExpr, BinaryOp, Cardinality, Expr, MatrixSelector,
+    SubqueryExpr, UnaryOp, VectorSelector,
 };
 use crate::model::{MatchOp, Matcher, METRIC_NAME};
 
@@ -215,7 +215,14 @@ fn write_subquery(f: &mut Formatter<'_>, sq: &SubqueryExpr) -> fmt::Result {
 }
 
 fn write_binary(f: &mut Formatter<'_>, b: &BinaryExpr) -> fmt::Result {
-    write!(f, "{} {}", b.lhs, b.op.as_str())?;
+    match *b.lhs {
+        // `+Inf ^ x` would read back as `+(Inf ^ x)`: unary operators bind
+        // looser than `^`. Prometheus prints `+Inf` here and loses the round
+        // trip; we print `Inf`.
+        Expr::Number(v) if b.op == BinaryOp::Pow && v == f64::INFINITY => f.write_str("Inf")?,
+        _ => write!(f, "{}", b.lhs)?,
+    }
+    write!(f, " {}", b.op.as_str())?;
     if b.return_bool {
         f.write_str(" bool")?;
     }

@@ -120,21 +120,17 @@ pub(crate) fn parse_number(text: &str, pos: usize) -> PResult<f64> {
         "nan" | "+nan" | "-nan" => return Ok(f64::NAN),
         _ => {}
     }
-    let err = || {
+    let fail = |why: &str| {
         ParseError::new(
             pos,
-            format!("error parsing number: invalid syntax: {text:?}"),
+            format!("error parsing number: strconv.ParseFloat: parsing {text:?}: {why}"),
         )
     };
     let clean: String = lower.chars().filter(|&c| c != '_').collect();
     if let Some(hex) = clean.strip_prefix("0x") {
-        return match u64::from_str_radix(hex, 16) {
-            Ok(v) if v <= i64::MAX as u64 => Ok(v as f64),
-            Ok(_) => Err(ParseError::new(
-                pos,
-                format!("error parsing number: value out of range: {text:?}"),
-            )),
-            Err(_) => Err(err()),
+        return match i64::from_str_radix(hex, 16) {
+            Ok(v) => Ok(v as f64),
+            Err(_) => Err(fail("invalid syntax")),
         };
     }
     if clean.len() > 1 && clean.starts_with('0') && clean.bytes().all(|b| b.is_ascii_digit()) {
@@ -142,7 +138,11 @@ pub(crate) fn parse_number(text: &str, pos: usize) -> PResult<f64> {
             return Ok(v as f64);
         }
     }
-    clean.parse::<f64>().map_err(|_| err())
+    match clean.parse::<f64>() {
+        Ok(v) if v.is_infinite() => Err(fail("value out of range")),
+        Ok(v) => Ok(v),
+        Err(_) => Err(fail("invalid syntax")),
+    }
 }
 
 impl<'a> Parser<'a> {

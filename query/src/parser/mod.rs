@@ -31,6 +31,8 @@ mod testdata;
 mod tests;
 #[cfg(test)]
 mod tests_hostile;
+#[cfg(test)]
+mod tests_prop;
 
 use crate::ast::{Expr, ValueType};
 use crate::model::Matcher;
