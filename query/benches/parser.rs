@@ -1,0 +1,25 @@
+//! Parser speed: a ~200-character dashboard query, parsed and printed.
+//!
+//! `cargo bench -p query --bench parser`
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use query::parser::parse;
+
+/// A typical Grafana panel query (latency SLO with a team join).
+const DASHBOARD_QUERY: &str = r#"histogram_quantile(0.99, sum by (le, job) (rate(http_request_duration_seconds_bucket{job=~"api|web", code!~"5.."}[5m]))) > on (job) group_left (team) max by (job, team) (team_info{env="prod"})"#;
+
+fn bench_parser(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parser");
+    g.throughput(Throughput::Bytes(DASHBOARD_QUERY.len() as u64));
+    g.bench_function("parse_dashboard_query", |b| {
+        b.iter(|| parse(black_box(DASHBOARD_QUERY)))
+    });
+    let expr = parse(DASHBOARD_QUERY).expect("benchmark query parses");
+    g.bench_function("print_dashboard_query", |b| {
+        b.iter(|| black_box(&expr).to_string())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_parser);
+criterion_main!(benches);
