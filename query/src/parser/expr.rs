@@ -479,7 +479,7 @@ impl<'a> Parser<'a> {
         if !secs.is_finite() || secs.abs() >= i64::MAX as f64 / 1000.0 {
             return Err(ParseError::new(
                 t.start,
-                format!("timestamp out of bounds for @ modifier: {secs:.6}"),
+                format!("timestamp out of bounds for @ modifier: {}", go_f(secs)),
             ));
         }
         Ok(AtModifier::Timestamp((secs * 1000.0).round() as i64))
@@ -591,6 +591,9 @@ impl<'a> Parser<'a> {
                 let mut matchers = Vec::new();
                 self.bump();
                 let end = self.matchers(&mut matchers)?;
+                if !matches!(self.peek().tok, Tok::Comma | Tok::RParen) {
+                    return Err(ParseError::new(t.start, "expected label selectors only"));
+                }
                 check::info_selector(matchers, span(t.start, end))
             } else {
                 let n = self.expr(0)?;
@@ -722,4 +725,15 @@ fn too_deep(pos: usize) -> ParseError {
         pos,
         format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
     )
+}
+
+/// Go's `%f`: six decimals, `+Inf`, `-Inf`, `NaN`.
+fn go_f(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v:.6}")
+    }
 }

@@ -167,21 +167,61 @@ impl Token {
         let text = self.text(src);
         match &self.tok {
             Tok::Eof => "end of input".to_string(),
-            Tok::Ident { kw: Some(_) } => format!("<{}>", text.to_ascii_lowercase()),
-            Tok::Ident { kw: None } if text.contains(':') => {
-                format!("metric identifier {}", short_quote(text))
-            }
-            Tok::Ident { kw: None } => format!("identifier {}", short_quote(text)),
+            Tok::Ident { kw: Some(kw) } => match kw.class() {
+                KwClass::Operator => format!("<op:{text}>"),
+                KwClass::Aggregator => format!("<aggr:{text}>"),
+                KwClass::Keyword => format!("<{text}>"),
+                KwClass::Preprocessor => short_quote(text),
+            },
+            Tok::Ident { kw: None } if text.contains(':') => format!("metric identifier {text:?}"),
+            Tok::Ident { kw: None } => format!("identifier {text:?}"),
             Tok::Number => format!("number {}", short_quote(text)),
             Tok::Duration => format!("duration {}", short_quote(text)),
             Tok::Str(_) => format!("string {}", short_quote(text)),
-            _ => format!("\"{text}\""),
+            Tok::Add
+            | Tok::Sub
+            | Tok::Mul
+            | Tok::Div
+            | Tok::Mod
+            | Tok::Pow
+            | Tok::Eqlc
+            | Tok::Neq
+            | Tok::Lss
+            | Tok::Gtr
+            | Tok::Lte
+            | Tok::Gte
+            | Tok::EqlRegex
+            | Tok::NeqRegex
+            | Tok::At => format!("<op:{text}>"),
+            _ => format!("{text:?}"),
         }
     }
 }
 
+/// How Prometheus classifies a keyword token in messages.
+pub(crate) enum KwClass {
+    Operator,
+    Aggregator,
+    Keyword,
+    Preprocessor,
+}
+
+impl Kw {
+    pub(crate) fn class(self) -> KwClass {
+        use Kw::*;
+        match self {
+            And | Or | Unless | Atan2 => KwClass::Operator,
+            Sum | Avg | Count | Min | Max | Group | Stddev | Stdvar | Topk | Bottomk
+            | CountValues | Quantile | Limitk | LimitRatio => KwClass::Aggregator,
+            Start | End | Step | Range | MaxOf | MinOf => KwClass::Preprocessor,
+            _ => KwClass::Keyword,
+        }
+    }
+}
+
+/// Go's `%.10q...` for long values, `%q` otherwise.
 fn short_quote(s: &str) -> String {
-    if s.chars().count() > 10 {
+    if s.len() > 10 {
         let head: String = s.chars().take(10).collect();
         format!("{head:?}...")
     } else {
@@ -247,7 +287,12 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
                 return Err(l.err(l.pos, "unclosed left parenthesis"));
             }
             if l.bracket_open {
-                return Err(l.err(l.pos, "unclosed left bracket"));
+                let msg = if l.out.last().is_some_and(|t| t.tok == Tok::LBracket) {
+                    "unexpected end of input in duration expression"
+                } else {
+                    "unclosed left bracket"
+                };
+                return Err(l.err(l.pos, msg));
             }
             l.push(Tok::Eof, l.pos, l.pos);
             return Ok(l.out);
@@ -306,6 +351,12 @@ impl<'a> Lexer<'a> {
         };
         let one = |t: Tok| (t, start + 1);
         let (tok, end) = match c {
+            '"' | '\'' | '`' | '{' if self.bracket_open => {
+                return Err(self.err(
+                    start,
+                    format!("unexpected character in duration expression: {c:?}"),
+                ));
+            }
             ',' => one(Tok::Comma),
             '*' => one(Tok::Mul),
             '/' => one(Tok::Div),
@@ -360,7 +411,7 @@ impl<'a> Lexer<'a> {
                 self.brace_open = true;
                 one(Tok::LBrace)
             }
-            '}' => return Err(self.err(start, "unexpected right brace '}'")),
+            '}' => return Err(self.err(start, "unexpected character: '}'")),
             '[' => {
                 if self.bracket_open {
                     return Err(self.err(start, "unexpected left bracket '['"));
@@ -435,10 +486,7 @@ impl<'a> Lexer<'a> {
             }
             _ => {
                 let c = word.chars().next().unwrap_or(' ');
-                Err(self.err(
-                    start,
-                    format!("unexpected character: {c:?}, expected \":\""),
-                ))
+                Err(self.err(start, format!("unexpected character: {c:?}, expected ':'")))
             }
         }
     }
@@ -491,38 +539,40 @@ impl<'a> Lexer<'a> {
 
     fn lex_number_or_duration(&mut self) -> Result<(Tok, usize), ParseError> {
         let start = self.pos;
-        if let Some(end) = scan_number(self.src, start) {
-            return Ok((Tok::Number, end));
+        let stopped = match scan_number(self.src, start) {
+            Ok(end) => return Ok((Tok::Number, end)),
+            Err(stopped) => stopped,
+        };
+        match scan_duration_tail(self.src, stopped) {
+            Ok(end) => Ok((Tok::Duration, end)),
+            Err(stopped) => Err(self.err(
+                start,
+                format!(
+                    "bad number or duration syntax: {:?}",
+                    &self.src[start..stopped.min(self.src.len())]
+                ),
+            )),
         }
-        if let Some(end) = scan_duration(self.src, start) {
-            return Ok((Tok::Duration, end));
-        }
-        let bad_end = self.src[start..]
-            .find(|c: char| !(is_alnum(c) || c == '.'))
-            .map_or(self.src.len(), |n| start + n);
-        Err(self.err(
-            start,
-            format!(
-                "bad number or duration syntax: {:?}",
-                &self.src[start..bad_end]
-            ),
-        ))
     }
 }
 
 /// Scans a number per Prometheus' rules (`[.][digits][digits . _ eE]*`, hex
-/// with `0x`), returning the end offset. The text may still be an invalid
-/// number; the parser reports that.
-pub(crate) fn scan_number(src: &str, start: usize) -> Option<usize> {
+/// with `0x`), returning its end offset, or on failure the offset where the
+/// scan stopped (a duration scan continues from there, as in Prometheus).
+/// The text may still be an invalid number; the parser reports that.
+pub(crate) fn scan_number(src: &str, start: usize) -> Result<usize, usize> {
     let b = src.as_bytes();
-    let mut p = start;
     let at = |p: usize| b.get(p).copied();
+    let mut p = start;
     let mut hex = false;
-    if at(p) == Some(b'0') && matches!(at(p + 1), Some(b'x' | b'X')) {
-        p += 2;
-        hex = true;
-        if at(p) == Some(b'_') {
+    if at(p) == Some(b'0') {
+        p += 1;
+        if matches!(at(p), Some(b'x' | b'X')) {
             p += 1;
+            hex = true;
+            if at(p) == Some(b'_') {
+                p += 1;
+            }
         }
     }
     let is_digit = |c: u8| {
@@ -538,77 +588,88 @@ pub(crate) fn scan_number(src: &str, start: usize) -> Option<usize> {
     if at(p).is_some_and(is_digit) {
         p += 1;
     }
+    let is_exp = |c: Option<u8>| matches!(c, Some(b'e' | b'E'));
+    let anti = |c: Option<u8>| matches!(c, Some(b'.' | b'_' | b'e' | b'E'));
     let (mut dot, mut exp) = (false, false);
     while let Some(c) = at(p) {
+        if !(is_digit(c) || c == b'.' || c == b'_' || is_exp(Some(c))) {
+            break;
+        }
+        if (c == b'.' && dot) || (is_exp(Some(c)) && exp) {
+            return Err(p + 1);
+        }
         if c == b'.' {
-            if dot || hex {
-                return None;
-            }
             dot = true;
             p += 1;
             if matches!(at(p), Some(b'_' | b'.')) {
-                return None;
+                return Err(p + 1);
             }
-        } else if !hex && (c == b'e' || c == b'E') {
-            if exp {
-                return None;
+            if hex {
+                return Err(p);
             }
+        } else if is_exp(Some(c)) {
             exp = true;
             p += 1;
             if matches!(at(p), Some(b'+' | b'-')) {
                 p += 1;
             }
-            if matches!(at(p), None | Some(b'.' | b'_' | b'e' | b'E')) {
-                return None;
+            if anti(at(p)) {
+                return Err(p + 1);
+            }
+            if at(p).is_none() {
+                return Err(p);
             }
         } else if c == b'_' {
             p += 1;
-            if matches!(at(p), None | Some(b'.' | b'_' | b'e' | b'E')) {
-                return None;
+            if anti(at(p)) {
+                return Err(p + 1);
             }
-        } else if is_digit(c) {
-            p += 1;
+            if at(p).is_none() {
+                return Err(p);
+            }
         } else {
-            break;
+            while at(p).is_some_and(is_digit) {
+                p += 1;
+            }
         }
     }
     if p == start {
-        return None;
+        return Err(p);
     }
     match src[p..].chars().next() {
-        Some(c) if is_alnum(c) => None,
-        _ => Some(p),
+        Some(c) if is_alnum(c) => Err(p),
+        _ => Ok(p),
     }
 }
 
-/// Scans a duration literal (`1h30m`, `500ms`): digits then a unit, repeated.
-/// Validity (unit order) is checked by `parse_duration`.
-fn scan_duration(src: &str, start: usize) -> Option<usize> {
+/// Continues a failed number scan as a duration (`5m`, `1h30m`, `500ms`):
+/// a unit, then more digit-unit pairs, then a non-alphanumeric. Unit order
+/// and validity are checked by `parse_duration`.
+fn scan_duration_tail(src: &str, from: usize) -> Result<usize, usize> {
     let b = src.as_bytes();
-    let mut p = start;
-    let mut first = true;
-    loop {
-        let digits = b[p..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            if first {
-                return None;
-            }
-            break;
+    let mut p = from;
+    let accept = |p: &mut usize, set: &[u8]| {
+        if b.get(*p).is_some_and(|c| set.contains(c)) {
+            *p += 1;
+            true
+        } else {
+            false
         }
-        p += digits;
-        let units: &[u8] = if first { b"smhdwy" } else { b"smhdw" };
-        match b.get(p) {
-            Some(u) if units.contains(u) => p += 1,
-            _ => return None,
+    };
+    if !accept(&mut p, b"smhdwy") {
+        return Err(p);
+    }
+    accept(&mut p, b"s");
+    while accept(&mut p, b"0123456789") {
+        while accept(&mut p, b"0123456789") {}
+        if !accept(&mut p, b"smhdw") {
+            return Err(p);
         }
-        if b.get(p) == Some(&b's') {
-            p += 1;
-        }
-        first = false;
+        accept(&mut p, b"s");
     }
     match src[p..].chars().next() {
-        Some(c) if is_alnum(c) => None,
-        _ => Some(p),
+        Some(c) if is_alnum(c) => Err(p + c.len_utf8()),
+        _ => Ok(p),
     }
 }
 
@@ -685,7 +746,7 @@ fn unescape(
         'u' => (4, 16, None),
         'U' => (8, 16, None),
         '\n' => return Err(err("unterminated quoted string")),
-        other => return Err(err(&format!("unknown escape sequence {other:?}"))),
+        other => return Err(err(&format!("unknown escape sequence {}", go_rune(other)))),
     };
     let mut x: u32 = 0;
     let mut digits = first
@@ -695,9 +756,12 @@ fn unescape(
         let d = digits
             .next()
             .ok_or_else(|| err("escape sequence not terminated"))?;
-        let v = d
-            .to_digit(base)
-            .ok_or_else(|| err(&format!("illegal character {d:?} in escape sequence")))?;
+        let v = d.to_digit(base).ok_or_else(|| {
+            err(&format!(
+                "illegal character {} in escape sequence",
+                go_rune(d)
+            ))
+        })?;
         x = x * base + v;
     }
     if c == 'x' || base == 8 {
@@ -712,4 +776,13 @@ fn unescape(
         out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
     }
     Ok(())
+}
+
+/// Go's `%#U` of a rune: `U+0063 'c'`.
+fn go_rune(c: char) -> String {
+    if c.is_control() {
+        format!("U+{:04X}", c as u32)
+    } else {
+        format!("U+{:04X} '{c}'", c as u32)
+    }
 }

@@ -124,12 +124,16 @@ pub(crate) fn parse_duration_at(input: &str, pos: usize) -> Result<i64, ParseErr
         ("s", 1000),
         ("ms", 1),
     ];
-    let bad = || ParseError::new(pos, format!("not a valid duration string: {input:?}"));
+    // Prometheus keeps durations in int64 nanoseconds.
+    const MAX_MS: i64 = i64::MAX / 1_000_000;
+    let fail = |msg: String| ParseError::new(pos, msg);
+    let bad = || fail(format!("not a valid duration string: {input:?}"));
+    let out_of_range = || fail("duration out of range".to_string());
     if input == "0" {
         return Ok(0);
     }
     if input.is_empty() {
-        return Err(bad());
+        return Err(fail("empty duration string".to_string()));
     }
     let mut rest = input;
     let mut next_unit = 0;
@@ -139,23 +143,26 @@ pub(crate) fn parse_duration_at(input: &str, pos: usize) -> Result<i64, ParseErr
         if digits == 0 {
             return Err(bad());
         }
-        let n: i64 = rest[..digits]
-            .parse()
-            .map_err(|_| ParseError::new(pos, "duration out of range"))?;
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit_len = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
+        if unit_len == 0 {
+            return Err(bad());
+        }
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let idx = UNITS[next_unit..]
-            .iter()
-            .position(|(u, _)| *u == unit)
-            .ok_or_else(bad)?;
-        let mult = UNITS[next_unit + idx].1;
-        next_unit += idx + 1;
+        let Some(idx) = UNITS.iter().position(|(u, _)| *u == unit) else {
+            return Err(fail(format!("unknown unit {unit:?} in duration {input:?}")));
+        };
+        if idx < next_unit {
+            return Err(bad());
+        }
+        next_unit = idx + 1;
         total = n
-            .checked_mul(mult)
+            .checked_mul(UNITS[idx].1)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| ParseError::new(pos, "duration out of range"))?;
+            .filter(|&t| t <= MAX_MS)
+            .ok_or_else(out_of_range)?;
     }
     Ok(total)
 }

@@ -241,7 +241,45 @@ fn reports_prometheus_errors() {
     f("foo[0s]", "duration must be greater than 0", 4);
     f("foo[-5m]", "duration must be greater than 0", 4);
     f("foo[5m:0s]", "duration must be greater than 0", 7);
-    f("foo[5x]", "bad number or duration syntax: \"5x\"", 4);
+    f("foo[5x]", "bad number or duration syntax: \"5\"", 4);
+    f("0deadbeef", "bad number or duration syntax: \"0de\"", 0);
+    f("100..4", "bad number or duration syntax: \"100..\"", 0);
+    f("foo[5y1hs]", "unknown unit \"hs\" in duration \"5y1hs\"", 4);
+    f(
+        "foo[\"5m\"]",
+        "unexpected character in duration expression: '\"'",
+        4,
+    );
+    f("foo[5s x 5s]", "unexpected character: 'x', expected ':'", 7);
+    f("foo[", "unexpected end of input in duration expression", 4);
+    f("*1", "unexpected <op:*>", 0);
+    f(
+        "sum without(==)(x)",
+        "unexpected <op:==> in grouping opts, expected label",
+        12,
+    );
+    f(
+        "sum some_metric by (test)",
+        "unexpected identifier \"some_metric\"",
+        4,
+    );
+    f(
+        "foo @ +Inf",
+        "timestamp out of bounds for @ modifier: +Inf",
+        6,
+    );
+    f("\"\\c\"", "unknown escape sequence U+0063 'c'", 1);
+    f("}", "unexpected character: '}'", 0);
+    f(
+        "info(x, {a=\"b\"} == 1)",
+        "expected label selectors only",
+        8,
+    );
+    f(
+        "info(x, foo)",
+        "expected label selectors only, got vector selector instead",
+        8,
+    );
     f("foo[1m5h]", "not a valid duration string: \"1m5h\"", 4);
     f(
         "foo offset (1h + 5m)",
@@ -270,7 +308,7 @@ fn reports_prometheus_errors() {
     );
     f(
         "foo @ Inf",
-        "timestamp out of bounds for @ modifier: inf",
+        "timestamp out of bounds for @ modifier: +Inf",
         6,
     );
     f("foo{a=\"b\"", "unexpected end of input inside braces", 9);
@@ -293,7 +331,7 @@ fn reports_prometheus_errors() {
         4,
     );
     f("\"abc", "unterminated quoted string", 0);
-    f("\"\\q\"", "unknown escape sequence 'q'", 1);
+    f("\"\\q\"", "unknown escape sequence U+0071 'q'", 1);
     f("sum by (a) (x) by (b)", "unexpected <by>", 15);
     f("foo bar", "unexpected identifier \"bar\"", 4);
     f("1 +", "unexpected end of input", 3);
