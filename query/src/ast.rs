@@ -61,6 +61,12 @@ pub struct VectorSelector {
     pub matchers: Vec<Matcher>,
     /// `offset` in milliseconds (negative allowed); 0 when absent.
     pub offset: i64,
+    /// An offset written as a duration expression that uses `step()` or
+    /// `range()` (experimental; only with
+    /// [`ParseOptions::duration_expr_functions`](crate::parser::ParseOptions)).
+    /// It is a scalar expression in seconds, computed once per query; `offset`
+    /// is 0 then. Constant duration expressions are folded into `offset`.
+    pub offset_expr: Option<Box<Expr>>,
     /// `@` modifier.
     pub at: Option<AtModifier>,
 }
@@ -72,6 +78,9 @@ pub struct MatrixSelector {
     pub vs: VectorSelector,
     /// The range in milliseconds.
     pub range: i64,
+    /// The range as a duration expression using `step()`/`range()` (see
+    /// [`VectorSelector::offset_expr`]); `range` is 0 then.
+    pub range_expr: Option<Box<Expr>>,
 }
 
 /// `expr[range:step] offset .. @ ..`.
@@ -87,6 +96,14 @@ pub struct SubqueryExpr {
     pub offset: i64,
     /// `@` modifier.
     pub at: Option<AtModifier>,
+    /// Range, step and offset written as duration expressions that use
+    /// `step()`/`range()` (see [`VectorSelector::offset_expr`]); the numeric
+    /// field is 0 / `None` then.
+    pub range_expr: Option<Box<Expr>>,
+    /// See `range_expr`.
+    pub step_expr: Option<Box<Expr>>,
+    /// See `range_expr`.
+    pub offset_expr: Option<Box<Expr>>,
 }
 
 /// Unary operators.

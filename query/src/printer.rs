@@ -168,11 +168,21 @@ fn write_at(f: &mut Formatter<'_>, at: &Option<AtModifier>) -> fmt::Result {
     }
 }
 
-fn write_offset(f: &mut Formatter<'_>, offset: i64) -> fmt::Result {
-    if offset != 0 {
+fn write_offset(f: &mut Formatter<'_>, offset: i64, expr: &Option<Box<Expr>>) -> fmt::Result {
+    if let Some(e) = expr {
+        write!(f, " offset {e}")?;
+    } else if offset != 0 {
         write!(f, " offset {}", format_duration(offset))?;
     }
     Ok(())
+}
+
+/// A range or step: the duration expression if there is one.
+fn duration_or_expr(ms: i64, expr: &Option<Box<Expr>>) -> String {
+    match expr {
+        Some(e) => e.to_string(),
+        None => format_duration(ms),
+    }
 }
 
 fn write_selector(f: &mut Formatter<'_>, vs: &VectorSelector, modifiers: bool) -> fmt::Result {
@@ -195,23 +205,28 @@ fn write_selector(f: &mut Formatter<'_>, vs: &VectorSelector, modifiers: bool) -
     }
     if modifiers {
         write_at(f, &vs.at)?;
-        write_offset(f, vs.offset)?;
+        write_offset(f, vs.offset, &vs.offset_expr)?;
     }
     Ok(())
 }
 
 fn write_matrix(f: &mut Formatter<'_>, ms: &MatrixSelector) -> fmt::Result {
     write_selector(f, &ms.vs, false)?;
-    write!(f, "[{}]", format_duration(ms.range))?;
+    write!(f, "[{}]", duration_or_expr(ms.range, &ms.range_expr))?;
     write_at(f, &ms.vs.at)?;
-    write_offset(f, ms.vs.offset)
+    write_offset(f, ms.vs.offset, &ms.vs.offset_expr)
 }
 
 fn write_subquery(f: &mut Formatter<'_>, sq: &SubqueryExpr) -> fmt::Result {
-    let step = sq.step.map(format_duration).unwrap_or_default();
-    write!(f, "{}[{}:{}]", sq.expr, format_duration(sq.range), step)?;
+    let step = match (&sq.step_expr, sq.step) {
+        (Some(e), _) => e.to_string(),
+        (None, Some(ms)) => format_duration(ms),
+        (None, None) => String::new(),
+    };
+    let range = duration_or_expr(sq.range, &sq.range_expr);
+    write!(f, "{}[{range}:{step}]", sq.expr)?;
     write_at(f, &sq.at)?;
-    write_offset(f, sq.offset)
+    write_offset(f, sq.offset, &sq.offset_expr)
 }
 
 fn write_binary(f: &mut Formatter<'_>, b: &BinaryExpr) -> fmt::Result {

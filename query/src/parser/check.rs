@@ -8,6 +8,7 @@ use crate::ast::{
 };
 use crate::model::{Matcher, METRIC_NAME};
 
+use super::duration::Resolved;
 use super::expr::{Node, Parser};
 use super::functions::function_sig;
 use super::lexer::Token;
@@ -172,28 +173,37 @@ pub(crate) fn unary(op: UnaryOp, pos: usize, inner: Node) -> PResult<Node> {
 const MODIFIER_TARGETS: &str =
     "must be preceded by an instant vector selector or range vector selector or a subquery";
 
-/// The offset and `@` slots of a selector or subquery.
-fn modifier_slots(expr: &mut Expr) -> Option<(&mut i64, &mut Option<AtModifier>)> {
+/// The offset, offset expression and `@` slots of a selector or subquery.
+type Slots<'a> = (
+    &'a mut i64,
+    &'a mut Option<Box<Expr>>,
+    &'a mut Option<AtModifier>,
+);
+
+fn modifier_slots(expr: &mut Expr) -> Option<Slots<'_>> {
     match expr {
         Expr::VectorSelector(vs) | Expr::MatrixSelector(MatrixSelector { vs, .. }) => {
-            Some((&mut vs.offset, &mut vs.at))
+            Some((&mut vs.offset, &mut vs.offset_expr, &mut vs.at))
         }
-        Expr::Subquery(sq) => Some((&mut sq.offset, &mut sq.at)),
+        Expr::Subquery(sq) => Some((&mut sq.offset, &mut sq.offset_expr, &mut sq.at)),
         _ => None,
     }
 }
 
 /// `x offset d`.
 #[inline(never)]
-pub(crate) fn set_offset(mut node: Node, offset: i64, end: usize) -> PResult<Node> {
+pub(crate) fn set_offset(mut node: Node, offset: Resolved, end: usize) -> PResult<Node> {
     let start = node.span.start;
-    let Some((slot, _)) = modifier_slots(&mut node.expr) else {
+    let Some((slot, expr_slot, _)) = modifier_slots(&mut node.expr) else {
         return Err(err(start, format!("offset modifier {MODIFIER_TARGETS}")));
     };
-    if *slot != 0 {
+    if *slot != 0 || expr_slot.is_some() {
         return Err(err(start, "offset may not be set multiple times"));
     }
-    *slot = offset;
+    match offset {
+        Resolved::Ms(ms) => *slot = ms,
+        Resolved::Expr(e) => *expr_slot = Some(e),
+    }
     node.span.end = end;
     Ok(node)
 }
@@ -202,7 +212,7 @@ pub(crate) fn set_offset(mut node: Node, offset: i64, end: usize) -> PResult<Nod
 #[inline(never)]
 pub(crate) fn set_at(mut node: Node, at: AtModifier, end: usize) -> PResult<Node> {
     let start = node.span.start;
-    let Some((_, slot)) = modifier_slots(&mut node.expr) else {
+    let Some((_, _, slot)) = modifier_slots(&mut node.expr) else {
         return Err(err(start, format!("@ modifier {MODIFIER_TARGETS}")));
     };
     if slot.is_some() {
@@ -213,20 +223,32 @@ pub(crate) fn set_at(mut node: Node, at: AtModifier, end: usize) -> PResult<Node
     Ok(node)
 }
 
+fn split(d: Resolved) -> (i64, Option<Box<Expr>>) {
+    match d {
+        Resolved::Ms(ms) => (ms, None),
+        Resolved::Expr(e) => (0, Some(e)),
+    }
+}
+
 /// `selector[range]`.
 #[inline(never)]
-pub(crate) fn matrix(node: Node, range: i64, bracket: usize, end: usize) -> PResult<Node> {
+pub(crate) fn matrix(node: Node, range: Resolved, bracket: usize, end: usize) -> PResult<Node> {
     let Expr::VectorSelector(vs) = node.expr else {
         return Err(err(bracket, "ranges only allowed for vector selectors"));
     };
-    if vs.offset != 0 {
+    if vs.offset != 0 || vs.offset_expr.is_some() {
         return Err(err(bracket, "no offset modifiers allowed before range"));
     }
     if vs.at.is_some() {
         return Err(err(bracket, "no @ modifiers allowed before range"));
     }
+    let (range, range_expr) = split(range);
     Ok(Node {
-        expr: Expr::MatrixSelector(MatrixSelector { vs, range }),
+        expr: Expr::MatrixSelector(MatrixSelector {
+            vs,
+            range,
+            range_expr,
+        }),
         span: Span {
             start: node.span.start,
             end,
@@ -237,7 +259,12 @@ pub(crate) fn matrix(node: Node, range: i64, bracket: usize, end: usize) -> PRes
 
 /// `expr[range:step]`.
 #[inline(never)]
-pub(crate) fn subquery(node: Node, range: i64, step: Option<i64>, end: usize) -> PResult<Node> {
+pub(crate) fn subquery(
+    node: Node,
+    range: Resolved,
+    step: Option<Resolved>,
+    end: usize,
+) -> PResult<Node> {
     if node.ty != ValueType::Vector {
         return Err(err(
             node.span.start,
@@ -247,6 +274,12 @@ pub(crate) fn subquery(node: Node, range: i64, step: Option<i64>, end: usize) ->
             ),
         ));
     }
+    let (range, range_expr) = split(range);
+    let (step, step_expr) = match step.map(split) {
+        None => (None, None),
+        Some((ms, None)) => (Some(ms), None),
+        Some((_, e)) => (None, e),
+    };
     Ok(Node {
         expr: Expr::Subquery(SubqueryExpr {
             expr: Box::new(node.expr),
@@ -254,6 +287,9 @@ pub(crate) fn subquery(node: Node, range: i64, step: Option<i64>, end: usize) ->
             step,
             offset: 0,
             at: None,
+            range_expr,
+            step_expr,
+            offset_expr: None,
         }),
         span: Span {
             start: node.span.start,
@@ -427,6 +463,7 @@ pub(crate) fn selector(
             name,
             matchers,
             offset: 0,
+            offset_expr: None,
             at: None,
         }),
         span,
@@ -443,6 +480,7 @@ pub(crate) fn info_selector(matchers: Vec<Matcher>, span: Span) -> Node {
             name: None,
             matchers,
             offset: 0,
+            offset_expr: None,
             at: None,
         }),
         span,

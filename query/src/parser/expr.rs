@@ -8,7 +8,7 @@ use crate::model::{MatchOp, Matcher, METRIC_NAME};
 
 use super::check;
 use super::lexer::{lex, Kw, Tok, Token};
-use super::{parse_duration_at, ParseError, MAX_DEPTH};
+use super::{parse_duration_at, ParseError, ParseOptions, MAX_DEPTH};
 
 /// A parsed node: the expression, where it is in the input, and its type.
 pub(crate) struct Node {
@@ -21,14 +21,16 @@ type PResult<T> = Result<T, ParseError>;
 
 pub(crate) struct Parser<'a> {
     pub src: &'a str,
+    pub opts: ParseOptions,
     toks: Vec<Token>,
     i: usize,
     depth: usize,
 }
 
 /// Parses a whole query.
-pub(crate) fn parse_expr(src: &str) -> PResult<Expr> {
+pub(crate) fn parse_expr(src: &str, opts: ParseOptions) -> PResult<Expr> {
     let mut p = Parser::new(src)?;
+    p.opts = opts;
     if p.peek().tok == Tok::Eof {
         return Err(ParseError::new(0, "no expression found in input"));
     }
@@ -149,13 +151,14 @@ impl<'a> Parser<'a> {
     fn new(src: &'a str) -> PResult<Self> {
         Ok(Parser {
             src,
+            opts: ParseOptions::default(),
             toks: lex(src)?,
             i: 0,
             depth: 0,
         })
     }
 
-    fn peek(&self) -> &Token {
+    pub(crate) fn peek(&self) -> &Token {
         // The token list always ends with Eof and `bump` never passes it.
         &self.toks[self.i.min(self.toks.len() - 1)]
     }
@@ -164,7 +167,7 @@ impl<'a> Parser<'a> {
         &self.toks[(self.i + n).min(self.toks.len() - 1)]
     }
 
-    fn bump(&mut self) -> Token {
+    pub(crate) fn bump(&mut self) -> Token {
         let t = self.peek().clone();
         if t.tok != Tok::Eof {
             self.i += 1;
@@ -199,7 +202,7 @@ impl<'a> Parser<'a> {
     }
 
     #[inline(never)]
-    fn expect(&mut self, tok: Tok, context: &str, expected: &str) -> PResult<Token> {
+    pub(crate) fn expect(&mut self, tok: Tok, context: &str, expected: &str) -> PResult<Token> {
         if self.peek().tok == tok {
             Ok(self.bump())
         } else {
@@ -217,12 +220,16 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn enter(&mut self, pos: usize) -> PResult<()> {
+    pub(crate) fn enter(&mut self, pos: usize) -> PResult<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(too_deep(pos));
         }
         Ok(())
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.depth -= 1;
     }
 
     /// Binary expressions with operators of precedence `>= min_prec`.
@@ -346,7 +353,7 @@ impl<'a> Parser<'a> {
                     kw: Some(Kw::Offset),
                 } => {
                     self.bump();
-                    let off = self.offset_duration()?;
+                    let off = self.offset_value()?;
                     check::set_offset(node, off, self.prev_end())?
                 }
                 Tok::At => {
@@ -375,7 +382,7 @@ impl<'a> Parser<'a> {
     #[inline(never)]
     fn range_or_subquery(&mut self, node: Node) -> PResult<Node> {
         let open = self.bump();
-        let range = self.positive_duration("subquery or range selector")?;
+        let range = self.bracket_duration("subquery or range selector")?;
         let t = self.bump();
         match t.tok {
             Tok::RBracket => check::matrix(node, range, open.start, t.end),
@@ -383,69 +390,13 @@ impl<'a> Parser<'a> {
                 let step = if self.peek().tok == Tok::RBracket {
                     None
                 } else {
-                    Some(self.positive_duration("subquery selector")?)
+                    Some(self.bracket_duration("subquery selector")?)
                 };
                 let close = self.expect(Tok::RBracket, "subquery selector", "\"]\"")?;
                 check::subquery(node, range, step, close.end)
             }
             _ => Err(self.unexpected(&t, "subquery or range", "\":\" or \"]\"")),
         }
-    }
-
-    /// A number or duration literal, optionally signed, in milliseconds.
-    #[inline(never)]
-    fn duration_literal(&mut self, context: &str, allow_sign: bool) -> PResult<i64> {
-        let mut neg = false;
-        if allow_sign && matches!(self.peek().tok, Tok::Add | Tok::Sub) {
-            neg = self.bump().tok == Tok::Sub;
-        }
-        let t = self.bump();
-        let text = t.text(self.src);
-        let ms = match &t.tok {
-            Tok::Duration => parse_duration_at(text, t.start)?,
-            Tok::Number => {
-                let secs = parse_number(text, t.start)?;
-                if !secs.is_finite() || secs.abs() > (i64::MAX / 1_000_000_000) as f64 {
-                    return Err(ParseError::new(t.start, "duration out of range"));
-                }
-                (secs * 1000.0).round() as i64
-            }
-            Tok::LParen
-            | Tok::Ident {
-                kw: Some(Kw::Step | Kw::Range | Kw::MinOf | Kw::MaxOf),
-            } => {
-                return Err(ParseError::new(
-                    t.start,
-                    "experimental duration expression is not enabled",
-                ))
-            }
-            _ => return Err(self.unexpected(&t, context, "number, duration, step(), or range()")),
-        };
-        Ok(if neg { -ms } else { ms })
-    }
-
-    #[inline(never)]
-    fn positive_duration(&mut self, context: &str) -> PResult<i64> {
-        let start = self.peek().start;
-        let ms = self.duration_literal(context, true)?;
-        if matches!(
-            self.peek().tok,
-            Tok::Add | Tok::Sub | Tok::Mul | Tok::Div | Tok::Mod | Tok::Pow
-        ) {
-            return Err(ParseError::new(
-                self.peek().start,
-                "experimental duration expression is not enabled",
-            ));
-        }
-        if ms <= 0 {
-            return Err(ParseError::new(start, "duration must be greater than 0"));
-        }
-        Ok(ms)
-    }
-
-    #[inline(never)]
-    fn offset_duration(&mut self) -> PResult<i64> {
-        self.duration_literal("offset", true)
     }
 
     /// The value after `@`: a (signed) number of seconds, `start()`, `end()`.

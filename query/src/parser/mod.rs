@@ -21,6 +21,7 @@
 //! ```
 
 mod check;
+mod duration;
 mod expr;
 pub mod functions;
 mod lexer;
@@ -95,9 +96,25 @@ impl ParseError {
     }
 }
 
+/// Parser switches for experimental Prometheus syntax.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Accept `step()` and `range()` in duration expressions
+    /// (`foo[step() * 2]`, `foo offset -range()`). They are kept as scalar
+    /// expressions in the AST's `*_expr` fields, which the evaluator must
+    /// compute per query. Constant duration expressions (`foo[1h / 2]`) are
+    /// always accepted and folded.
+    pub duration_expr_functions: bool,
+}
+
 /// Parses and type-checks a PromQL expression.
 pub fn parse(input: &str) -> Result<Expr, ParseError> {
-    expr::parse_expr(input).map_err(|e| e.locate(input))
+    parse_with(input, ParseOptions::default())
+}
+
+/// [`parse`] with experimental syntax switched on or off.
+pub fn parse_with(input: &str, opts: ParseOptions) -> Result<Expr, ParseError> {
+    expr::parse_expr(input, opts).map_err(|e| e.locate(input))
 }
 
 /// Parses a series selector such as `foo{a="b"}` or `{a="b"}` (the `match[]`

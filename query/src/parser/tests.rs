@@ -1,6 +1,7 @@
 //! Parser unit tests: table-style `f(input, want)` cases.
 
 use super::*;
+use crate::ast::Expr;
 
 /// Parses and prints back; panics with the error otherwise.
 fn canon(q: &str) -> String {
@@ -282,20 +283,23 @@ fn reports_prometheus_errors() {
     );
     f("foo[1m5h]", "not a valid duration string: \"1m5h\"", 4);
     f(
-        "foo offset (1h + 5m)",
-        "experimental duration expression is not enabled",
-        11,
-    );
-    f(
-        "foo[5m + 1m]",
-        "experimental duration expression is not enabled",
-        7,
-    );
-    f(
         "foo[step()]",
-        "experimental duration expression is not enabled",
+        "step() and range() in duration expressions are not enabled",
         4,
     );
+    f(
+        "foo offset -range()",
+        "step() and range() in duration expressions are not enabled",
+        11,
+    );
+    f("foo[1m / 0]", "division by zero", 7);
+    f("foo[1m % (1 - 1)]", "modulo by zero", 7);
+    f("foo[step() / 0]", "division by zero", 11);
+    f("foo[1m - 1m]", "duration must be greater than 0", 4);
+    f("foo[-2 ^ 2]", "duration must be greater than 0", 4);
+    f("foo[5m:1m - 2m]", "duration must be greater than 0", 7);
+    f("foo[(1m]", "unclosed left parenthesis", 8);
+    f("foo[1m +]", "unexpected \"]\" in subquery or range selector, expected number, duration, step(), or range()", 8);
     f(
         "rate(foo[5m] anchored)",
         "anchored modifier is experimental and not enabled",
@@ -358,4 +362,80 @@ fn error_display_has_line_and_column() {
         "2:7: parse error: unexpected identifier \"baz\""
     );
     assert_eq!((e.line(), e.col()), (2, 7));
+}
+
+#[test]
+fn folds_constant_duration_expressions() {
+    let f = |q: &str, want: &str| assert_eq!(canon(q), want, "query {q:?}");
+    f("foo[26m+4m]", "foo[30m]");
+    f("foo[60*30]", "foo[30m]");
+    f("foo[2m*(10+5)]", "foo[30m]");
+    f("foo[24m+((1.5*2m)+2m)]", "foo[29m]");
+    f("foo[-5m+35m]", "foo[30m]");
+    f("foo[1h30m % 1h]", "foo[30m]");
+    f("foo[30m1s-30m1s % 1m]", "foo[30m]");
+    f(
+        "foo[29s+1s:((((8 - 2) / 3) * 7s) % 4) + 8000ms]",
+        "foo[30s:10s]",
+    );
+    f("foo[2^3]", "foo[8s]");
+    f("foo[max_of(1m, 2m)]", "foo[2m]");
+    f("foo[min_of(1m, 2m):]", "foo[1m:]");
+    f("foo offset (100 + 2)", "foo offset 1m42s");
+    f("foo offset 100 + 2", "foo offset 1m40s + 2");
+    f("foo offset -2 ^ 2", "foo offset -2s ^ 2");
+    f("foo offset (-2 * 2)", "foo offset -4s");
+    f("foo offset -(2 * 2)", "foo offset -4s");
+    f("foo offset max_of(1m, 2m)", "foo offset 2m");
+    // Computed values are truncated to the millisecond, literals rounded.
+    f("foo[1s / 3]", "foo[333ms]");
+    f("foo[0.0015]", "foo[2ms]");
+}
+
+#[test]
+fn keeps_step_and_range_expressions_when_enabled() {
+    let opts = ParseOptions {
+        duration_expr_functions: true,
+    };
+    let f = |q: &str, want: &str| {
+        let e = parse_with(q, opts).unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert_eq!(e.to_string(), want, "query {q:?}");
+        let again = parse_with(&e.to_string(), opts).expect("printed form parses");
+        assert_eq!(again, e);
+    };
+    f("foo[step()]", "foo[step()]");
+    f("foo[STep()+1ms]", "foo[step() + 0.001]");
+    f("foo[1+(step()-5)*2]", "foo[1 + (step() - 5) * 2]");
+    f(
+        "foo[max_of(min_of(step()+1,1h),1ms)]",
+        "foo[max_of(min_of(step() + 1, 3600), 0.001)]",
+    );
+    f("foo offset -step()", "foo offset -step()");
+    f("foo offset step()*0", "foo offset step() * 0");
+    f(
+        "foo offset -min_of(step(), 1s)+8000",
+        "foo offset -min_of(step(), 1) + 8000",
+    );
+    f(
+        "foo[5m:step()] offset (range() / 2)",
+        "foo[5m:step()] offset (range() / 2)",
+    );
+    f(
+        "rate(foo[range()] offset step())",
+        "rate(foo[range()] offset step())",
+    );
+    let e = parse_with("foo[step() * 2] offset range()", opts).expect("parses");
+    let Expr::MatrixSelector(m) = e else {
+        panic!("not a matrix selector: {e:?}");
+    };
+    assert_eq!(m.range, 0);
+    assert_eq!(m.vs.offset, 0);
+    assert_eq!(
+        m.range_expr.map(|e| e.to_string()),
+        Some("step() * 2".to_string())
+    );
+    assert_eq!(
+        m.vs.offset_expr.map(|e| e.to_string()),
+        Some("range()".to_string())
+    );
 }

@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 
-use super::parse;
 use super::testdata::check_round_trip;
+use super::{parse_with, ParseOptions};
 
 /// Real queries to mutate (a sample of the shapes Grafana sends).
 const SEEDS: &[&str] = &[
@@ -13,6 +13,7 @@ const SEEDS: &[&str] = &[
     r#"topk(3, max_over_time(rate(foo[5m])[1h:30s] @ end())) or vector(-Inf) unless label_replace(up, "a", "$1", "b", "(.*)")"#,
     r#"-2 ^ 3 ^ -x % 0x1F atan2 -(y) / count_values("v", {__name__="m", "x.y"=~'a\n'}) == bool 1e3"#,
     r#"quantile(0.9, stddev_over_time({"metric.name", l="`"}[1y2w3d4h5m6s7ms])) # comment"#,
+    r#"sum_over_time(x[2m * (10 + 5) : step() / 2] offset -min_of(range(), 1h % 7m)) + y offset (5m ^ 2) @ 3"#,
     r#"absent(nonexistent{job="myjob"}) * on () group_right () sum(count by (a,) (b)) - time()"#,
 ];
 
@@ -78,7 +79,10 @@ fn promql_token() -> impl Strategy<Value = String> {
 
 /// Asserts the round-trip property for input that parses.
 fn check(q: &str) -> Result<(), TestCaseError> {
-    if parse(q).is_ok() {
+    let opts = ParseOptions {
+        duration_expr_functions: true,
+    };
+    if parse_with(q, opts).is_ok() {
         if let Err(msg) = check_round_trip(q) {
             return Err(TestCaseError::fail(format!("{q:?}: {msg}")));
         }
