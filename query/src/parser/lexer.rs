@@ -9,6 +9,7 @@
 use nom::bytes::complete::take_while;
 use nom::IResult;
 
+use super::strings::lex_string;
 use super::ParseError;
 
 /// Keywords (matched case-insensitively, as Prometheus does).
@@ -345,135 +346,146 @@ impl<'a> Lexer<'a> {
 
     fn lex_statement(&mut self) -> Result<(), ParseError> {
         let start = self.pos;
-        let c = match self.peek() {
-            Some(c) => c,
-            None => return Ok(()),
+        let Some(c) = self.peek() else {
+            return Ok(());
         };
-        let one = |t: Tok| (t, start + 1);
-        let (tok, end) = match c {
-            '"' | '\'' | '`' | '{' if self.bracket_open => {
+        if self.bracket_open && matches!(c, '"' | '\'' | '`' | '{') {
+            return Err(self.err(
+                start,
+                format!("unexpected character in duration expression: {c:?}"),
+            ));
+        }
+        let (tok, end) = match self.operator(c, start)? {
+            Some(t) => t,
+            None => match self.bracket(c, start)? {
+                Some(t) => t,
+                None => self.literal_or_word(c, start)?,
+            },
+        };
+        self.push(tok, start, end);
+        Ok(())
+    }
+
+    /// Operators: `, * / % + - ^ @ = == != < <= > >=`.
+    fn operator(&self, c: char, start: usize) -> Result<Option<(Tok, usize)>, ParseError> {
+        let next = self.peek2();
+        let tok = match (c, next) {
+            (',', _) => Tok::Comma,
+            ('*', _) => Tok::Mul,
+            ('/', _) => Tok::Div,
+            ('%', _) => Tok::Mod,
+            ('+', _) => Tok::Add,
+            ('-', _) => Tok::Sub,
+            ('^', _) => Tok::Pow,
+            ('@', _) => Tok::At,
+            ('=', Some('=')) => return Ok(Some((Tok::Eqlc, start + 2))),
+            ('=', Some('~')) => {
+                return Err(self.err(start, "unexpected character after '=': '~'"));
+            }
+            ('=', _) => Tok::Eql,
+            ('!', Some('=')) => return Ok(Some((Tok::Neq, start + 2))),
+            ('!', other) => {
+                let shown = other.map(|c| format!("{c:?}")).unwrap_or("EOF".into());
+                return Err(self.err(start, format!("unexpected character after '!': {shown}")));
+            }
+            ('<' | '>', Some('/')) => {
+                let op = &self.src[start..start + 2];
                 return Err(self.err(
                     start,
-                    format!("unexpected character in duration expression: {c:?}"),
+                    format!("the native histogram trim operator \"{op}\" is not supported"),
                 ));
             }
-            ',' => one(Tok::Comma),
-            '*' => one(Tok::Mul),
-            '/' => one(Tok::Div),
-            '%' => one(Tok::Mod),
-            '+' => one(Tok::Add),
-            '-' => one(Tok::Sub),
-            '^' => one(Tok::Pow),
-            '@' => one(Tok::At),
-            '=' => match self.peek2() {
-                Some('=') => (Tok::Eqlc, start + 2),
-                Some('~') => {
-                    return Err(self.err(start, "unexpected character after '=': '~'"));
-                }
-                _ => one(Tok::Eql),
-            },
-            '!' => match self.peek2() {
-                Some('=') => (Tok::Neq, start + 2),
-                other => {
-                    let shown = other.map(|c| format!("{c:?}")).unwrap_or("EOF".into());
-                    return Err(self.err(start, format!("unexpected character after '!': {shown}")));
-                }
-            },
-            '<' | '>' if self.peek2() == Some('/') => {
-                return Err(self.err(
-                    start,
-                    format!(
-                        "the native histogram trim operator \"{}\" is not supported",
-                        &self.src[start..start + 2]
-                    ),
-                ));
-            }
-            '<' => match self.peek2() {
-                Some('=') => (Tok::Lte, start + 2),
-                _ => one(Tok::Lss),
-            },
-            '>' => match self.peek2() {
-                Some('=') => (Tok::Gte, start + 2),
-                _ => one(Tok::Gtr),
-            },
+            ('<', Some('=')) => return Ok(Some((Tok::Lte, start + 2))),
+            ('<', _) => Tok::Lss,
+            ('>', Some('=')) => return Ok(Some((Tok::Gte, start + 2))),
+            ('>', _) => Tok::Gtr,
+            _ => return Ok(None),
+        };
+        Ok(Some((tok, start + 1)))
+    }
+
+    /// `( ) { } [ ]` and `:` inside brackets, tracking nesting.
+    fn bracket(&mut self, c: char, start: usize) -> Result<Option<(Tok, usize)>, ParseError> {
+        let tok = match c {
             '(' => {
                 self.paren_depth += 1;
-                one(Tok::LParen)
+                Tok::LParen
             }
             ')' => {
                 self.paren_depth -= 1;
                 if self.paren_depth < 0 {
                     return Err(self.err(start, "unexpected right parenthesis ')'"));
                 }
-                one(Tok::RParen)
+                Tok::RParen
             }
             '{' => {
                 self.brace_open = true;
-                one(Tok::LBrace)
+                Tok::LBrace
             }
             '}' => return Err(self.err(start, "unexpected character: '}'")),
+            '[' if self.bracket_open => {
+                return Err(self.err(start, "unexpected left bracket '['"));
+            }
             '[' => {
-                if self.bracket_open {
-                    return Err(self.err(start, "unexpected left bracket '['"));
-                }
                 self.bracket_open = true;
                 self.got_colon = false;
-                one(Tok::LBracket)
+                Tok::LBracket
+            }
+            ']' if !self.bracket_open => {
+                return Err(self.err(start, "unexpected right bracket ']'"));
             }
             ']' => {
-                if !self.bracket_open {
-                    return Err(self.err(start, "unexpected right bracket ']'"));
-                }
                 self.bracket_open = false;
-                one(Tok::RBracket)
+                Tok::RBracket
+            }
+            ':' if self.bracket_open && self.got_colon => {
+                return Err(self.err(start, "unexpected colon ':'"));
             }
             ':' if self.bracket_open => {
-                if self.got_colon {
-                    return Err(self.err(start, "unexpected colon ':'"));
-                }
                 self.got_colon = true;
-                one(Tok::Colon)
+                Tok::Colon
             }
+            _ => return Ok(None),
+        };
+        Ok(Some((tok, start + 1)))
+    }
+
+    /// Strings, numbers, durations, identifiers and keywords.
+    fn literal_or_word(&mut self, c: char, start: usize) -> Result<(Tok, usize), ParseError> {
+        match c {
             '"' | '\'' | '`' => {
                 let (value, end) = lex_string(self.src, start)?;
-                (Tok::Str(value), end)
+                Ok((Tok::Str(value), end))
             }
             c if c.is_ascii_digit()
                 || (c == '.' && self.peek2().is_some_and(|d| d.is_ascii_digit())) =>
             {
-                self.lex_number_or_duration()?
+                self.lex_number_or_duration()
             }
+            c if (is_alpha(c) || c == ':') && self.bracket_open => self.lex_bracket_word(),
             c if is_alpha(c) || c == ':' => {
-                if self.bracket_open {
-                    return self.lex_bracket_word();
-                }
                 let (rest, _) = metric_ident_tail(self.rest())
                     .map_err(|_| self.err(start, "cannot scan identifier"))?;
                 let end = self.src.len() - rest.len();
                 let word = &self.src[start..end];
                 if word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("nan") {
-                    (Tok::Number, end)
-                } else {
-                    let mut kw = Kw::lookup(word);
-                    // fill/fill_left/fill_right are keywords only before '('.
-                    if matches!(kw, Some(Kw::Fill | Kw::FillLeft | Kw::FillRight))
-                        && !self.src[end..].trim_start().starts_with('(')
-                    {
-                        kw = None;
-                    }
-                    (Tok::Ident { kw }, end)
+                    return Ok((Tok::Number, end));
                 }
+                let mut kw = Kw::lookup(word);
+                // fill/fill_left/fill_right are keywords only before '('.
+                if matches!(kw, Some(Kw::Fill | Kw::FillLeft | Kw::FillRight))
+                    && !self.src[end..].trim_start().starts_with('(')
+                {
+                    kw = None;
+                }
+                Ok((Tok::Ident { kw }, end))
             }
-            other => {
-                return Err(self.err(start, format!("unexpected character: {other:?}")));
-            }
-        };
-        self.push(tok, start, end);
-        Ok(())
+            other => Err(self.err(start, format!("unexpected character: {other:?}"))),
+        }
     }
 
     /// A word inside `[...]`: only duration-expression keywords are valid.
-    fn lex_bracket_word(&mut self) -> Result<(), ParseError> {
+    fn lex_bracket_word(&mut self) -> Result<(Tok, usize), ParseError> {
         let start = self.pos;
         let (rest, _) =
             label_ident_tail(self.rest()).map_err(|_| self.err(start, "cannot scan identifier"))?;
@@ -481,8 +493,7 @@ impl<'a> Lexer<'a> {
         let word = &self.src[start..end];
         match Kw::lookup(word) {
             Some(kw @ (Kw::Step | Kw::Range | Kw::MaxOf | Kw::MinOf)) => {
-                self.push(Tok::Ident { kw: Some(kw) }, start, end);
-                Ok(())
+                Ok((Tok::Ident { kw: Some(kw) }, end))
             }
             _ => {
                 let c = word.chars().next().unwrap_or(' ');
@@ -670,119 +681,5 @@ fn scan_duration_tail(src: &str, from: usize) -> Result<usize, usize> {
     match src[p..].chars().next() {
         Some(c) if is_alnum(c) => Err(p + c.len_utf8()),
         _ => Ok(p),
-    }
-}
-
-/// Lexes and unquotes a string starting at `start` (on the quote).
-/// Returns the value and the end offset.
-fn lex_string(src: &str, start: usize) -> Result<(String, usize), ParseError> {
-    let quote = src[start..].chars().next().unwrap_or('"');
-    let body_start = start + 1;
-    if quote == '`' {
-        return match src[body_start..].find('`') {
-            Some(n) => Ok((
-                src[body_start..body_start + n].to_string(),
-                body_start + n + 1,
-            )),
-            None => Err(ParseError::new(start, "unterminated raw string")),
-        };
-    }
-    let mut out: Vec<u8> = Vec::new();
-    let mut it = src[body_start..].char_indices();
-    while let Some((off, c)) = it.next() {
-        let pos = body_start + off;
-        match c {
-            '\n' => return Err(ParseError::new(start, "unterminated quoted string")),
-            c if c == quote => {
-                let value = String::from_utf8(out).map_err(|e| {
-                    ParseError::new(
-                        start,
-                        format!("invalid UTF-8 in string {}: {e}", &src[start..pos + 1]),
-                    )
-                })?;
-                return Ok((value, pos + 1));
-            }
-            '\\' => unescape(&mut it, quote, &mut out, pos)?,
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
-    Err(ParseError::new(start, "unterminated quoted string"))
-}
-
-/// Handles one Go escape sequence after a backslash.
-fn unescape(
-    it: &mut std::str::CharIndices<'_>,
-    quote: char,
-    out: &mut Vec<u8>,
-    pos: usize,
-) -> Result<(), ParseError> {
-    let err = |m: &str| ParseError::new(pos, m.to_string());
-    let c = match it.next() {
-        Some((_, c)) => c,
-        None => return Err(err("escape sequence not terminated")),
-    };
-    let simple = match c {
-        'a' => Some(0x07),
-        'b' => Some(0x08),
-        'f' => Some(0x0c),
-        'n' => Some(b'\n'),
-        'r' => Some(b'\r'),
-        't' => Some(b'\t'),
-        'v' => Some(0x0b),
-        '\\' => Some(b'\\'),
-        c if c == quote => Some(c as u8),
-        _ => None,
-    };
-    if let Some(b) = simple {
-        out.push(b);
-        return Ok(());
-    }
-    let (n, base, first) = match c {
-        '0'..='7' => (3, 8, Some(c)),
-        'x' => (2, 16, None),
-        'u' => (4, 16, None),
-        'U' => (8, 16, None),
-        '\n' => return Err(err("unterminated quoted string")),
-        other => return Err(err(&format!("unknown escape sequence {}", go_rune(other)))),
-    };
-    let mut x: u32 = 0;
-    let mut digits = first
-        .into_iter()
-        .chain(std::iter::from_fn(|| it.next().map(|(_, c)| c)));
-    for _ in 0..n {
-        let d = digits
-            .next()
-            .ok_or_else(|| err("escape sequence not terminated"))?;
-        let v = d.to_digit(base).ok_or_else(|| {
-            err(&format!(
-                "illegal character {} in escape sequence",
-                go_rune(d)
-            ))
-        })?;
-        x = x * base + v;
-    }
-    if c == 'x' || base == 8 {
-        if x > 255 {
-            return Err(err("escape sequence is an invalid Unicode code point"));
-        }
-        out.push(x as u8);
-    } else {
-        let ch = char::from_u32(x)
-            .ok_or_else(|| err("escape sequence is an invalid Unicode code point"))?;
-        let mut buf = [0u8; 4];
-        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-    }
-    Ok(())
-}
-
-/// Go's `%#U` of a rune: `U+0063 'c'`.
-fn go_rune(c: char) -> String {
-    if c.is_control() {
-        format!("U+{:04X}", c as u32)
-    } else {
-        format!("U+{:04X} '{c}'", c as u32)
     }
 }
