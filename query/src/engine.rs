@@ -224,12 +224,12 @@ impl Engine {
         let mut warnings = Vec::new();
         let mut loaded: u64 = 0;
         for f in plan::selectors(expr, &ctx) {
-            let fut = q.select(&f.sel.matchers, f.min_t, f.max_t);
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let res = match tokio::time::timeout(remaining, fut).await {
-                Ok(r) => r?,
-                Err(_) => return Err(QueryError::Timeout("query preparation".into())),
-            };
+            // Dropping the returned future cancels the query; the deadline is
+            // checked between fetches and inside evaluation loops.
+            let res = q.select(&f.sel.matchers, f.min_t, f.max_t).await?;
+            if Instant::now() > deadline {
+                return Err(QueryError::Timeout("query preparation".into()));
+            }
             for w in res.warnings {
                 if !warnings.contains(&w) {
                     warnings.push(w);
