@@ -212,6 +212,15 @@ impl Engine {
         step: i64,
         instant: bool,
     ) -> Result<QueryOutput, QueryError> {
+        if eval::durations::has_duration_exprs(expr) {
+            let mut resolved = expr.clone();
+            let ctx = eval::durations::DurationCtx {
+                step_ms: if instant { 0 } else { step },
+                range_ms: end - start,
+            };
+            eval::durations::resolve(&mut resolved, &ctx).map_err(QueryError::Execution)?;
+            return Box::pin(self.run(q, &resolved, start, end, step, instant)).await;
+        }
         let began = Instant::now();
         let deadline = began + self.opts.timeout;
         let steps = Steps::new(start, end, step);

@@ -14,6 +14,7 @@
 
 mod aggregate;
 mod binary;
+pub(crate) mod durations;
 mod functions;
 mod histogram;
 pub(crate) mod plan;

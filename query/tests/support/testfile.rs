@@ -8,6 +8,11 @@ use query::engine::{Engine, EngineOptions, QueryError, QueryOutput, Value};
 use query::mem::MemQueryable;
 use query::model::{is_stale_nan, Labels, Sample, STALE_NAN_BITS};
 
+/// Upstream's test parser enables the experimental syntax.
+const PARSE_OPTS: query::parser::ParseOptions = query::parser::ParseOptions {
+    duration_expr_functions: true,
+};
+
 /// Relative error allowed for sample values (upstream `defaultEpsilon`).
 const EPSILON: f64 = 0.000001;
 
@@ -699,7 +704,7 @@ impl Runner<'_> {
         if cmd.expect.series.iter().any(|s| s.native) {
             return true;
         }
-        let Ok(expr) = query::parser::parse(&cmd.query) else {
+        let Ok(expr) = query::parser::parse_with(&cmd.query, PARSE_OPTS) else {
             // Unparsable (e.g. native-histogram-only operators): fall back to
             // whether the text names a native series.
             return self
@@ -743,7 +748,7 @@ impl Runner<'_> {
     }
 
     async fn exec(&self, cmd: &EvalCmd) -> Result<(), String> {
-        let expr = match query::parser::parse(&cmd.query) {
+        let expr = match query::parser::parse_with(&cmd.query, PARSE_OPTS) {
             Ok(e) => e,
             Err(err) => {
                 return check_result(cmd, Err(QueryError::Parse(err)));
