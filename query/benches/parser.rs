@@ -11,8 +11,24 @@ const DASHBOARD_QUERY: &str = r#"histogram_quantile(0.99, sum by (le, job) (rate
 fn bench_parser(c: &mut Criterion) {
     let mut g = c.benchmark_group("parser");
     g.throughput(Throughput::Bytes(DASHBOARD_QUERY.len() as u64));
+    // Repeated query: its regex matchers come from the parser's cache, as
+    // for a dashboard that refreshes.
     g.bench_function("parse_dashboard_query", |b| {
         b.iter(|| parse(black_box(DASHBOARD_QUERY)))
+    });
+    // A new query every time: both regexes are compiled.
+    let mut n = 0u64;
+    g.bench_function("parse_dashboard_query_cold_regex", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                DASHBOARD_QUERY
+                    .replace("api|web", &format!("api|web|w{n}"))
+                    .replace("5..", &format!("5..|x{n}"))
+            },
+            |q| parse(black_box(&q)),
+            criterion::BatchSize::SmallInput,
+        )
     });
     // The same shape with `=` matchers: the parser's own cost, without the
     // regex compilation that `=~`/`!~` matchers need.

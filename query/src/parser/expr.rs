@@ -633,12 +633,14 @@ impl<'a> Parser<'a> {
                     let Tok::Str(value) = &v.tok else {
                         return Err(self.unexpected(&v, CTX, "string"));
                     };
-                    out.push(Matcher::new(op, label, value.clone()).map_err(|e| {
-                        ParseError::new(
-                            t.start,
-                            format!("invalid regular expression {value:?}: {}", regex_err(&e)),
-                        )
-                    })?);
+                    out.push(
+                        super::matchers::new_matcher(op, label, value.clone()).map_err(|e| {
+                            ParseError::new(
+                                t.start,
+                                format!("invalid regular expression {value:?}: {}", regex_err(&e)),
+                            )
+                        })?,
+                    );
                 }
                 (None, Tok::Str(_)) => out.push(Matcher::equal(METRIC_NAME, label)),
                 (None, _) => {

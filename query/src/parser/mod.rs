@@ -25,6 +25,7 @@ mod duration;
 mod expr;
 pub mod functions;
 mod lexer;
+mod matchers;
 mod strings;
 
 #[cfg(test)]
