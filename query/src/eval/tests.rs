@@ -57,3 +57,98 @@ fn bucket_quantile_rules() {
         "+Inf bucket returns the previous bound"
     );
 }
+
+mod engine {
+    use crate::engine::{Engine, EngineOptions, QueryError, Value};
+    use crate::mem::MemQueryable;
+    use crate::model::{Labels, Matcher, Queryable};
+
+    fn store() -> MemQueryable {
+        let mut m = MemQueryable::new();
+        for i in 0..10 {
+            let l = Labels::from_pairs([("__name__", "x".to_string()), ("i", i.to_string())]);
+            for t in 0..100 {
+                m.add(l.clone(), t * 15_000, (t * i) as f64);
+            }
+        }
+        m
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn sample_limit_is_an_execution_error() {
+        let m = store();
+        let e = Engine::new(EngineOptions {
+            max_samples: 500,
+            ..EngineOptions::default()
+        });
+        let err = run(e.range(&m, "sum(rate(x[5m]))", 0, 1_500_000, 15_000)).unwrap_err();
+        assert!(matches!(err, QueryError::TooManySamples(_)), "{err}");
+        assert_eq!(err.kind(), "execution");
+        assert!(err
+            .to_string()
+            .starts_with("query processing would load too many samples into memory"));
+        let ok = run(Engine::default().range(&m, "sum(rate(x[5m]))", 0, 1_500_000, 15_000));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn error_kinds() {
+        let m = store();
+        let e = Engine::default();
+        let err = run(e.instant(&m, "sum(", 0)).unwrap_err();
+        assert_eq!(err.kind(), "bad_data");
+        let err = run(e.range(&m, "x[5m]", 0, 60_000, 15_000)).unwrap_err();
+        assert_eq!(err.kind(), "execution");
+        let err = run(e.range(&m, "x", 0, 60_000, 0)).unwrap_err();
+        assert_eq!(err.kind(), "execution");
+        let err = run(e.instant(&m, "x + on() x", 15_000)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("many-to-many matching not allowed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn range_query_matches_instant_queries() {
+        let m = store();
+        let e = Engine::default();
+        let q = "sum by (i) (rate(x[1m])) * 2";
+        let out = run(e.range(&m, q, 120_000, 600_000, 30_000)).expect("range");
+        let Value::Matrix(series) = out.value else {
+            panic!("not a matrix")
+        };
+        assert_eq!(series.len(), 10);
+        for s in &series {
+            assert_eq!(s.samples.len(), 17);
+            for p in &s.samples {
+                let inst = run(e.instant(&m, q, p.t)).expect("instant");
+                let Value::Vector(v) = inst.value else {
+                    panic!("not a vector")
+                };
+                let got = v.iter().find(|x| x.labels == s.labels).map(|x| x.v);
+                assert_eq!(got, Some(p.v), "{} at {}", s.labels, p.t);
+            }
+        }
+    }
+
+    #[test]
+    fn mem_queryable_selects_by_matchers_and_time() {
+        let m = store();
+        let ms = [Matcher::equal("__name__", "x"), Matcher::equal("i", "3")];
+        let r = run(m.select(&ms, 15_000, 45_000)).expect("select");
+        assert_eq!(r.series.len(), 1);
+        assert_eq!(r.series[0].samples.len(), 3);
+        let names = run(m.label_names(&ms, 0, 1)).expect("names");
+        assert_eq!(names, vec!["__name__".to_string(), "i".to_string()]);
+        let none = run(m.select(&ms, 10_000_000, 20_000_000)).expect("select");
+        assert!(none.series.is_empty());
+    }
+}
