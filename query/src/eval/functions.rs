@@ -385,19 +385,19 @@ impl Evaluator<'_> {
         let mut produced = 0usize;
         for rs in &input.series {
             self.check_deadline()?;
-            let s = &rs.samples;
+            let s: &[crate::model::Sample] = &rs.samples;
             let vals = windows(s, steps, &input, |i, w, eff| {
                 apply_range_fn(name, w, steps.ts(i), eff, input.range, &params, i)
             });
-            let series = Series {
-                labels: rs.labels.clone(),
-                drop_name: rs.drop_name || !keep_name,
-                vals,
-            };
-            let cnt = series.count();
+            let cnt = vals.iter().filter(|v| v.is_some()).count();
             if cnt == 0 {
                 continue;
             }
+            let series = Series {
+                labels: rs.labels.clone().into_owned(),
+                drop_name: rs.drop_name || !keep_name,
+                vals,
+            };
             produced += cnt;
             if name == "rate" || name == "increase" {
                 if let Some(m) = rs.labels.metric_name() {

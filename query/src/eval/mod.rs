@@ -175,9 +175,23 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Evaluates `expr` over `steps`.
+    /// Evaluates `expr` over `steps`. The points a node's result holds
+    /// count against the sample limit (Prometheus counts intermediate
+    /// results too).
     pub fn eval(&mut self, expr: &Expr, steps: &Steps) -> EResult<Val> {
         self.check_deadline()?;
+        let v = self.eval_node(expr, steps)?;
+        let points = match &v {
+            Val::Vector(vs) => vs.iter().map(Series::count).sum(),
+            Val::Matrix(ms) => ms.iter().map(|s| s.samples.len()).sum(),
+            _ => 0,
+        };
+        self.add_samples(points)?;
+        self.cur_samples -= points;
+        Ok(v)
+    }
+
+    fn eval_node(&mut self, expr: &Expr, steps: &Steps) -> EResult<Val> {
         match expr {
             Expr::Number(v) => Ok(Val::Scalar(vec![*v; steps.n])),
             Expr::String(s) => Ok(Val::String(s.clone())),

@@ -1,21 +1,31 @@
 //! Selectors: instant vector lookups with lookback and staleness, and the
 //! sliding windows of range selectors and subqueries.
 
-use super::{exec_err, sel_key, EResult, Evaluator, RangeSeries, Series, Steps, Val};
+use super::{exec_err, sel_key, EResult, Evaluator, Fetched, RangeSeries, Series, Steps, Val};
 use crate::ast::{MatrixSelector, SubqueryExpr, VectorSelector};
-use crate::model::{is_stale_nan, Sample};
+use std::borrow::Cow;
+
+use crate::model::{is_stale_nan, Labels, Sample};
 
 /// A range-vector argument ready for windowing: each series' samples (stale
 /// markers removed), and how a step maps to its window
 /// `(eff - range, eff]` where `eff = (at or step time) - offset`.
-pub(crate) struct RangeInput {
-    pub series: Vec<RangeSeries>,
+pub(crate) struct RangeInput<'d> {
+    pub series: Vec<RangeRef<'d>>,
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
 }
 
-impl RangeInput {
+/// A series of a range argument, borrowed from the fetched data when it has
+/// no stale markers to remove (the common case), owned otherwise.
+pub(crate) struct RangeRef<'d> {
+    pub labels: Cow<'d, Labels>,
+    pub drop_name: bool,
+    pub samples: Cow<'d, [Sample]>,
+}
+
+impl RangeInput<'_> {
     /// The window end for the step at `ts`.
     #[inline]
     pub fn eff(&self, ts: i64) -> i64 {
@@ -29,7 +39,7 @@ impl RangeInput {
 pub(crate) fn windows(
     samples: &[Sample],
     steps: &Steps,
-    input: &RangeInput,
+    input: &RangeInput<'_>,
     mut f: impl FnMut(usize, &[Sample], i64) -> Option<f64>,
 ) -> Vec<Option<f64>> {
     let mut out = vec![None; steps.n];
@@ -74,7 +84,7 @@ pub(crate) fn window(samples: &[Sample], min: i64, max: i64) -> &[Sample] {
     }
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
     fn fetched(&self, vs: &VectorSelector) -> EResult<&[crate::model::SeriesData]> {
         match self.data.get(&sel_key(vs)) {
             Some(d) => Ok(d),
@@ -177,22 +187,33 @@ impl Evaluator<'_> {
         &mut self,
         e: &crate::ast::Expr,
         steps: &Steps,
-    ) -> EResult<RangeInput> {
+    ) -> EResult<RangeInput<'a>> {
         use crate::ast::Expr;
         match e {
             Expr::MatrixSelector(ms) => {
-                let data = self.fetched(&ms.vs)?;
+                let all: &'a Fetched = self.data;
+                let Some(data) = all.get(&sel_key(&ms.vs)) else {
+                    return exec_err("internal: selector data was not fetched");
+                };
                 let series = data
                     .iter()
-                    .map(|sd| RangeSeries {
-                        labels: sd.labels.clone(),
-                        drop_name: false,
-                        samples: sd
-                            .samples
-                            .iter()
-                            .filter(|p| !is_stale_nan(p.v))
-                            .copied()
-                            .collect(),
+                    .map(|sd| {
+                        let samples = if sd.samples.iter().any(|p| is_stale_nan(p.v)) {
+                            Cow::Owned(
+                                sd.samples
+                                    .iter()
+                                    .filter(|p| !is_stale_nan(p.v))
+                                    .copied()
+                                    .collect(),
+                            )
+                        } else {
+                            Cow::Borrowed(&sd.samples[..])
+                        };
+                        RangeRef {
+                            labels: Cow::Borrowed(&sd.labels),
+                            drop_name: false,
+                            samples,
+                        }
                     })
                     .collect();
                 Ok(RangeInput {
@@ -203,7 +224,15 @@ impl Evaluator<'_> {
                 })
             }
             Expr::Subquery(sq) => {
-                let series = self.subquery_series(sq, steps)?;
+                let series = self
+                    .subquery_series(sq, steps)?
+                    .into_iter()
+                    .map(|s| RangeRef {
+                        labels: Cow::Owned(s.labels),
+                        drop_name: s.drop_name,
+                        samples: Cow::Owned(s.samples),
+                    })
+                    .collect();
                 Ok(RangeInput {
                     series,
                     range: sq.range,
