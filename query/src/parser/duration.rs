@@ -72,7 +72,7 @@ impl Parser<'_> {
 
     /// `-d` / `+d`, binding like `*` (so `-2^2` is `-(2^2)`).
     fn dur_unary(&mut self, context: &str) -> PResult<Dur> {
-        let t = self.peek().clone();
+        let t = *self.peek();
         let neg = match t.tok {
             Tok::Sub => true,
             Tok::Add => false,

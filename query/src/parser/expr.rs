@@ -23,6 +23,7 @@ pub(crate) struct Parser<'a> {
     pub src: &'a str,
     pub opts: ParseOptions,
     toks: Vec<Token>,
+    strings: Vec<String>,
     i: usize,
     depth: usize,
 }
@@ -42,7 +43,7 @@ pub(crate) fn parse_expr(src: &str, opts: ParseOptions) -> PResult<Expr> {
 /// Parses a lone series selector (`foo{a="b"}`, `{a="b"}`) into matchers.
 pub(crate) fn parse_selector_only(src: &str) -> PResult<Vec<Matcher>> {
     let mut p = Parser::new(src)?;
-    let t = p.peek().clone();
+    let t = *p.peek();
     let node = match t.tok {
         Tok::LBrace => p.selector(None, t.start)?,
         Tok::Ident { kw } if kw.is_none_or(Kw::is_metric_identifier) => {
@@ -149,13 +150,23 @@ pub(crate) fn parse_number(text: &str, pos: usize) -> PResult<f64> {
 
 impl<'a> Parser<'a> {
     fn new(src: &'a str) -> PResult<Self> {
+        let (toks, strings) = lex(src)?;
         Ok(Parser {
             src,
             opts: ParseOptions::default(),
-            toks: lex(src)?,
+            toks,
+            strings,
             i: 0,
             depth: 0,
         })
+    }
+
+    /// Takes the value of string token `n` (each is consumed once).
+    fn take_str(&mut self, n: usize) -> String {
+        self.strings
+            .get_mut(n)
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub(crate) fn peek(&self) -> &Token {
@@ -168,7 +179,7 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn bump(&mut self) -> Token {
-        let t = self.peek().clone();
+        let t = *self.peek();
         if t.tok != Tok::Eof {
             self.i += 1;
         }
@@ -307,14 +318,15 @@ impl<'a> Parser<'a> {
                 Tok::Ident { kw } if *kw != Some(Kw::Without) => {
                     labels.push(t.text(self.src).to_string())
                 }
-                Tok::Str(s) => {
+                Tok::Str(n) => {
+                    let s = self.take_str(*n);
                     if s.is_empty() {
                         return Err(ParseError::new(
                             t.start,
                             format!("invalid label name for grouping: {s:?}"),
                         ));
                     }
-                    labels.push(s.clone())
+                    labels.push(s)
                 }
                 _ => return Err(self.unexpected(&t, "grouping opts", "label")),
             }
@@ -330,7 +342,7 @@ impl<'a> Parser<'a> {
     /// Unary `-`/`+` (binding like `*`, so `-a^b` is `-(a^b)`), then a
     /// postfix expression.
     fn unary(&mut self) -> PResult<Node> {
-        let t = self.peek().clone();
+        let t = *self.peek();
         let op = match t.tok {
             Tok::Sub => UnaryOp::Neg,
             Tok::Add => UnaryOp::Pos,
@@ -346,7 +358,7 @@ impl<'a> Parser<'a> {
     fn postfix(&mut self) -> PResult<Node> {
         let mut node = self.primary()?;
         loop {
-            let t = self.peek().clone();
+            let t = *self.peek();
             node = match t.tok {
                 Tok::LBracket => self.range_or_subquery(node)?,
                 Tok::Ident {
@@ -402,7 +414,7 @@ impl<'a> Parser<'a> {
     /// The value after `@`: a (signed) number of seconds, `start()`, `end()`.
     #[inline(never)]
     fn at_value(&mut self) -> PResult<AtModifier> {
-        let t = self.peek().clone();
+        let t = *self.peek();
         if let Tok::Ident {
             kw: Some(kw @ (Kw::Start | Kw::End)),
         } = t.tok
@@ -437,7 +449,7 @@ impl<'a> Parser<'a> {
     }
 
     fn primary(&mut self) -> PResult<Node> {
-        let t = self.peek().clone();
+        let t = *self.peek();
         let text = t.text(self.src);
         match &t.tok {
             Tok::Number => {
@@ -454,9 +466,10 @@ impl<'a> Parser<'a> {
                     ValueType::Scalar,
                 ))
             }
-            Tok::Str(s) => {
+            Tok::Str(n) => {
                 self.bump();
-                Ok(leaf(Expr::String(s.clone()), &t, ValueType::String))
+                let s = self.take_str(*n);
+                Ok(leaf(Expr::String(s), &t, ValueType::String))
             }
             Tok::LParen => {
                 self.bump();
@@ -476,7 +489,7 @@ impl<'a> Parser<'a> {
 
     fn ident(&mut self, kw: Option<Kw>, t: &Token) -> PResult<Node> {
         let text = t.text(self.src).to_string();
-        let next = self.peek_at(1).tok.clone();
+        let next = self.peek_at(1).tok;
         if let Some(op) = kw.and_then(aggregate_op) {
             if next == Tok::LParen
                 || matches!(
@@ -537,7 +550,7 @@ impl<'a> Parser<'a> {
         let mut args = vec![self.expr(0)?];
         if self.peek().tok == Tok::Comma {
             self.bump();
-            let t = self.peek().clone();
+            let t = *self.peek();
             let arg = if t.tok == Tok::LBrace {
                 let mut matchers = Vec::new();
                 self.bump();
@@ -616,7 +629,7 @@ impl<'a> Parser<'a> {
             let t = self.bump();
             let label = match &t.tok {
                 Tok::Ident { .. } => t.text(self.src).to_string(),
-                Tok::Str(s) => s.clone(),
+                Tok::Str(n) => self.take_str(*n),
                 _ => return Err(self.unexpected(&t, CTX, "identifier or \"}\"")),
             };
             let op = match self.peek().tok {
@@ -630,9 +643,10 @@ impl<'a> Parser<'a> {
                 (Some(op), _) => {
                     self.bump();
                     let v = self.bump();
-                    let Tok::Str(value) = &v.tok else {
+                    let Tok::Str(n) = v.tok else {
                         return Err(self.unexpected(&v, CTX, "string"));
                     };
+                    let value = self.take_str(n);
                     out.push(
                         super::matchers::new_matcher(op, label, value.clone()).map_err(|e| {
                             ParseError::new(
@@ -644,7 +658,7 @@ impl<'a> Parser<'a> {
                 }
                 (None, Tok::Str(_)) => out.push(Matcher::equal(METRIC_NAME, label)),
                 (None, _) => {
-                    let n = self.peek().clone();
+                    let n = *self.peek();
                     return Err(self.unexpected(&n, CTX, "label matching operator"));
                 }
             }

@@ -57,45 +57,49 @@ pub(crate) enum Kw {
 impl Kw {
     fn lookup(word: &str) -> Option<Kw> {
         use Kw::*;
-        let lower = word.to_ascii_lowercase();
-        Some(match lower.as_str() {
-            "and" => And,
-            "or" => Or,
-            "unless" => Unless,
-            "atan2" => Atan2,
-            "sum" => Sum,
-            "avg" => Avg,
-            "count" => Count,
-            "min" => Min,
-            "max" => Max,
-            "group" => Group,
-            "stddev" => Stddev,
-            "stdvar" => Stdvar,
-            "topk" => Topk,
-            "bottomk" => Bottomk,
-            "count_values" => CountValues,
-            "quantile" => Quantile,
-            "limitk" => Limitk,
-            "limit_ratio" => LimitRatio,
-            "offset" => Offset,
-            "by" => By,
-            "without" => Without,
-            "on" => On,
-            "ignoring" => Ignoring,
-            "group_left" => GroupLeft,
-            "group_right" => GroupRight,
-            "bool" => Bool,
-            "start" => Start,
-            "end" => End,
-            "step" => Step,
-            "range" => Range,
-            "anchored" => Anchored,
-            "smoothed" => Smoothed,
-            "fill" => Fill,
-            "fill_left" => FillLeft,
-            "fill_right" => FillRight,
-            "max_of" => MaxOf,
-            "min_of" => MinOf,
+        // Keywords are at most 12 bytes: lowercase on the stack.
+        let mut buf = [0u8; 12];
+        let lower = buf.get_mut(..word.len())?;
+        lower.copy_from_slice(word.as_bytes());
+        lower.make_ascii_lowercase();
+        Some(match &*lower {
+            b"and" => And,
+            b"or" => Or,
+            b"unless" => Unless,
+            b"atan2" => Atan2,
+            b"sum" => Sum,
+            b"avg" => Avg,
+            b"count" => Count,
+            b"min" => Min,
+            b"max" => Max,
+            b"group" => Group,
+            b"stddev" => Stddev,
+            b"stdvar" => Stdvar,
+            b"topk" => Topk,
+            b"bottomk" => Bottomk,
+            b"count_values" => CountValues,
+            b"quantile" => Quantile,
+            b"limitk" => Limitk,
+            b"limit_ratio" => LimitRatio,
+            b"offset" => Offset,
+            b"by" => By,
+            b"without" => Without,
+            b"on" => On,
+            b"ignoring" => Ignoring,
+            b"group_left" => GroupLeft,
+            b"group_right" => GroupRight,
+            b"bool" => Bool,
+            b"start" => Start,
+            b"end" => End,
+            b"step" => Step,
+            b"range" => Range,
+            b"anchored" => Anchored,
+            b"smoothed" => Smoothed,
+            b"fill" => Fill,
+            b"fill_left" => FillLeft,
+            b"fill_right" => FillRight,
+            b"max_of" => MaxOf,
+            b"min_of" => MinOf,
             _ => return None,
         })
     }
@@ -108,7 +112,7 @@ impl Kw {
 }
 
 /// Token kinds.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Tok {
     /// Identifier; `kw` is set when it spells a keyword (outside braces).
     Ident {
@@ -118,8 +122,9 @@ pub(crate) enum Tok {
     Number,
     /// A duration literal such as `5m` or `1h30m`.
     Duration,
-    /// A string literal, unquoted.
-    Str(String),
+    /// A string literal; its unquoted value is `strings[n]` of the lexer's
+    /// output.
+    Str(usize),
     LParen,
     RParen,
     LBrace,
@@ -150,7 +155,7 @@ pub(crate) enum Tok {
 }
 
 /// A token with its byte range in the input.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Token {
     pub tok: Tok,
     pub start: usize,
@@ -265,10 +270,14 @@ struct Lexer<'a> {
     got_colon: bool,
     paren_depth: i64,
     out: Vec<Token>,
+    strings: Vec<String>,
 }
 
+/// Tokens, and the unquoted values of the string tokens.
+pub(crate) type Lexed = (Vec<Token>, Vec<String>);
+
 /// Tokenizes a whole query. Comments and whitespace are dropped.
-pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
+pub(crate) fn lex(src: &str) -> Result<Lexed, ParseError> {
     let mut l = Lexer {
         src,
         pos: 0,
@@ -277,6 +286,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
         got_colon: false,
         paren_depth: 0,
         out: Vec::with_capacity(src.len() / 3 + 2),
+        strings: Vec::new(),
     };
     loop {
         l.skip_space_and_comments();
@@ -296,7 +306,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
                 return Err(l.err(l.pos, msg));
             }
             l.push(Tok::Eof, l.pos, l.pos);
-            return Ok(l.out);
+            return Ok((l.out, l.strings));
         }
         if l.brace_open {
             l.lex_inside_braces()?;
@@ -455,7 +465,8 @@ impl<'a> Lexer<'a> {
         match c {
             '"' | '\'' | '`' => {
                 let (value, end) = lex_string(self.src, start)?;
-                Ok((Tok::Str(value), end))
+                self.strings.push(value);
+                Ok((Tok::Str(self.strings.len() - 1), end))
             }
             c if c.is_ascii_digit()
                 || (c == '.' && self.peek2().is_some_and(|d| d.is_ascii_digit())) =>
@@ -512,7 +523,8 @@ impl<'a> Lexer<'a> {
             ',' => (Tok::Comma, start + 1),
             '"' | '\'' | '`' => {
                 let (value, end) = lex_string(self.src, start)?;
-                (Tok::Str(value), end)
+                self.strings.push(value);
+                (Tok::Str(self.strings.len() - 1), end)
             }
             '=' if self.peek2() == Some('~') => (Tok::EqlRegex, start + 2),
             '=' => (Tok::Eql, start + 1),

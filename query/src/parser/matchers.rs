@@ -10,7 +10,14 @@ use crate::model::{MatchOp, Matcher};
 
 /// Cached matchers beyond this count are dropped all at once (cheap, and a
 /// working set of dashboards refills it quickly).
-const CAPACITY: usize = 4096;
+const CAPACITY: usize = 2048;
+
+/// Only short regexes without counted repetition are cached, so the cache's
+/// memory stays small whatever queries arrive (`a{1000}` compiles to a big
+/// program).
+fn cacheable(value: &str) -> bool {
+    value.len() <= 256 && !value.contains('{')
+}
 
 type Key = (MatchOp, String, String);
 
@@ -26,7 +33,7 @@ pub(crate) fn new_matcher(
     name: String,
     value: String,
 ) -> Result<Matcher, regex::Error> {
-    if matches!(op, MatchOp::Equal | MatchOp::NotEqual) {
+    if matches!(op, MatchOp::Equal | MatchOp::NotEqual) || !cacheable(&value) {
         return Matcher::new(op, name, value);
     }
     let key = (op, name, value);
