@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::ast::{Expr, ValueType};
 use crate::eval::plan::{self, PlanCtx};
-use crate::eval::{self, sel_key, EvalError, Evaluator, Fetched, Steps, Val};
+use crate::eval::{self, EvalError, Evaluator, Fetched, Steps, Val};
 use crate::model::{Labels, Queryable, QueryableError, Sample, SeriesData};
 use crate::parser::{parse, ParseError};
 
@@ -235,7 +235,7 @@ impl Engine {
         for f in plan::selectors(expr, &ctx) {
             // Dropping the returned future cancels the query; the deadline is
             // checked between fetches and inside evaluation loops.
-            let res = q.select(&f.sel.matchers, f.min_t, f.max_t).await?;
+            let res = q.select(&f.matchers, f.min_t, f.max_t).await?;
             if Instant::now() > deadline {
                 return Err(QueryError::Timeout("query preparation".into()));
             }
@@ -252,7 +252,7 @@ impl Engine {
             if loaded > self.opts.max_samples as u64 {
                 return Err(QueryError::TooManySamples("query execution".into()));
             }
-            data.insert(sel_key(f.sel), res.series);
+            data.insert(f.key, res.series);
         }
         let mut ev = Evaluator {
             data: &data,

@@ -243,6 +243,7 @@ impl Evaluator<'_> {
                 Ok(Val::Vector(out))
             }
             "label_replace" => self.label_replace(c, steps).map(Val::Vector),
+            "info" => self.eval_info(c, steps).map(Val::Vector),
             "label_join" => self.label_join(c, steps).map(Val::Vector),
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
                 self.eval_sort(c, steps).map(Val::Vector)

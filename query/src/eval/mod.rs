@@ -17,6 +17,7 @@ mod binary;
 pub(crate) mod durations;
 mod functions;
 mod histogram;
+pub(crate) mod info;
 pub(crate) mod plan;
 mod rangefn;
 mod selector;

@@ -1,13 +1,30 @@
 //! Before evaluation: the time range every selector of a query needs, so the
 //! engine can fetch each once (Prometheus' `getTimeRangesForSelector`).
 
-use crate::ast::{AtModifier, Expr, VectorSelector};
+use std::borrow::Cow;
 
-/// A selector to fetch and the inclusive time range it needs.
+use crate::ast::{AtModifier, Call, Expr, VectorSelector};
+use crate::model::Matcher;
+
+/// A selection to fetch: its key in the fetched data (see
+/// [`super::sel_key`] / [`super::info::info_key`]), matchers and inclusive
+/// time range.
 pub(crate) struct Fetch<'e> {
-    pub sel: &'e VectorSelector,
+    pub key: usize,
+    pub matchers: Cow<'e, [Matcher]>,
     pub min_t: i64,
     pub max_t: i64,
+}
+
+impl<'e> Fetch<'e> {
+    fn selector(sel: &'e VectorSelector, min_t: i64, max_t: i64) -> Self {
+        Fetch {
+            key: super::sel_key(sel),
+            matchers: Cow::Borrowed(&sel.matchers),
+            min_t,
+            max_t,
+        }
+    }
 }
 
 /// Query-wide parameters of the plan.
@@ -54,19 +71,11 @@ fn walk<'e>(expr: &'e Expr, ctx: &PlanCtx, start: i64, end: i64, out: &mut Vec<F
         Expr::Number(_) | Expr::String(_) => {}
         Expr::VectorSelector(vs) => {
             let (min_t, max_t) = selector_range(vs, ctx, start, end, None);
-            out.push(Fetch {
-                sel: vs,
-                min_t,
-                max_t,
-            });
+            out.push(Fetch::selector(vs, min_t, max_t));
         }
         Expr::MatrixSelector(ms) => {
             let (min_t, max_t) = selector_range(&ms.vs, ctx, start, end, Some(ms.range));
-            out.push(Fetch {
-                sel: &ms.vs,
-                min_t,
-                max_t,
-            });
+            out.push(Fetch::selector(&ms.vs, min_t, max_t));
         }
         Expr::Subquery(sq) => {
             let (s, e) = match ctx.at(&sq.at) {
@@ -86,10 +95,37 @@ fn walk<'e>(expr: &'e Expr, ctx: &PlanCtx, start: i64, end: i64, out: &mut Vec<F
             }
             walk(&a.expr, ctx, start, end, out);
         }
+        Expr::Call(c) if c.func == "info" => {
+            if let Some(first) = c.args.first() {
+                walk(first, ctx, start, end, out);
+            }
+            out.push(info_fetch(c, ctx, start, end));
+        }
         Expr::Call(c) => {
             for a in &c.args {
                 walk(a, ctx, start, end, out);
             }
         }
+    }
+}
+
+/// `info(v, {selector})`: the info series are fetched with the static part
+/// of upstream's selection (name and data-label matchers) over the range of
+/// the first selector in `v`; identifying labels are matched in memory.
+fn info_fetch<'e>(c: &'e Call, ctx: &PlanCtx, start: i64, end: i64) -> Fetch<'e> {
+    let (at, offset) = c
+        .args
+        .first()
+        .map(|a| super::info::first_selector_time(a))
+        .unwrap_or((None, 0));
+    let (s, e) = match ctx.at(&at) {
+        Some(t) => (t, t),
+        None => (start, end),
+    };
+    Fetch {
+        key: super::info::info_key(c),
+        matchers: Cow::Owned(super::info::fetch_matchers(c)),
+        min_t: s - ctx.lookback + 1 - offset,
+        max_t: e - offset,
     }
 }
