@@ -116,7 +116,7 @@ fn info_fetch<'e>(c: &'e Call, ctx: &PlanCtx, start: i64, end: i64) -> Fetch<'e>
     let (at, offset) = c
         .args
         .first()
-        .map(|a| super::info::first_selector_time(a))
+        .map(super::info::first_selector_time)
         .unwrap_or((None, 0));
     let (s, e) = match ctx.at(&at) {
         Some(t) => (t, t),
