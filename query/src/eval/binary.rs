@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{exec_err, match_labels, signature, EResult, Evaluator, Series, Steps, Val};
 use crate::ast::{BinaryExpr, BinaryOp, Cardinality, VectorMatching};
-use crate::model::{Labels, METRIC_NAME};
+use crate::model::Labels;
 
 /// Applies `op`; returns the value and whether a comparison held.
 #[inline]
@@ -203,7 +203,7 @@ impl Evaluator<'_> {
 fn result_labels(many: &Labels, one: &Labels, op: BinaryOp, m: &VectorMatching) -> Labels {
     let mut l = many.clone();
     if is_arith(op) {
-        l.remove(METRIC_NAME);
+        super::drop_metadata_labels(&mut l);
     }
     if m.card == Cardinality::OneToOne {
         if m.on {

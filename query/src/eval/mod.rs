@@ -252,6 +252,14 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// Removes the metric name and the other metadata labels Prometheus drops
+/// with it (`__type__`, `__unit__`).
+pub(crate) fn drop_metadata_labels(l: &mut Labels) {
+    l.remove(METRIC_NAME);
+    l.remove("__type__");
+    l.remove("__unit__");
+}
+
 /// Removes `__name__` from series marked `drop_name` and merges series that
 /// end up with the same label set (Prometheus' `cleanupMetricLabels`);
 /// overlapping points are the "same labelset" error.
@@ -260,7 +268,7 @@ pub(crate) fn cleanup_names(vs: Vec<Series>, n: usize) -> EResult<Vec<Series>> {
     let mut index: HashMap<Labels, usize> = HashMap::with_capacity(vs.len());
     for mut s in vs {
         if s.drop_name {
-            s.labels.remove(METRIC_NAME);
+            drop_metadata_labels(&mut s.labels);
             s.drop_name = false;
         }
         match index.get(&s.labels) {
@@ -292,7 +300,7 @@ pub(crate) fn cleanup_matrix_names(ms: Vec<RangeSeries>) -> EResult<Vec<RangeSer
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for mut s in ms {
         if s.drop_name {
-            s.labels.remove(METRIC_NAME);
+            drop_metadata_labels(&mut s.labels);
             s.drop_name = false;
         }
         match index.get(&s.labels) {
