@@ -10,6 +10,10 @@
 //! Like upstream, each instant query is run again with `@ <eval time>` added
 //! to every selector, evaluated at several other times.
 
+#[path = "support/check.rs"]
+mod check;
+#[path = "support/format.rs"]
+mod format;
 #[path = "support/testfile.rs"]
 mod testfile;
 
