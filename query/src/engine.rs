@@ -5,6 +5,8 @@
 //! async), evaluate (synchronously on the fetched data, over all steps at
 //! once; an instant query is a range query with one step).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::ast::{Expr, ValueType};
@@ -123,6 +125,29 @@ impl QueryError {
     }
 }
 
+/// Cancels a running query from another task: the evaluator checks it (with
+/// the deadline) at every node and in per-series loops, and between store
+/// calls. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that is not canceled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every query using this token to stop with [`QueryError::Canceled`].
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_canceled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The PromQL engine. Cheap to share; holds only options.
 #[derive(Clone, Debug, Default)]
 pub struct Engine {
@@ -171,7 +196,19 @@ impl Engine {
         expr: &Expr,
         t_ms: i64,
     ) -> Result<QueryOutput, QueryError> {
-        self.run(q, expr, t_ms, t_ms, 1, true).await
+        self.instant_expr_cancelable(q, expr, t_ms, &CancelToken::new())
+            .await
+    }
+
+    /// [`Engine::instant_expr`] that stops when `cancel` is canceled.
+    pub async fn instant_expr_cancelable(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        t_ms: i64,
+        cancel: &CancelToken,
+    ) -> Result<QueryOutput, QueryError> {
+        self.run(q, expr, (t_ms, t_ms, 1), true, cancel).await
     }
 
     /// Evaluates a parsed expression as a range query.
@@ -182,6 +219,21 @@ impl Engine {
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
+    ) -> Result<QueryOutput, QueryError> {
+        let cancel = CancelToken::new();
+        self.range_expr_cancelable(q, expr, start_ms, end_ms, step_ms, &cancel)
+            .await
+    }
+
+    /// [`Engine::range_expr`] that stops when `cancel` is canceled.
+    pub async fn range_expr_cancelable(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cancel: &CancelToken,
     ) -> Result<QueryOutput, QueryError> {
         if step_ms <= 0 {
             return Err(QueryError::Execution(
@@ -200,17 +252,17 @@ impl Engine {
                 t.name()
             )));
         }
-        self.run(q, expr, start_ms, end_ms, step_ms, false).await
+        self.run(q, expr, (start_ms, end_ms, step_ms), false, cancel)
+            .await
     }
 
     async fn run(
         &self,
         q: &dyn Queryable,
         expr: &Expr,
-        start: i64,
-        end: i64,
-        step: i64,
+        (start, end, step): (i64, i64, i64),
         instant: bool,
+        cancel: &CancelToken,
     ) -> Result<QueryOutput, QueryError> {
         if eval::durations::has_duration_exprs(expr) {
             let mut resolved = expr.clone();
@@ -219,7 +271,7 @@ impl Engine {
                 range_ms: end - start,
             };
             eval::durations::resolve(&mut resolved, &ctx).map_err(QueryError::Execution)?;
-            return Box::pin(self.run(q, &resolved, start, end, step, instant)).await;
+            return Box::pin(self.run(q, &resolved, (start, end, step), instant, cancel)).await;
         }
         let began = Instant::now();
         let deadline = began + self.opts.timeout;
@@ -236,6 +288,9 @@ impl Engine {
             // Dropping the returned future cancels the query; the deadline is
             // checked between fetches and inside evaluation loops.
             let res = q.select(&f.matchers, f.min_t, f.max_t).await?;
+            if cancel.is_canceled() {
+                return Err(QueryError::Canceled);
+            }
             if Instant::now() > deadline {
                 return Err(QueryError::Timeout("query preparation".into()));
             }
@@ -262,6 +317,7 @@ impl Engine {
             query_step: if instant { 0 } else { step },
             default_step: self.opts.default_eval_interval_ms,
             deadline,
+            cancel: &cancel.0,
             max_samples: self.opts.max_samples,
             cur_samples: 0,
             warnings: Vec::new(),
@@ -277,6 +333,7 @@ impl Engine {
             Err(EvalError::Timeout) => {
                 return Err(QueryError::Timeout("expression evaluation".into()))
             }
+            Err(EvalError::Canceled) => return Err(QueryError::Canceled),
         };
         warnings.extend(ev.warnings);
         let value = to_value(val, &steps, instant);

@@ -103,6 +103,7 @@ pub(crate) enum EvalError {
     Execution(String),
     TooManySamples,
     Timeout,
+    Canceled,
 }
 
 pub(crate) type EResult<T> = Result<T, EvalError>;
@@ -130,6 +131,8 @@ pub(crate) struct Evaluator<'a> {
     pub query_step: i64,
     pub default_step: i64,
     pub deadline: Instant,
+    /// Set by another task to stop the query.
+    pub cancel: &'a std::sync::atomic::AtomicBool,
     pub max_samples: usize,
     /// Samples currently held by intermediate results (approximate peak).
     pub cur_samples: usize,
@@ -138,8 +141,11 @@ pub(crate) struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    /// Fails with a timeout when the deadline passed.
+    /// Fails when the query was canceled or its deadline passed.
     pub fn check_deadline(&self) -> EResult<()> {
+        if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(EvalError::Canceled);
+        }
         if Instant::now() > self.deadline {
             return Err(EvalError::Timeout);
         }

@@ -152,3 +152,37 @@ mod engine {
         assert!(none.series.is_empty());
     }
 }
+
+mod limits {
+    use crate::engine::{CancelToken, Engine, EngineOptions, QueryError};
+    use crate::mem::MemQueryable;
+    use crate::model::Labels;
+    use crate::parser::parse;
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn canceled_and_timed_out_queries_stop() {
+        let mut m = MemQueryable::new();
+        m.add(Labels::from_pairs([("__name__", "x")]), 0, 1.0);
+        let expr = parse("sum(x)").expect("parses");
+        let token = CancelToken::new();
+        token.cancel();
+        let e = Engine::default();
+        let err = run(e.instant_expr_cancelable(&m, &expr, 0, &token)).unwrap_err();
+        assert!(matches!(err, QueryError::Canceled), "{err}");
+        assert_eq!(err.kind(), "canceled");
+        let e = Engine::new(EngineOptions {
+            timeout: std::time::Duration::ZERO,
+            ..EngineOptions::default()
+        });
+        let err = run(e.instant_expr(&m, &expr, 0)).unwrap_err();
+        assert!(matches!(err, QueryError::Timeout(_)), "{err}");
+        assert_eq!(err.kind(), "timeout");
+    }
+}
