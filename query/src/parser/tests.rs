@@ -86,6 +86,18 @@ fn prints_canonical_form() {
     f("round(x)", "round(x)");
     f("# comment\nfoo # another\n", "foo");
     f("sum", "sum");
+    f(
+        r#"foo{on="a", by="b", bool="c", offset="d"}"#,
+        r#"foo{bool="c",by="b",offset="d",on="a"}"#,
+    );
+    f(
+        "sum by (on, bool, offset, sum) (x)",
+        "sum by (on, bool, offset, sum) (x)",
+    );
+    f("a + on (by, group_left) b", "a + on (by, group_left) b");
+    f("offset offset 5m", "offset offset 5m");
+    f("without{a=\"b\"} + count", "without{a=\"b\"} + count");
+    f("step() + start() + time()", "step() + start() + time()");
     f("by + offset", "by + offset");
 }
 
