@@ -378,33 +378,23 @@ fn select_k(cand: &[(f64, usize)], k: usize, top: bool) -> Vec<(f64, usize)> {
     v.into_iter().take(k).map(|(_, x, s)| (x, s)).collect()
 }
 
-/// `limit_ratio`: a deterministic per-series offset in [0, 1) from the label
-/// hash; keeps the series when the offset is below `r` (or, for negative `r`,
-/// at or above `1 + r`).
+/// `limit_ratio`: keeps a series when its offset in [0, 1) (its label hash
+/// over `u64::MAX`, as Prometheus' `HashRatioSampler`) is below `r`, or for
+/// a negative `r` at or above `1 + r`, so `limit_ratio(r, v)` and
+/// `limit_ratio(r - 1, v)` partition `v`.
 fn ratio_keep(labels: &Labels, r: f64) -> bool {
-    let h = label_hash(labels);
-    let offset = h as f64 / u64::MAX as f64;
-    if r >= 0.0 {
-        offset < r
-    } else {
-        offset >= 1.0 + r
-    }
+    let offset = label_hash(labels) as f64 / u64::MAX as f64;
+    (r >= 0.0 && offset < r) || (r < 0.0 && offset >= 1.0 + r)
 }
 
+/// Prometheus' `Labels.Hash()`: XXH64 over `name 0xff value 0xff ...`.
 fn label_hash(labels: &Labels) -> u64 {
-    // FNV-1a over name/value pairs: stable across runs and platforms.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b = Vec::with_capacity(128);
     for l in labels.iter() {
-        for b in l
-            .name
-            .bytes()
-            .chain([0xff])
-            .chain(l.value.bytes())
-            .chain([0xff])
-        {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        b.extend_from_slice(l.name.as_bytes());
+        b.push(0xff);
+        b.extend_from_slice(l.value.as_bytes());
+        b.push(0xff);
     }
-    h
+    xxhash_rust::xxh64::xxh64(&b, 0)
 }
