@@ -269,14 +269,23 @@ pub(crate) fn drop_metadata_labels(l: &mut Labels) {
 /// Removes `__name__` from series marked `drop_name` and merges series that
 /// end up with the same label set (Prometheus' `cleanupMetricLabels`);
 /// overlapping points are the "same labelset" error.
-pub(crate) fn cleanup_names(vs: Vec<Series>, n: usize) -> EResult<Vec<Series>> {
-    let mut out: Vec<Series> = Vec::with_capacity(vs.len());
-    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(vs.len());
-    for mut s in vs {
+pub(crate) fn cleanup_names(mut vs: Vec<Series>, n: usize) -> EResult<Vec<Series>> {
+    for s in &mut vs {
         if s.drop_name {
             drop_metadata_labels(&mut s.labels);
             s.drop_name = false;
         }
+    }
+    // Fast path: all label sets distinct (checked by reference, no clones).
+    let mut seen: std::collections::HashSet<&Labels> =
+        std::collections::HashSet::with_capacity(vs.len());
+    if vs.iter().all(|s| seen.insert(&s.labels)) {
+        return Ok(vs);
+    }
+    drop(seen);
+    let mut out: Vec<Series> = Vec::with_capacity(vs.len());
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(vs.len());
+    for s in vs {
         match index.get(&s.labels) {
             Some(&i) => {
                 let dst = &mut out[i];
