@@ -501,9 +501,10 @@ impl Evaluator<'_> {
     fn eval_sort(&mut self, c: &Call, steps: &Steps) -> EResult<Vec<Series>> {
         let name = c.func.as_str();
         if steps.n > 1 {
-            self.warn(format!(
-                "PromQL warning: {name} is ineffective for range queries since results are always sorted by labels"
-            ));
+            self.warn(
+                "PromQL warning: sort is ineffective for range queries since results are always ordered by labels"
+                    .to_string(),
+            );
         }
         let mut v = self.eval_vector(&c.args[0], steps)?;
         match name {
