@@ -69,6 +69,11 @@ pub struct VectorSelector {
     pub offset_expr: Option<Box<Expr>>,
     /// `@` modifier.
     pub at: Option<AtModifier>,
+    /// `anchored` modifier (experimental; only with
+    /// [`ParseOptions::extended_range_selectors`](crate::parser::ParseOptions)).
+    pub anchored: bool,
+    /// `smoothed` modifier (experimental, as `anchored`).
+    pub smoothed: bool,
 }
 
 /// `selector[5m]`.
@@ -247,6 +252,12 @@ pub struct BinaryExpr {
     /// Set by the parser when both operands are instant vectors (one-to-one
     /// by default, many-to-many for set operators); `None` otherwise.
     pub matching: Option<VectorMatching>,
+    /// `fill(v)` / `fill_left(v)`: the value of a missing left-hand series
+    /// (experimental; only with
+    /// [`ParseOptions::fill_modifiers`](crate::parser::ParseOptions)).
+    pub fill_lhs: Option<f64>,
+    /// `fill(v)` / `fill_right(v)`: the value of a missing right-hand series.
+    pub fill_rhs: Option<f64>,
 }
 
 /// Aggregation operators.

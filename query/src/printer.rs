@@ -205,7 +205,18 @@ fn write_selector(f: &mut Formatter<'_>, vs: &VectorSelector, modifiers: bool) -
     }
     if modifiers {
         write_at(f, &vs.at)?;
+        write_extended(f, vs)?;
         write_offset(f, vs.offset, &vs.offset_expr)?;
+    }
+    Ok(())
+}
+
+/// ` anchored` / ` smoothed`.
+fn write_extended(f: &mut Formatter<'_>, vs: &VectorSelector) -> fmt::Result {
+    if vs.anchored {
+        f.write_str(" anchored")?;
+    } else if vs.smoothed {
+        f.write_str(" smoothed")?;
     }
     Ok(())
 }
@@ -213,6 +224,7 @@ fn write_selector(f: &mut Formatter<'_>, vs: &VectorSelector, modifiers: bool) -
 fn write_matrix(f: &mut Formatter<'_>, ms: &MatrixSelector) -> fmt::Result {
     write_selector(f, &ms.vs, false)?;
     write!(f, "[{}]", duration_or_expr(ms.range, &ms.range_expr))?;
+    write_extended(f, &ms.vs)?;
     write_at(f, &ms.vs.at)?;
     write_offset(f, ms.vs.offset, &ms.vs.offset_expr)
 }
@@ -256,6 +268,17 @@ fn write_binary(f: &mut Formatter<'_>, b: &BinaryExpr) -> fmt::Result {
             })?;
             write_labels(f, &vm.include)?;
             f.write_str(")")?;
+        }
+    }
+    match (b.fill_lhs, b.fill_rhs) {
+        (Some(l), Some(r)) if l == r => write!(f, " fill ({})", format_number(l))?,
+        (l, r) => {
+            if let Some(l) = l {
+                write!(f, " fill_left ({})", format_number(l))?;
+            }
+            if let Some(r) = r {
+                write!(f, " fill_right ({})", format_number(r))?;
+            }
         }
     }
     write!(f, " {}", b.rhs)

@@ -10,6 +10,7 @@ use crate::model::{Matcher, METRIC_NAME};
 
 use super::duration::Resolved;
 use super::expr::{Node, Parser};
+use super::extended::Fill;
 use super::functions::function_sig;
 use super::lexer::Token;
 use super::ParseError;
@@ -25,6 +26,8 @@ pub(crate) struct BinMods {
     pub matching: Option<(bool, Vec<String>)>,
     /// `group_left` / `group_right` and its labels.
     pub group: Option<(Cardinality, Vec<String>)>,
+    /// `fill(..)`, `fill_left(..)`, `fill_right(..)`.
+    pub fill: Fill,
 }
 
 /// Go's `ValueType` string (used by a few Prometheus messages).
@@ -93,8 +96,20 @@ pub(crate) fn binary(
                 "vector matching only allowed between instant vectors",
             ));
         }
+        if mods.fill.is_set() {
+            return Err(err(
+                start,
+                "filling in missing series only allowed between instant vectors",
+            ));
+        }
         None
     } else {
+        if op.is_set() && mods.fill.is_set() {
+            return Err(err(
+                start,
+                "filling in missing series not allowed for set operators",
+            ));
+        }
         if op.is_set() {
             if card != Cardinality::OneToOne {
                 return Err(err(
@@ -136,6 +151,8 @@ pub(crate) fn binary(
             rhs: Box::new(rhs.expr),
             return_bool,
             matching,
+            fill_lhs: mods.fill.lhs,
+            fill_rhs: mods.fill.rhs,
         }),
         span,
         ty,
@@ -465,6 +482,8 @@ pub(crate) fn selector(
             offset: 0,
             offset_expr: None,
             at: None,
+            anchored: false,
+            smoothed: false,
         }),
         span,
         ty: ValueType::Vector,
@@ -482,6 +501,8 @@ pub(crate) fn info_selector(matchers: Vec<Matcher>, span: Span) -> Node {
             offset: 0,
             offset_expr: None,
             at: None,
+            anchored: false,
+            smoothed: false,
         }),
         span,
         ty: ValueType::Vector,

@@ -262,6 +262,8 @@ fn combine(op: BinaryOp, op_pos: usize, lhs: Dur, rhs: Dur) -> PResult<Dur> {
             rhs: Box::new(rhs.expr),
             return_bool: false,
             matching: None,
+            fill_lhs: None,
+            fill_rhs: None,
         }),
         value,
         literal: false,

@@ -294,15 +294,7 @@ impl<'a> Parser<'a> {
                 m.group = Some((card, include));
             }
         }
-        if let Tok::Ident {
-            kw: Some(Kw::Fill | Kw::FillLeft | Kw::FillRight),
-        } = self.peek().tok
-        {
-            return Err(ParseError::new(
-                self.peek().start,
-                "binop fill modifiers are experimental and not enabled",
-            ));
-        }
+        m.fill = self.fill_modifiers()?;
         Ok(m)
     }
 
@@ -375,17 +367,7 @@ impl<'a> Parser<'a> {
                 }
                 Tok::Ident {
                     kw: Some(kw @ (Kw::Anchored | Kw::Smoothed)),
-                } => {
-                    let name = if kw == Kw::Anchored {
-                        "anchored"
-                    } else {
-                        "smoothed"
-                    };
-                    return Err(ParseError::new(
-                        t.start,
-                        format!("{name} modifier is experimental and not enabled"),
-                    ));
-                }
+                } => self.extended_selector(node, kw == Kw::Anchored)?,
                 _ => return Ok(node),
             };
         }

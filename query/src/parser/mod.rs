@@ -23,6 +23,7 @@
 mod check;
 mod duration;
 mod expr;
+mod extended;
 pub mod functions;
 mod lexer;
 mod matchers;
@@ -107,6 +108,30 @@ pub struct ParseOptions {
     /// compute per query. Constant duration expressions (`foo[1h / 2]`) are
     /// always accepted and folded.
     pub duration_expr_functions: bool,
+    /// Accept the binary-operator fill modifiers `fill(v)`, `fill_left(v)`,
+    /// `fill_right(v)` (Prometheus' `promql-binop-fill-modifiers`), kept in
+    /// [`BinaryExpr::fill_lhs`](crate::ast::BinaryExpr) / `fill_rhs`.
+    pub fill_modifiers: bool,
+    /// Accept the `anchored` / `smoothed` range selector modifiers
+    /// (Prometheus' `promql-extended-range-selectors`), kept in
+    /// [`VectorSelector::anchored`](crate::ast::VectorSelector) / `smoothed`.
+    pub extended_range_selectors: bool,
+}
+
+impl ParseOptions {
+    /// Prometheus' defaults: no experimental syntax (same as `default()`,
+    /// usable in `const` struct updates: `ParseOptions { x: true, ..NONE }`).
+    pub const NONE: ParseOptions = ParseOptions {
+        duration_expr_functions: false,
+        fill_modifiers: false,
+        extended_range_selectors: false,
+    };
+    /// Every experimental syntax this parser knows.
+    pub const ALL: ParseOptions = ParseOptions {
+        duration_expr_functions: true,
+        fill_modifiers: true,
+        extended_range_selectors: true,
+    };
 }
 
 /// Parses and type-checks a PromQL expression.

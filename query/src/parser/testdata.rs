@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{parse_with, ParseOptions};
+use super::parse_with;
 use crate::ast::Expr;
 
 fn testdata_dir() -> PathBuf {
@@ -74,9 +74,7 @@ fn sort_matchers(e: &mut Expr) {
 
 /// Checks one query; returns an error description on failure.
 pub(crate) fn check_round_trip(q: &str) -> Result<(), String> {
-    let opts = ParseOptions {
-        duration_expr_functions: true,
-    };
+    let opts = super::extended::all_options();
     let e = parse_with(q, opts).map_err(|err| format!("parse: {err}"))?;
     let printed = e.to_string();
     let e2 = parse_with(&printed, opts).map_err(|err| format!("re-parse of {printed:?}: {err}"))?;

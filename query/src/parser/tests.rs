@@ -408,6 +408,7 @@ fn folds_constant_duration_expressions() {
 fn keeps_step_and_range_expressions_when_enabled() {
     let opts = ParseOptions {
         duration_expr_functions: true,
+        ..ParseOptions::default()
     };
     let f = |q: &str, want: &str| {
         let e = parse_with(q, opts).unwrap_or_else(|e| panic!("{q}: {e}"));
@@ -450,4 +451,70 @@ fn keeps_step_and_range_expressions_when_enabled() {
         m.vs.offset_expr.map(|e| e.to_string()),
         Some("range()".to_string())
     );
+}
+
+#[test]
+fn fill_and_extended_selectors_when_enabled() {
+    let f = |q: &str, want: &str| {
+        let e = parse_with(q, ParseOptions::ALL).unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert_eq!(e.to_string(), want, "query {q:?}");
+    };
+    f("a + fill(0) b", "a + fill (0) b");
+    f(
+        "a + fill_left(5) fill_right(7) b",
+        "a + fill_left (5) fill_right (7) b",
+    );
+    f(
+        "a + fill_right(-Inf) fill_left(NaN) b",
+        "a + fill_left (NaN) fill_right (-Inf) b",
+    );
+    f(
+        "a == bool on(x) group_left fill(1) b",
+        "a == bool on (x) group_left () fill (1) b",
+    );
+    f("fill + fill", "fill + fill");
+    f("rate(foo[5m] anchored)", "rate(foo[5m] anchored)");
+    f("foo smoothed offset 1m", "foo smoothed offset 1m");
+    f(
+        "foo[5m] offset 1m smoothed @ 5",
+        "foo[5m] smoothed @ 5.000 offset 1m",
+    );
+    let e = parse_with("a - fill_right(2) b", ParseOptions::ALL).expect("parses");
+    let Expr::Binary(b) = e else {
+        panic!("not binary: {e:?}");
+    };
+    assert_eq!((b.fill_lhs, b.fill_rhs), (None, Some(2.0)));
+    let err = |q: &str, msg: &str| {
+        let e = parse_with(q, ParseOptions::ALL).expect_err(q);
+        assert_eq!(e.msg, msg, "query {q:?}");
+    };
+    err(
+        "1 + fill(0) a",
+        "filling in missing series only allowed between instant vectors",
+    );
+    err(
+        "a and fill(0) b",
+        "filling in missing series not allowed for set operators",
+    );
+    err(
+        "foo anchored smoothed",
+        "anchored and smoothed modifiers cannot be used together",
+    );
+    err(
+        "foo smoothed anchored",
+        "anchored and smoothed modifiers cannot be used together",
+    );
+    err(
+        "foo[5m:] anchored",
+        "anchored modifier is not supported for subqueries",
+    );
+    err("sum(foo) smoothed", "smoothed modifier not implemented");
+    err(
+        "a + fill(x) b",
+        "unexpected identifier \"x\" in fill modifier, expected number",
+    );
+    err("a + fill_left(1) fill_left(2) b", "unexpected \"(\"");
+    // Off by default, as in Prometheus.
+    let e = parse("rate(foo[5m] smoothed)").expect_err("gated");
+    assert_eq!(e.msg, "smoothed modifier is experimental and not enabled");
 }

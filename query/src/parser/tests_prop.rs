@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 
+use super::parse_with;
 use super::testdata::check_round_trip;
-use super::{parse_with, ParseOptions};
 
 /// Real queries to mutate (a sample of the shapes Grafana sends).
 const SEEDS: &[&str] = &[
@@ -79,10 +79,7 @@ fn promql_token() -> impl Strategy<Value = String> {
 
 /// Asserts the round-trip property for input that parses.
 fn check(q: &str) -> Result<(), TestCaseError> {
-    let opts = ParseOptions {
-        duration_expr_functions: true,
-    };
-    if parse_with(q, opts).is_ok() {
+    if parse_with(q, super::extended::all_options()).is_ok() {
         if let Err(msg) = check_round_trip(q) {
             return Err(TestCaseError::fail(format!("{q:?}: {msg}")));
         }

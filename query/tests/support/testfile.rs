@@ -14,6 +14,7 @@ use crate::format::{build_eval, parse_duration, parse_series_line, EvalCmd};
 /// Upstream's test parser enables the experimental syntax.
 const PARSE_OPTS: query::parser::ParseOptions = query::parser::ParseOptions {
     duration_expr_functions: true,
+    ..query::parser::ParseOptions::NONE
 };
 
 /// Functions whose result depends on the evaluation time itself; upstream
