@@ -1,13 +1,19 @@
 //! PromQL parser: query text to [`Expr`], with Prometheus' grammar, type
 //! checking and error wording.
 //!
-//! The work is split in three stages:
-//! - `lexer` turns the text into tokens (nom scanners for identifiers,
-//!   whitespace and durations; Prometheus' rules for numbers and Go string
-//!   escapes);
+//! Modules:
+//! - `lexer` turns the text into tokens, context-sensitively as Prometheus'
+//!   lexer does (nom scanners for identifiers and whitespace; Prometheus'
+//!   rules for numbers and durations); `strings` unquotes Go string literals;
 //! - `expr` parses the tokens by recursive descent with precedence climbing
-//!   for binary operators, checking types as each node is built (Prometheus'
-//!   `checkAST` rules), so every error has the byte position of its node;
+//!   for binary operators (no backtracking: one token of lookahead, linear
+//!   time); `check` builds each node with Prometheus' `checkAST` type rules,
+//!   so every error has the byte position of its node;
+//! - `duration` handles duration expressions (`foo[1h / 2]`, `offset
+//!   (5m + 1s)`), `extended` the experimental `fill()` and
+//!   `anchored`/`smoothed` modifiers, both gated by [`ParseOptions`] where
+//!   Prometheus gates them;
+//! - `matchers` caches compiled regex matchers;
 //! - [`functions`] is the table of function signatures.
 //!
 //! Nesting is limited to [`MAX_DEPTH`] levels so that hostile input cannot
