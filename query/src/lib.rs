@@ -4,12 +4,14 @@
 //!   Prometheus grammar and type checking, errors with positions).
 //! - [`engine::Engine`] evaluates instant and range queries over any
 //!   [`model::Queryable`] with Prometheus 3.x semantics.
-//! - [`mem::MemQueryable`] is an in-memory store for tests and benchmarks.
+//! - [`mem::MemQueryable`] is an in-memory store for tests and benchmarks;
+//!   [`conformance`] checks any [`model::Queryable`] against the contract.
 //! - [`model`] holds the data model every store shares: [`model::Labels`],
 //!   [`model::Matcher`], [`model::Sample`] and the [`model::Queryable`] trait.
 #![deny(missing_docs)]
 
 pub mod ast;
+pub mod conformance;
 pub mod engine;
 pub mod eval;
 pub mod mem;
