@@ -4,6 +4,30 @@
 //! selector's time range), fetch (one [`Queryable::select`] per selector,
 //! async), evaluate (synchronously on the fetched data, over all steps at
 //! once; an instant query is a range query with one step).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use query::engine::{Engine, EngineOptions, Value};
+//! use query::mem::MemQueryable;
+//! use query::model::Labels;
+//!
+//! let mut store = MemQueryable::new();
+//! for (job, instance, v) in [("a", "1", 1.0), ("a", "2", 2.0), ("b", "1", 5.0)] {
+//!     let l = Labels::from_pairs([("__name__", "up"), ("job", job), ("instance", instance)]);
+//!     store.add(l, 0, v);
+//! }
+//! let engine = Engine::new(EngineOptions::default());
+//! let out = engine.instant(&store, "sum by (job) (up)", 30_000).await.unwrap();
+//! let Value::Vector(v) = out.value else { panic!("vector expected") };
+//! assert_eq!(v.len(), 2);
+//! let a = v.iter().find(|s| s.labels.get("job") == Some("a")).unwrap();
+//! assert_eq!(a.v, 3.0);
+//!
+//! let out = engine.range(&store, "count(up)", 0, 60_000, 30_000).await.unwrap();
+//! let Value::Matrix(m) = out.value else { panic!("matrix expected") };
+//! assert_eq!(m[0].samples.len(), 3);
+//! # });
+//! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
