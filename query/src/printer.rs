@@ -250,6 +250,12 @@ fn write_binary(f: &mut Formatter<'_>, b: &BinaryExpr) -> fmt::Result {
         _ => write!(f, "{}", b.lhs)?,
     }
     write!(f, " {}", b.op.as_str())?;
+    write_modifiers(f, b)?;
+    write!(f, " {}", b.rhs)
+}
+
+/// ` bool on (a) group_left (b) fill (0)` after a binary operator.
+fn write_modifiers(f: &mut Formatter<'_>, b: &BinaryExpr) -> fmt::Result {
     if b.return_bool {
         f.write_str(" bool")?;
     }
@@ -281,7 +287,7 @@ fn write_binary(f: &mut Formatter<'_>, b: &BinaryExpr) -> fmt::Result {
             }
         }
     }
-    write!(f, " {}", b.rhs)
+    Ok(())
 }
 
 fn write_aggregate(f: &mut Formatter<'_>, a: &AggregateExpr) -> fmt::Result {
@@ -296,4 +302,89 @@ fn write_aggregate(f: &mut Formatter<'_>, a: &AggregateExpr) -> fmt::Result {
         write!(f, "{p}, ")?;
     }
     write!(f, "{})", a.expr)
+}
+
+/// Prometheus' default line width for [`Expr::pretty`].
+const PRETTY_WIDTH: usize = 100;
+
+impl Expr {
+    /// The expression formatted over several lines the way Prometheus'
+    /// `Prettify` does (`/api/v1/format_query`): any node whose one-line form
+    /// is longer than 100 characters is split, children indented by two
+    /// spaces.
+    pub fn pretty(&self) -> String {
+        pretty(self, 0, PRETTY_WIDTH)
+    }
+}
+
+fn indent(level: usize) -> String {
+    "  ".repeat(level)
+}
+
+/// Prometheus' `Pretty(level)`; `width` is its `maxCharactersPerLine`.
+pub(crate) fn pretty(e: &Expr, level: usize, width: usize) -> String {
+    let flat = e.to_string();
+    let split = flat.len() > width;
+    let pad = indent(level);
+    match e {
+        Expr::Aggregate(a) if split => {
+            let mut head = a.op.as_str().to_string();
+            if a.without || !a.grouping.is_empty() {
+                let mut labels = String::new();
+                for (i, l) in a.grouping.iter().enumerate() {
+                    if i > 0 {
+                        labels.push_str(", ");
+                    }
+                    write_label(&mut labels, l);
+                }
+                let kw = if a.without { "without" } else { "by" };
+                head = format!("{head} {kw} ({labels}) ");
+            }
+            let mut out = format!("{pad}{head}(\n");
+            if let Some(p) = &a.param {
+                out.push_str(&pretty(p, level + 1, width));
+                out.push_str(",\n");
+            }
+            out.push_str(&pretty(&a.expr, level + 1, width));
+            out.push_str(&format!("\n{pad})"));
+            out
+        }
+        Expr::Binary(b) if split => {
+            let modifiers = Modifiers(b).to_string();
+            format!(
+                "{}\n{pad}{}{modifiers}\n{}",
+                pretty(&b.lhs, level + 1, width),
+                b.op.as_str(),
+                pretty(&b.rhs, level + 1, width)
+            )
+        }
+        Expr::Call(c) if split => {
+            let args: Vec<String> = c.args.iter().map(|a| pretty(a, level + 1, width)).collect();
+            format!("{pad}{}(\n{}\n{pad})", c.func, args.join(",\n"))
+        }
+        Expr::Paren(inner) if split => {
+            format!("{pad}(\n{}\n{pad})", pretty(inner, level + 1, width))
+        }
+        // Prometheus does not indent an unsplit subquery.
+        Expr::Subquery(_) if !split => flat,
+        Expr::Subquery(sq) => {
+            let inner = pretty(&sq.expr, level, width);
+            let suffix = flat.get(sq.expr.to_string().len()..).unwrap_or_default();
+            format!("{inner}{suffix}")
+        }
+        Expr::Unary(op, inner) => {
+            let sign = if *op == UnaryOp::Neg { "-" } else { "+" };
+            format!("{pad}{sign}{}", pretty(inner, level, width).trim())
+        }
+        _ => format!("{pad}{flat}"),
+    }
+}
+
+/// Displays the modifiers of a binary expression.
+struct Modifiers<'a>(&'a BinaryExpr);
+
+impl Display for Modifiers<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write_modifiers(f, self.0)
+    }
 }

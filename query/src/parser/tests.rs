@@ -518,3 +518,44 @@ fn fill_and_extended_selectors_when_enabled() {
     let e = parse("rate(foo[5m] smoothed)").expect_err("gated");
     assert_eq!(e.msg, "smoothed modifier is experimental and not enabled");
 }
+
+#[test]
+fn pretty_splits_long_nodes_like_prometheus() {
+    // Width 10 makes every non-trivial node split, as Prometheus' own tests do.
+    let f = |q: &str, want: &str| {
+        let e = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert_eq!(crate::printer::pretty(&e, 0, 10), want, "query {q:?}");
+    };
+    f("sum(foo)", "sum(foo)");
+    f(
+        "sum by() (task:errors:rate10s{job=\"s\"})",
+        "sum(\n  task:errors:rate10s{job=\"s\"}\n)",
+    );
+    f(
+        "sum(task:errors:rate10s{job=\"s\"}) without(job,foo)",
+        "sum without (job, foo) (\n  task:errors:rate10s{job=\"s\"}\n)",
+    );
+    f(
+        "topk(10, ask:errors:rate10s{job=\"s\"})",
+        "topk(\n  10,\n  ask:errors:rate10s{job=\"s\"}\n)",
+    );
+    f("a == bool 1", "  a\n== bool\n  1");
+    f("foo + baar + foo_3", "  foo + baar\n+\n  foo_3");
+    f(
+        "foo_1 + ignoring(foo) foo_2 + on(instance) group_right foo_4",
+        "    foo_1\n  + ignoring (foo)\n    foo_2\n+ on (instance) group_right ()\n  foo_4",
+    );
+    f(
+        "histogram_quantile(0.9, rate(foo[1m]))",
+        "histogram_quantile(\n  0.9,\n  rate(\n    foo[1m]\n  )\n)",
+    );
+    f(
+        "max_over_time(rate(demo_api_request_duration_seconds_count[1m])[1m:] @ start() offset 1m)",
+        "max_over_time(\n  rate(\n    demo_api_request_duration_seconds_count[1m]\n  )[1m:] @ start() offset 1m\n)",
+    );
+    f("(foo_bar_baz)", "(\n  foo_bar_baz\n)");
+    f("-(foo_bar_baz)", "-(\n  foo_bar_baz\n)");
+    // The public form uses Prometheus' width of 100.
+    let e = parse("sum by (job) (rate(x[5m]))").expect("parses");
+    assert_eq!(e.pretty(), "sum by (job) (rate(x[5m]))");
+}

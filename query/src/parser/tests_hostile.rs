@@ -59,6 +59,7 @@ fn nesting_up_to_the_limit_parses_prints_and_drops() {
                 panic!("form {form} not accepted even at a third of the limit");
             };
             let printed = e.to_string();
+            assert!(e.pretty().len() >= printed.len());
             let again = parse(&printed).unwrap_or_else(|err| panic!("form {form}, {n}: {err}"));
             assert_eq!(again.to_string(), printed);
             drop(e);
