@@ -117,6 +117,9 @@ impl Evaluator<'_> {
         if a.op == AggregateOp::CountValues {
             return self.count_values(a, &grouping, steps).map(Val::Vector);
         }
+        if a.op.has_param() && a.param.is_none() {
+            return exec_err(format!("{} needs a parameter", a.op.as_str()));
+        }
         let param = match (&a.param, a.op) {
             (Some(p), op) if op != AggregateOp::CountValues => Some(self.eval_scalar(p, steps)?),
             _ => None,

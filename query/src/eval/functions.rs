@@ -177,6 +177,7 @@ impl Evaluator<'_> {
     /// Evaluates a function call over all steps.
     pub(crate) fn eval_call(&mut self, c: &Call, steps: &Steps) -> EResult<Val> {
         let name = c.func.as_str();
+        check_arity(c)?;
         if is_range_fn(name) {
             return self.eval_range_call(c, steps).map(Val::Vector);
         }
@@ -546,6 +547,28 @@ impl Evaluator<'_> {
         }
         Ok(v)
     }
+}
+
+/// The parser checks arity; expressions built by hand are checked here so a
+/// malformed AST is an error, not a panic.
+fn check_arity(c: &Call) -> EResult<()> {
+    let Some(sig) = crate::parser::function_sig(&c.func) else {
+        return exec_err(format!("unknown function {:?}", c.func));
+    };
+    let n = sig.arg_types.len();
+    let (min, max) = match sig.variadic {
+        0 => (n, n),
+        v if v < 0 => (n.saturating_sub(1), usize::MAX),
+        v => (n.saturating_sub(1), n - 1 + v as usize),
+    };
+    if c.args.len() < min || c.args.len() > max {
+        return exec_err(format!(
+            "wrong number of arguments for function {:?}: got {}",
+            c.func,
+            c.args.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Dispatches one range function on one window.

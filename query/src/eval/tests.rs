@@ -186,3 +186,41 @@ mod limits {
         assert_eq!(err.kind(), "timeout");
     }
 }
+
+mod malformed {
+    use crate::ast::{AggregateExpr, AggregateOp, Call, Expr};
+    use crate::engine::Engine;
+    use crate::mem::MemQueryable;
+
+    /// Hand-built expressions the parser would reject are errors, not panics.
+    #[test]
+    fn bad_arity_and_missing_params_are_errors() {
+        let m = MemQueryable::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let e = Engine::default();
+        let f = |expr: Expr| {
+            let r = rt.block_on(e.instant_expr(&m, &expr, 0));
+            assert!(r.is_err(), "{expr:?} should fail");
+        };
+        f(Expr::Call(Call {
+            func: "histogram_quantile".into(),
+            args: vec![Expr::Number(0.5)],
+        }));
+        f(Expr::Call(Call {
+            func: "no_such_function".into(),
+            args: vec![],
+        }));
+        f(Expr::Aggregate(AggregateExpr {
+            op: AggregateOp::Topk,
+            expr: Box::new(Expr::Call(Call {
+                func: "vector".into(),
+                args: vec![Expr::Number(1.0)],
+            })),
+            param: None,
+            grouping: vec![],
+            without: false,
+        }));
+    }
+}
