@@ -9,9 +9,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(q) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(e) = query::parser::parse(q) {
+    let all = query::parser::ParseOptions::ALL;
+    let _ = query::parser::parse(q);
+    if let Ok(e) = query::parser::parse_with(q, all) {
+        let _ = e.pretty();
         let printed = e.to_string();
-        let again = query::parser::parse(&printed)
+        let again = query::parser::parse_with(&printed, all)
             .unwrap_or_else(|err| panic!("printed form {printed:?} does not parse: {err}"));
         assert_eq!(again.to_string(), printed, "printing is not idempotent");
     }

@@ -559,3 +559,39 @@ fn pretty_splits_long_nodes_like_prometheus() {
     let e = parse("sum by (job) (rate(x[5m]))").expect("parses");
     assert_eq!(e.pretty(), "sum by (job) (rate(x[5m]))");
 }
+
+#[test]
+fn metric_selectors_and_durations() {
+    let sel = |q: &str| -> Vec<String> {
+        let ms = parse_metric_selector(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        ms.iter().map(|m| m.to_string()).collect()
+    };
+    assert_eq!(sel(r#"foo{a="b"}"#), [r#"a="b""#, r#"__name__="foo""#]);
+    assert_eq!(sel(r#"{a=~"b.*", c!=""}"#), [r#"a=~"b.*""#, r#"c!="""#]);
+    assert_eq!(sel(r#"{"metric.name"}"#), [r#"__name__="metric.name""#]);
+    assert_eq!(sel("sum"), [r#"__name__="sum""#]);
+    for bad in [
+        "",
+        "{}",
+        r#"{a=""}"#,
+        "foo offset 5m",
+        "foo[5m]",
+        "rate(x[5m])",
+        "1",
+        "foo bar",
+    ] {
+        assert!(parse_metric_selector(bad).is_err(), "{bad:?} accepted");
+    }
+    let dur = |s: &str| parse_duration(s);
+    assert_eq!(dur("0"), Ok(0));
+    assert_eq!(dur("1h30m"), Ok(5_400_000));
+    assert_eq!(dur("500ms"), Ok(500));
+    assert_eq!(dur("1y2w3d"), Ok((365 + 14 + 3) * 86_400_000));
+    for bad in ["", "5", "1.5s", "5m1h", "1hh", "5x", "-5m", "1h 2m", "300y"] {
+        assert!(dur(bad).is_err(), "{bad:?} accepted");
+    }
+    assert_eq!(
+        dur("5m1h").unwrap_err().to_string(),
+        "1:1: parse error: not a valid duration string: \"5m1h\""
+    );
+}
