@@ -300,6 +300,9 @@ impl Engine {
         let began = Instant::now();
         let deadline = began + self.opts.timeout;
         let steps = Steps::new(start, end, step);
+        if steps.n > self.opts.max_samples {
+            return Err(QueryError::TooManySamples("query execution".into()));
+        }
         let ctx = PlanCtx {
             start,
             end: steps.end(),

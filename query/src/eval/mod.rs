@@ -46,7 +46,9 @@ impl Steps {
         let n = if end < start {
             0
         } else {
-            ((end - start) / step) as usize + 1
+            usize::try_from(end.saturating_sub(start) / step)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1)
         };
         Steps { start, step, n }
     }

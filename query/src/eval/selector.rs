@@ -264,6 +264,11 @@ impl<'a> Evaluator<'a> {
         if inner.n == 0 {
             return Ok(Vec::new());
         }
+        // Every inner step holds at least one value per series: refuse grids
+        // larger than the sample limit before allocating them.
+        if inner.n > self.max_samples {
+            return Err(super::EvalError::TooManySamples);
+        }
         let val = self.eval(&sq.expr, &inner)?;
         let series: Vec<Series> = match val {
             Val::Vector(v) => v,

@@ -224,3 +224,25 @@ mod malformed {
         }));
     }
 }
+
+mod huge_grids {
+    use crate::engine::{Engine, QueryError};
+    use crate::mem::MemQueryable;
+    use crate::model::Labels;
+
+    #[test]
+    fn huge_step_counts_fail_before_allocating() {
+        let mut m = MemQueryable::new();
+        m.add(Labels::from_pairs([("__name__", "x")]), 0, 1.0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let e = Engine::default();
+        let err = rt.block_on(e.range(&m, "x", 0, i64::MAX, 1)).unwrap_err();
+        assert!(matches!(err, QueryError::TooManySamples(_)), "{err}");
+        let err = rt
+            .block_on(e.instant(&m, "max_over_time(x[10y:1ms])", 0))
+            .unwrap_err();
+        assert!(matches!(err, QueryError::TooManySamples(_)), "{err}");
+    }
+}
