@@ -21,21 +21,14 @@ impl MemQueryable {
 
     /// Adds one sample; a sample at an existing timestamp replaces it.
     pub fn add(&mut self, labels: Labels, t: i64, v: f64) {
-        let s = self.series.entry(labels).or_default();
-        match s.last() {
-            Some(last) if last.t < t => s.push(Sample { t, v }),
-            None => s.push(Sample { t, v }),
-            _ => match s.binary_search_by_key(&t, |p| p.t) {
-                Ok(i) => s[i].v = v,
-                Err(i) => s.insert(i, Sample { t, v }),
-            },
-        }
+        insert(self.series.entry(labels).or_default(), t, v);
     }
 
-    /// Adds many samples of one series.
+    /// Adds many samples of one series (one map lookup for all of them).
     pub fn add_series(&mut self, labels: Labels, samples: impl IntoIterator<Item = Sample>) {
+        let s = self.series.entry(labels).or_default();
         for p in samples {
-            self.add(labels.clone(), p.t, p.v);
+            insert(s, p.t, p.v);
         }
     }
 
@@ -61,6 +54,18 @@ impl MemQueryable {
         self.series
             .iter()
             .filter(move |(l, _)| matchers.iter().all(|m| m.matches_labels(l)))
+    }
+}
+
+/// Inserts a sample keeping time order; an existing timestamp is replaced.
+fn insert(s: &mut Vec<Sample>, t: i64, v: f64) {
+    match s.last() {
+        Some(last) if last.t < t => s.push(Sample { t, v }),
+        None => s.push(Sample { t, v }),
+        _ => match s.binary_search_by_key(&t, |p| p.t) {
+            Ok(i) => s[i].v = v,
+            Err(i) => s.insert(i, Sample { t, v }),
+        },
     }
 }
 
