@@ -8,22 +8,30 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::model::{MatchOp, Matcher};
 
-/// Cached matchers beyond this count are dropped all at once (cheap, and a
-/// working set of dashboards refills it quickly).
-const CAPACITY: usize = 2048;
+/// When the cached regex sources exceed this many bytes in all, the cache
+/// is emptied (cheap, and a working set of dashboards refills it quickly).
+const CAPACITY_BYTES: usize = 256 << 10;
 
-/// Only short regexes without counted repetition are cached, so the cache's
-/// memory stays small whatever queries arrive (`a{1000}` compiles to a big
-/// program).
+/// Only regexes whose compiled form stays close to their length are
+/// cached: at most 1 KiB, without counted repetition (`a{1000}`),
+/// character classes or escapes (`\w` is a large Unicode class). Literal
+/// alternations, the usual Grafana `$var` expansion, qualify. So the
+/// cache's memory stays small whatever queries arrive.
 fn cacheable(value: &str) -> bool {
-    value.len() <= 256 && !value.contains('{')
+    value.len() <= 1024 && !value.contains(['{', '[', '\\'])
 }
 
 type Key = (MatchOp, String, String);
 
-fn cache() -> &'static Mutex<HashMap<Key, Matcher>> {
-    static CACHE: OnceLock<Mutex<HashMap<Key, Matcher>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+#[derive(Default)]
+struct Cache {
+    map: HashMap<Key, Matcher>,
+    bytes: usize,
+}
+
+fn cache() -> &'static Mutex<Cache> {
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(Cache::default()))
 }
 
 /// `Matcher::new`, reusing a compiled regex when the same regex matcher was
@@ -37,15 +45,18 @@ pub(crate) fn new_matcher(
         return Matcher::new(op, name, value);
     }
     let key = (op, name, value);
-    if let Some(m) = cache().lock().ok().and_then(|c| c.get(&key).cloned()) {
+    if let Some(m) = cache().lock().ok().and_then(|c| c.map.get(&key).cloned()) {
         return Ok(m);
     }
     let m = Matcher::new(op, key.1.clone(), key.2.clone())?;
     if let Ok(mut c) = cache().lock() {
-        if c.len() >= CAPACITY {
-            c.clear();
+        let size = key.1.len() + key.2.len();
+        if c.bytes + size > CAPACITY_BYTES {
+            c.map.clear();
+            c.bytes = 0;
         }
-        c.insert(key, m.clone());
+        c.bytes += size;
+        c.map.insert(key, m.clone());
     }
     Ok(m)
 }
@@ -65,5 +76,8 @@ mod tests {
             assert!(!n.matches("api") && n.matches("db"));
         }
         assert!(new_matcher(MatchOp::RegexMatch, "a".into(), "(".into()).is_err());
+        assert!(cacheable("host1:9100|host2:9100|db-.*"));
+        assert!(!cacheable("a{1000}") && !cacheable("[a-z]+") && !cacheable("\\w+"));
+        assert!(!cacheable(&"a".repeat(2000)));
     }
 }
