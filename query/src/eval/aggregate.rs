@@ -318,12 +318,12 @@ impl Evaluator<'_> {
         grouping: &[String],
         steps: &Steps,
     ) -> EResult<Vec<Series>> {
-        let label = match a.param.as_deref() {
+        let mut param = a.param.as_deref();
+        while let Some(Expr::Paren(p)) = param {
+            param = Some(p.as_ref());
+        }
+        let label = match param {
             Some(Expr::String(s)) => s.clone(),
-            Some(Expr::Paren(p)) => match p.as_ref() {
-                Expr::String(s) => s.clone(),
-                _ => return exec_err("count_values: expected string parameter"),
-            },
             _ => return exec_err("count_values: expected string parameter"),
         };
         if label.is_empty() {

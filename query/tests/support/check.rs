@@ -61,6 +61,19 @@ pub fn check_result(cmd: &EvalCmd, res: Result<QueryOutput, QueryError>) -> Resu
     if e.info && out.infos.is_empty() {
         return Err("expected info annotations, got none".into());
     }
+    // Annotation texts, compared without upstream's position suffix.
+    {
+        for (want, got, kind) in [
+            (&e.warn_msgs, &out.warnings, "warning"),
+            (&e.info_msgs, &out.infos, "info"),
+        ] {
+            for w in want.iter() {
+                if !got.contains(w) {
+                    return Err(format!("expected {kind} {w:?}, got {got:?}"));
+                }
+            }
+        }
+    }
     if e.no_warn && !out.warnings.is_empty() {
         return Err(format!("unexpected warnings: {:?}", out.warnings));
     }

@@ -224,6 +224,10 @@ pub struct Expect {
     pub ordered: bool,
     pub warn: bool,
     pub info: bool,
+    /// `expect warn msg: ...` texts, position suffix `(1:19)` removed.
+    pub warn_msgs: Vec<String>,
+    /// `expect info msg: ...` texts, position suffix removed.
+    pub info_msgs: Vec<String>,
     pub no_warn: bool,
     pub no_info: bool,
     pub string: Option<String>,
@@ -273,8 +277,18 @@ fn parse_expect_line(l: &str, e: &mut Expect) -> Option<()> {
             }
         }
         "ordered" => e.ordered = true,
-        "warn" => e.warn = true,
-        "info" => e.info = true,
+        "warn" => {
+            e.warn = true;
+            if let Some(m) = arg.strip_prefix("msg:") {
+                e.warn_msgs.push(strip_position(m.trim()));
+            }
+        }
+        "info" => {
+            e.info = true;
+            if let Some(m) = arg.strip_prefix("msg:") {
+                e.info_msgs.push(strip_position(m.trim()));
+            }
+        }
         "no_warn" => e.no_warn = true,
         "no_info" => e.no_info = true,
         _ => return None,
@@ -347,4 +361,20 @@ pub fn build_eval(line: usize, header: &str, block: &[String]) -> Option<EvalCmd
         at,
         expect,
     })
+}
+
+/// Removes a trailing ` (line:col)` position from an annotation text: the
+/// engine's annotations carry no positions (the AST has none).
+fn strip_position(m: &str) -> String {
+    if let Some(i) = m.rfind(" (") {
+        let tail = &m[i + 2..];
+        if tail.ends_with(')')
+            && tail[..tail.len() - 1]
+                .split(':')
+                .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return m[..i].to_string();
+        }
+    }
+    m.to_string()
 }
