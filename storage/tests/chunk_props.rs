@@ -1,0 +1,139 @@
+//! Property tests of the chunk codec: round trips of arbitrary samples and
+//! the decoder's behaviour on arbitrary bytes (the same property as the
+//! `chunk_decode` cargo-fuzz target, so CI checks it on stable Rust).
+
+use proptest::prelude::*;
+use storage::chunk::{decode, decode_into, header, ChunkEncoder, ChunkIter};
+
+/// Strictly increasing timestamps: a start plus positive gaps drawn from
+/// small, scrape-like and huge ranges; stops before overflowing i64.
+fn timestamps() -> impl Strategy<Value = Vec<i64>> {
+    let gap = prop_oneof![1u64..4, 14_990u64..15_010, 1u64..100_000, 1u64..=u64::MAX,];
+    (any::<i64>(), prop::collection::vec(gap, 0..200)).prop_map(|(start, gaps)| {
+        let mut ts = vec![start];
+        let mut t = start;
+        for g in gaps {
+            match t.checked_add_unsigned(g) {
+                Some(n) => {
+                    ts.push(n);
+                    t = n;
+                }
+                None => break,
+            }
+        }
+        ts
+    })
+}
+
+/// Value bit patterns: arbitrary bits, special values and "nice" decimals,
+/// so repeats and window reuse are exercised as well as random noise.
+fn value_bits() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        any::<u64>(),
+        Just(0x7ff0_0000_0000_0002u64),
+        Just(f64::INFINITY.to_bits()),
+        Just(f64::NEG_INFINITY.to_bits()),
+        Just((-0.0f64).to_bits()),
+        0u64..0x0010_0000_0000_0000,
+        (0i64..1000).prop_map(|i| (i as f64 / 100.0).to_bits()),
+        (0u32..1_000_000).prop_map(|i| f64::from(i).to_bits()),
+    ]
+}
+
+fn samples() -> impl Strategy<Value = Vec<(i64, u64)>> {
+    (
+        timestamps(),
+        prop::collection::vec(value_bits(), 200),
+        any::<bool>(),
+    )
+        .prop_map(|(ts, vs, repeat)| {
+            ts.into_iter()
+                .zip(vs)
+                .enumerate()
+                .map(|(i, (t, v))| (t, if repeat && i % 3 != 0 { 42 } else { v }))
+                .collect()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn round_trip(samples in samples()) {
+        let mut enc = ChunkEncoder::new();
+        for &(t, v) in &samples {
+            enc.push(t, f64::from_bits(v)).unwrap();
+        }
+        prop_assert_eq!(enc.len(), samples.len());
+        let bytes = enc.bytes();
+        let got: Vec<(i64, u64)> =
+            decode(&bytes).unwrap().into_iter().map(|(t, v)| (t, v.to_bits())).collect();
+        prop_assert_eq!(&got, &samples);
+        let mut fast = Vec::new();
+        decode_into(&bytes, &mut fast).unwrap();
+        prop_assert!(fast.iter().map(|s| (s.t, s.v.to_bits())).eq(samples.iter().copied()));
+        let h = header(&bytes).unwrap();
+        prop_assert_eq!(h.count, samples.len());
+        prop_assert_eq!(h.min_t, samples.first().map(|s| s.0));
+        prop_assert_eq!(h.max_t, samples.last().map(|s| s.0));
+        // A restored head chunk encodes to the same bytes and keeps going.
+        let mut again = ChunkEncoder::from_bytes(&bytes).unwrap();
+        prop_assert_eq!(again.bytes(), bytes);
+        if let Some(last) = samples.last() {
+            prop_assert!(again.push(last.0, 0.0).is_err());
+        }
+    }
+
+    #[test]
+    fn truncated_chunks_are_errors(samples in samples(), cut in any::<prop::sample::Index>()) {
+        let mut enc = ChunkEncoder::new();
+        for &(t, v) in &samples {
+            enc.push(t, f64::from_bits(v)).unwrap();
+        }
+        let bytes = enc.bytes();
+        let cut = cut.index(bytes.len());
+        prop_assert!(decode(&bytes[..cut]).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        check_arbitrary(&bytes);
+    }
+
+    #[test]
+    fn plausible_headers_never_panic(
+        count in 0u16..300,
+        tail in prop::collection::vec(any::<u8>(), 0..400),
+    ) {
+        let mut bytes = vec![1];
+        bytes.extend_from_slice(&count.to_be_bytes());
+        bytes.extend_from_slice(&tail);
+        check_arbitrary(&bytes);
+    }
+}
+
+/// The decoder property: arbitrary bytes decode to an error or to at most
+/// `count` strictly increasing samples, and every entry point agrees.
+fn check_arbitrary(bytes: &[u8]) {
+    let whole = decode(bytes);
+    let mut fast = Vec::new();
+    let fast_res = decode_into(bytes, &mut fast);
+    assert_eq!(whole.is_ok(), fast_res.is_ok());
+    if let Ok(samples) = whole {
+        let h = header(bytes).unwrap();
+        assert_eq!(samples.len(), h.count);
+        assert!(samples.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(samples.first().map(|s| s.0), h.min_t);
+        assert_eq!(samples.last().map(|s| s.0), h.max_t);
+        assert!(fast
+            .iter()
+            .zip(&samples)
+            .all(|(a, b)| a.t == b.0 && a.v.to_bits() == b.1.to_bits()));
+    } else {
+        assert!(fast.is_empty());
+    }
+    if let Ok(it) = ChunkIter::new(bytes) {
+        let count = header(bytes).unwrap().count;
+        assert!(it.count() <= count);
+    }
+}
