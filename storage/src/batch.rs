@@ -1,0 +1,288 @@
+//! The Raft entry payload of one shard: [`WriteBatch`] and its byte format.
+//!
+//! Every byte here is written to the Raft log of every replica, so the format
+//! is compact: a series' labels appear only until the proposer has seen the
+//! series applied, after that it is named by id; timestamps are
+//! delta-encoded varints.
+//!
+//! ```text
+//! batch      = version u8 (=1) | kind u8 | body
+//! kind 1     = Samples:   n_series varint | series*
+//!   series   = ref | n_samples varint | samples
+//!   ref      = 0x00 | n_labels varint | (len varint | name | len varint | value)*
+//!            | 0x01 | series_id varint
+//!   samples  = t0 zigzag-varint | v0 u64 LE (f64 bits)
+//!              (dt zigzag-varint | v u64 LE)*   dt = t_i - t_{i-1} (wrapping)
+//! kind 2     = Retention: cutoff_ms zigzag-varint
+//! ```
+//! Decoding checks every length against the bytes left, so arbitrary input
+//! yields an error, never a panic or a huge allocation. Label strings must be
+//! UTF-8 and in canonical form (names strictly increasing, values non-empty);
+//! whether they form a valid series (name syntax, metric name) is decided at
+//! apply time (`validate_labels`), so that one bad series does not fail the
+//! batch.
+
+use query::model::{Label, Labels, Sample};
+
+use crate::varint::{put_i64, put_u64, Reader};
+
+const VERSION: u8 = 1;
+const KIND_SAMPLES: u8 = 1;
+const KIND_RETENTION: u8 = 2;
+const REF_LABELS: u8 = 0;
+const REF_ID: u8 = 1;
+
+/// How a batch names a series.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SeriesRef {
+    /// By its full label set (apply finds or creates the series).
+    Labels(Labels),
+    /// By the id apply assigned earlier (rejected if unknown).
+    Id(u64),
+}
+
+/// Samples of one series in a batch, in the order they are applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesSamples {
+    /// The series.
+    pub series: SeriesRef,
+    /// Its samples.
+    pub samples: Vec<Sample>,
+}
+
+/// The payload of one Raft entry of a shard.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteBatch {
+    /// Samples to append.
+    Samples(Vec<SeriesSamples>),
+    /// Removes series whose newest sample is older than `cutoff_ms` from the
+    /// head and the index (proposed periodically by the shard leader).
+    Retention {
+        /// Series with no sample at or after this time are removed.
+        cutoff_ms: i64,
+    },
+}
+
+/// Why a batch payload could not be decoded.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// The payload ended early.
+    #[error("truncated at byte {0}")]
+    Truncated(usize),
+    /// Unknown format version.
+    #[error("unknown batch version {0}")]
+    Version(u8),
+    /// Unknown batch or reference kind.
+    #[error("unknown {what} tag {tag}")]
+    Tag {
+        /// Which tag.
+        what: &'static str,
+        /// Its value.
+        tag: u8,
+    },
+    /// A label string is not UTF-8.
+    #[error("label string is not valid UTF-8")]
+    Utf8,
+    /// Labels not sorted by name, duplicated, or with an empty value.
+    #[error("label set is not in canonical form (sorted, unique names, non-empty values)")]
+    NonCanonical,
+    /// Bytes left after the batch.
+    #[error("{0} trailing bytes")]
+    Trailing(usize),
+}
+
+impl WriteBatch {
+    /// Appends the encoding of this batch to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        match self {
+            WriteBatch::Samples(series) => {
+                out.push(KIND_SAMPLES);
+                put_u64(out, series.len() as u64);
+                for s in series {
+                    encode_series(s, out);
+                }
+            }
+            WriteBatch::Retention { cutoff_ms } => {
+                out.push(KIND_RETENTION);
+                put_i64(out, *cutoff_ms);
+            }
+        }
+    }
+
+    /// The encoding as a new vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode(&mut v);
+        v
+    }
+
+    /// Decodes a batch; never panics on arbitrary input.
+    pub fn decode(b: &[u8]) -> Result<Self, BatchError> {
+        let mut r = Reader::new(b);
+        let tr = |r: &Reader| BatchError::Truncated(b.len() - r.remaining());
+        let version = r.u8().ok_or_else(|| tr(&r))?;
+        if version != VERSION {
+            return Err(BatchError::Version(version));
+        }
+        let batch = match r.u8().ok_or_else(|| tr(&r))? {
+            KIND_SAMPLES => {
+                let n = r.u64().ok_or_else(|| tr(&r))?;
+                // every series takes at least 3 bytes
+                let cap = (n as usize).min(r.remaining() / 3);
+                let mut series = Vec::with_capacity(cap);
+                for _ in 0..n {
+                    series.push(decode_series(&mut r).ok_or_else(|| tr(&r))??);
+                }
+                WriteBatch::Samples(series)
+            }
+            KIND_RETENTION => WriteBatch::Retention {
+                cutoff_ms: r.i64().ok_or_else(|| tr(&r))?,
+            },
+            tag => return Err(BatchError::Tag { what: "batch", tag }),
+        };
+        if !r.is_empty() {
+            return Err(BatchError::Trailing(r.remaining()));
+        }
+        Ok(batch)
+    }
+
+    /// Number of samples in the batch.
+    pub fn sample_count(&self) -> usize {
+        match self {
+            WriteBatch::Samples(s) => s.iter().map(|x| x.samples.len()).sum(),
+            WriteBatch::Retention { .. } => 0,
+        }
+    }
+}
+
+fn encode_series(s: &SeriesSamples, out: &mut Vec<u8>) {
+    match &s.series {
+        SeriesRef::Labels(l) => {
+            out.push(REF_LABELS);
+            put_u64(out, l.len() as u64);
+            for lab in l.iter() {
+                put_u64(out, lab.name.len() as u64);
+                out.extend_from_slice(lab.name.as_bytes());
+                put_u64(out, lab.value.len() as u64);
+                out.extend_from_slice(lab.value.as_bytes());
+            }
+        }
+        SeriesRef::Id(id) => {
+            out.push(REF_ID);
+            put_u64(out, *id);
+        }
+    }
+    put_u64(out, s.samples.len() as u64);
+    let mut prev = 0i64;
+    for (i, smp) in s.samples.iter().enumerate() {
+        let d = if i == 0 {
+            smp.t
+        } else {
+            smp.t.wrapping_sub(prev)
+        };
+        put_i64(out, d);
+        out.extend_from_slice(&smp.v.to_bits().to_le_bytes());
+        prev = smp.t;
+    }
+}
+
+/// `None` = truncated; `Some(Err)` = malformed.
+fn decode_series(r: &mut Reader) -> Option<Result<SeriesSamples, BatchError>> {
+    let series = match r.u8()? {
+        REF_LABELS => {
+            let n = r.u64()?;
+            let mut v = Vec::with_capacity((n as usize).min(r.remaining() / 2));
+            for _ in 0..n {
+                let name = r.len_prefixed()?;
+                let value = r.len_prefixed()?;
+                match (std::str::from_utf8(name), std::str::from_utf8(value)) {
+                    (Ok(n), Ok(v2)) => v.push(Label::new(n, v2)),
+                    _ => return Some(Err(BatchError::Utf8)),
+                }
+            }
+            // The proposer encodes canonical `Labels`: names strictly
+            // increasing, values non-empty. Anything else is corruption.
+            let canonical = v.windows(2).all(|w| w[0].name < w[1].name)
+                && v.iter().all(|l| !l.value.is_empty());
+            if !canonical {
+                return Some(Err(BatchError::NonCanonical));
+            }
+            SeriesRef::Labels(Labels::from_sorted(v))
+        }
+        REF_ID => SeriesRef::Id(r.u64()?),
+        tag => {
+            return Some(Err(BatchError::Tag {
+                what: "series ref",
+                tag,
+            }))
+        }
+    };
+    Some(Ok(SeriesSamples {
+        series,
+        samples: decode_samples(r)?,
+    }))
+}
+
+fn decode_samples(r: &mut Reader) -> Option<Vec<Sample>> {
+    let n = r.u64()?;
+    // every sample takes at least 9 bytes
+    let mut v = Vec::with_capacity((n as usize).min(r.remaining() / 9));
+    let mut t = 0i64;
+    for i in 0..n {
+        let d = r.i64()?;
+        t = if i == 0 { d } else { t.wrapping_add(d) };
+        let bits = u64::from_le_bytes(r.array::<8>()?);
+        v.push(Sample {
+            t,
+            v: f64::from_bits(bits),
+        });
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let b = WriteBatch::Samples(vec![
+            SeriesSamples {
+                series: SeriesRef::Labels(Labels::from_pairs([("__name__", "up"), ("job", "a")])),
+                samples: vec![
+                    Sample {
+                        t: -5,
+                        v: f64::from_bits(0x7ff0_0000_0000_0002),
+                    },
+                    Sample {
+                        t: i64::MAX,
+                        v: -0.0,
+                    },
+                ],
+            },
+            SeriesSamples {
+                series: SeriesRef::Id(u64::MAX),
+                samples: vec![],
+            },
+        ]);
+        let enc = b.to_bytes();
+        let d = WriteBatch::decode(&enc).unwrap();
+        let (WriteBatch::Samples(x), WriteBatch::Samples(y)) = (&b, &d) else {
+            panic!("kind changed");
+        };
+        assert_eq!(x[0].series, y[0].series);
+        assert_eq!(x[1], y[1]);
+        for (a, c) in x[0].samples.iter().zip(&y[0].samples) {
+            assert_eq!((a.t, a.v.to_bits()), (c.t, c.v.to_bits()));
+        }
+        let r = WriteBatch::Retention { cutoff_ms: -7 };
+        assert_eq!(WriteBatch::decode(&r.to_bytes()).unwrap(), r);
+        for cut in 0..enc.len() {
+            assert!(WriteBatch::decode(&enc[..cut]).is_err(), "prefix {cut}");
+        }
+        let mut long = enc.clone();
+        long.push(0);
+        assert_eq!(WriteBatch::decode(&long), Err(BatchError::Trailing(1)));
+    }
+}

@@ -1,0 +1,164 @@
+//! Applying a [`WriteBatch`]: series lookup/creation (ids in apply order),
+//! per-sample append rules, and retention of the index.
+
+use std::sync::atomic::Ordering;
+
+use query::model::Sample;
+
+use super::{ApplyState, Shard};
+use crate::head::{Appended, MemSeries};
+use crate::outcome::Rejections;
+use crate::{
+    labels, ApplyOutcome, RejectReason, SeriesRef, SeriesSamples, StorageError, WriteBatch,
+};
+
+impl Shard {
+    /// Applies one Raft entry. Only memory changes; [`Shard::checkpoint`]
+    /// makes it durable. An entry with `log_index <= applied_index()` was
+    /// applied before (replay after restart) and is a no-op.
+    ///
+    /// Deterministic: every replica applying the same entries in the same
+    /// order assigns the same series ids and stores the same samples.
+    pub fn apply(&self, log_index: u64, batch: &WriteBatch) -> Result<ApplyOutcome, StorageError> {
+        let mut st = self.state.lock();
+        self.check_dropped()?;
+        if log_index <= self.applied.load(Ordering::Acquire) {
+            let series_ids = match batch {
+                WriteBatch::Samples(v) => v
+                    .iter()
+                    .map(|s| match &s.series {
+                        SeriesRef::Labels(l) => self.lookup(l),
+                        SeriesRef::Id(id) => self
+                            .stripe(*id)
+                            .read()
+                            .series
+                            .contains_key(id)
+                            .then_some(*id),
+                    })
+                    .collect(),
+                WriteBatch::Retention { .. } => Vec::new(),
+            };
+            return Ok(ApplyOutcome {
+                series_ids,
+                already_applied: true,
+                ..Default::default()
+            });
+        }
+        let out = match batch {
+            WriteBatch::Samples(series) => self.apply_samples(&mut st, series),
+            WriteBatch::Retention { cutoff_ms } => {
+                self.apply_retention(&mut st, *cutoff_ms);
+                ApplyOutcome::default()
+            }
+        };
+        self.applied.store(log_index, Ordering::Release);
+        Ok(out)
+    }
+
+    fn apply_samples(&self, st: &mut ApplyState, series: &[SeriesSamples]) -> ApplyOutcome {
+        let mut rej = Rejections::default();
+        let mut accepted = 0u64;
+        let mut ids = Vec::with_capacity(series.len());
+        let window = self.db.opts.out_of_order_window_ms;
+        for s in series {
+            let n = s.samples.len() as u64;
+            let id = match &s.series {
+                SeriesRef::Labels(l) => match crate::validate_labels(l) {
+                    Ok(()) => self.get_or_create(st, l),
+                    Err(e) => {
+                        rej.add(RejectReason::InvalidLabels, n.max(1), || e.to_string());
+                        ids.push(None);
+                        continue;
+                    }
+                },
+                SeriesRef::Id(id) => *id,
+            };
+            let mut stripe = self.stripe(id).write();
+            let Some(m) = stripe.series.get_mut(&id) else {
+                rej.add(RejectReason::UnknownSeriesId, n.max(1), || {
+                    format!(
+                        "series id {id} is not in shard {}; resend with labels",
+                        self.id
+                    )
+                });
+                ids.push(None);
+                continue;
+            };
+            ids.push(Some(id));
+            let was_dirty = m.dirty;
+            accepted += append_all(m, &s.samples, window, &mut st.next_chunk_seq, &mut rej);
+            if m.dirty && !was_dirty {
+                st.dirty.push(id);
+            }
+        }
+        ApplyOutcome {
+            accepted,
+            rejected: rej.finish(),
+            series_ids: ids,
+            already_applied: false,
+        }
+    }
+
+    fn get_or_create(&self, st: &mut ApplyState, l: &query::model::Labels) -> u64 {
+        let enc = labels::encode(l);
+        let h = labels::hash(&enc);
+        if let Some(id) = self.find(&enc, h) {
+            return id;
+        }
+        let id = st.next_series_id;
+        st.next_series_id += 1;
+        self.insert_series(id, MemSeries::new(enc));
+        self.new_series.write().push(id);
+        id
+    }
+
+    /// Removes series whose newest sample is older than `cutoff` (and series
+    /// that never got a sample) from the head and the index.
+    fn apply_retention(&self, st: &mut ApplyState, cutoff: i64) {
+        let mut gone = Vec::new();
+        for stripe in self.stripes.iter() {
+            let stripe = stripe.read();
+            gone.extend(
+                stripe
+                    .series
+                    .iter()
+                    .filter(|(_, m)| !m.has_samples || m.last_t < cutoff)
+                    .map(|(&id, _)| id),
+            );
+        }
+        gone.sort_unstable();
+        if gone.is_empty() {
+            return;
+        }
+        for &id in &gone {
+            if let Some(m) = self.remove_series(id) {
+                st.removed.push((id, m.labels));
+            }
+        }
+        self.new_series
+            .write()
+            .retain(|id| gone.binary_search(id).is_err());
+    }
+}
+
+/// Appends samples to one series; returns how many were accepted.
+fn append_all(
+    m: &mut MemSeries,
+    samples: &[Sample],
+    window: i64,
+    next_seq: &mut u64,
+    rej: &mut Rejections,
+) -> u64 {
+    let mut accepted = 0;
+    for s in samples {
+        match m.append(s.t, s.v, window, next_seq) {
+            Appended::Stored | Appended::Duplicate => accepted += 1,
+            Appended::Rejected(reason, why) => rej.add(reason, 1, || {
+                let labels =
+                    labels::decode(&m.labels).map_or_else(|e| e.to_string(), |l| l.to_string());
+                format!("series {labels}: {why}")
+            }),
+        }
+    }
+    accepted
+}

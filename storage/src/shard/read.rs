@@ -1,0 +1,257 @@
+//! Reads: `select_chunks` (labels + encoded chunks, for transport), `select`
+//! (decoded and merged), `label_names`, `label_values`, `series`.
+//!
+//! Reads take stripe read locks only; they run concurrently with apply. A
+//! series' in-memory chunks are read before its RocksDB chunks, so a
+//! concurrent checkpoint moving sealed chunks to disk can make a chunk appear
+//! twice (merged away by timestamp) but never vanish.
+
+use std::collections::BTreeSet;
+
+use query::model::{Labels, Matcher, SeriesData};
+
+use super::Shard;
+use crate::chunk::MAX_CHUNK_SPAN_MS;
+use crate::keys::{self, CF_CHUNKS};
+use crate::{labels, merge_chunks, StorageError};
+
+/// One encoded chunk with its time range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedChunk {
+    /// First sample time.
+    pub min_t: i64,
+    /// Last sample time.
+    pub max_t: i64,
+    /// The chunk bytes (`crate::chunk` format).
+    pub data: Vec<u8>,
+}
+
+/// A series and its chunks overlapping a time range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesChunks {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Chunks overlapping the range: persisted ones first, then in-memory
+    /// sealed ones, the open head chunk and the out-of-order buffer. They may
+    /// overlap; [`merge_chunks`] merges them.
+    pub chunks: Vec<EncodedChunk>,
+}
+
+impl Shard {
+    /// Labels and encoded chunks (head included) of the series matching
+    /// `matchers` that overlap `[min_t, max_t]`, sorted by labels.
+    pub fn select_chunks(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<SeriesChunks>, StorageError> {
+        self.check_dropped()?;
+        let ids = self.resolve(matchers)?;
+        let db = &self.db;
+        let mut it = db.rocks.raw_iterator_cf(db.cf(CF_CHUNKS));
+        let mut out = Vec::new();
+        for id in ids {
+            let (enc, mut mem) = {
+                let stripe = self.stripe(id).read();
+                let Some(m) = stripe.series.get(&id) else {
+                    continue;
+                };
+                if !m.overlaps(min_t, max_t) {
+                    continue;
+                }
+                let mut mem = Vec::new();
+                for c in &m.sealed {
+                    if c.max_t >= min_t && c.min_t <= max_t {
+                        mem.push(EncodedChunk {
+                            min_t: c.min_t,
+                            max_t: c.max_t,
+                            data: c.data.to_vec(),
+                        });
+                    }
+                }
+                if let (Some(a), Some(b)) = (m.head.min_time(), m.head.max_time()) {
+                    if b >= min_t && a <= max_t {
+                        mem.push(EncodedChunk {
+                            min_t: a,
+                            max_t: b,
+                            data: m.head.bytes(),
+                        });
+                    }
+                }
+                if let Some((a, b, data)) = m.ooo_chunk() {
+                    if b >= min_t && a <= max_t {
+                        mem.push(EncodedChunk {
+                            min_t: a,
+                            max_t: b,
+                            data: data.into_vec(),
+                        });
+                    }
+                }
+                (m.labels.clone(), mem)
+            };
+            let mut chunks = Vec::new();
+            // Every chunk spans at most MAX_CHUNK_SPAN_MS: start that far back.
+            it.seek(keys::chunk_key(
+                self.id,
+                id,
+                min_t.saturating_sub(MAX_CHUNK_SPAN_MS),
+                0,
+            ));
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                let Some((kid, c_min, _)) = keys::parse_chunk_key(k) else {
+                    break;
+                };
+                if kid != id || !k.starts_with(&self.id.to_be_bytes()) || c_min > max_t {
+                    break;
+                }
+                let (c_max, data) = keys::parse_chunk_value(v)
+                    .ok_or_else(|| StorageError::Corrupt("chunk value too short".into()))?;
+                if c_max >= min_t {
+                    chunks.push(EncodedChunk {
+                        min_t: c_min,
+                        max_t: c_max,
+                        data: data.to_vec(),
+                    });
+                }
+                it.next();
+            }
+            it.status()?;
+            chunks.append(&mut mem);
+            if !chunks.is_empty() {
+                out.push(SeriesChunks {
+                    labels: labels::decode(&enc)?,
+                    chunks,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    /// Series matching `matchers` with their samples in `[min_t, max_t]`
+    /// (head and persisted chunks merged), sorted by labels; series without
+    /// samples in the range are omitted.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<SeriesData>, StorageError> {
+        let mut out = Vec::new();
+        for sc in self.select_chunks(matchers, min_t, max_t)? {
+            let samples = merge_chunks(&sc.chunks, min_t, max_t)?;
+            if !samples.is_empty() {
+                out.push(SeriesData {
+                    labels: sc.labels,
+                    samples,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Label names of the series matching `matchers` (all series when empty)
+    /// whose time range overlaps `[min_t, max_t]`, sorted, unique.
+    pub fn label_names(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut names = BTreeSet::new();
+        self.for_each_series(matchers, min_t, max_t, |enc| {
+            for p in labels::pairs(enc) {
+                let (n, _) = p?;
+                if !names.contains(n) {
+                    names.insert(n.to_string());
+                }
+            }
+            Ok(())
+        })?;
+        Ok(names.into_iter().collect())
+    }
+
+    /// Values of label `name` across matching series (all series when
+    /// `matchers` is empty) overlapping the range, sorted, unique.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut values = BTreeSet::new();
+        self.for_each_series(matchers, min_t, max_t, |enc| {
+            let v = labels::get(enc, name);
+            if !v.is_empty() && !values.contains(v) {
+                values.insert(v.to_string());
+            }
+            Ok(())
+        })?;
+        Ok(values.into_iter().collect())
+    }
+
+    /// Label sets of matching series whose time range overlaps the range,
+    /// sorted. Needs a matcher that does not match `""`.
+    pub fn series(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<Labels>, StorageError> {
+        let mut out = Vec::new();
+        let mut err = None;
+        self.for_each_series_of(&self.resolve(matchers)?, min_t, max_t, |enc| {
+            match labels::decode(enc) {
+                Ok(l) => out.push(l),
+                Err(e) => err = Some(e),
+            }
+            Ok(())
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Calls `f` with the label encoding of every series matching `matchers`
+    /// (every series if there are none) whose time range overlaps the range.
+    /// The range test uses the series' first and newest sample times.
+    fn for_each_series(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        mut f: impl FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.check_dropped()?;
+        if matchers.is_empty() {
+            for stripe in self.stripes.iter() {
+                let stripe = stripe.read();
+                for m in stripe.series.values().filter(|m| m.overlaps(min_t, max_t)) {
+                    f(&m.labels)?;
+                }
+            }
+            return Ok(());
+        }
+        self.for_each_series_of(&self.resolve(matchers)?, min_t, max_t, f)
+    }
+
+    fn for_each_series_of(
+        &self,
+        ids: &[u64],
+        min_t: i64,
+        max_t: i64,
+        mut f: impl FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        for &id in ids {
+            let stripe = self.stripe(id).read();
+            if let Some(m) = stripe.series.get(&id).filter(|m| m.overlaps(min_t, max_t)) {
+                f(&m.labels)?;
+            }
+        }
+        Ok(())
+    }
+}
