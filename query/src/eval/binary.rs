@@ -94,108 +94,161 @@ impl Evaluator<'_> {
         m: &VectorMatching,
         steps: &Steps,
     ) -> EResult<Vec<Series>> {
-        let n = steps.n;
         let swap = m.card == Cardinality::OneToMany;
         // After the swap, `many` is the side whose labels the result keeps
         // and `one` must have unique signatures per step.
         let (many, one) = if swap { (rhs, lhs) } else { (lhs, rhs) };
-        let mut sig_ord: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut ord = |l: &Labels| {
-            let k = signature(l, m.on, &m.labels);
-            let next = sig_ord.len();
-            *sig_ord.entry(k).or_insert(next)
-        };
-        let many_sig: Vec<usize> = many.iter().map(|s| ord(&s.labels)).collect();
-        let one_sig: Vec<usize> = one.iter().map(|s| ord(&s.labels)).collect();
-        let nsig = sig_ord.len();
-        let mut one_by_sig: Vec<Vec<usize>> = vec![Vec::new(); nsig];
-        for (i, &s) in one_sig.iter().enumerate() {
-            one_by_sig[s].push(i);
-        }
-        // Steps where the many side has any sample (errors only arise there).
-        let mut many_any = vec![false; n];
-        for s in &many {
-            for (i, v) in s.vals.iter().enumerate() {
-                many_any[i] |= v.is_some();
-            }
-        }
-        // Duplicate series on the `one` side.
-        for list in one_by_sig.iter().filter(|l| l.len() > 1) {
-            for (i, _) in many_any.iter().enumerate().filter(|(_, a)| **a) {
-                let present: Vec<usize> = list
-                    .iter()
-                    .copied()
-                    .filter(|&j| one[j].vals[i].is_some())
-                    .collect();
-                if present.len() > 1 {
-                    let side = if swap { "left" } else { "right" };
-                    let ml = match_labels(&one[present[0]].labels, m.on, &m.labels);
-                    let mut d = [
-                        one[present[0]].labels.to_string(),
-                        one[present[1]].labels.to_string(),
-                    ];
-                    d.sort();
-                    return exec_err(format!(
-                        "found duplicate series for the match group {ml} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                        d[0], d[1]
-                    ));
-                }
-            }
-        }
-        let arith = is_arith(b.op);
-        let mut out: Vec<Series> = Vec::new();
-        let mut claimed: Vec<Vec<bool>> = Vec::new();
-        let mut out_index: HashMap<Labels, usize> = HashMap::new();
-        let mut pair_index: HashMap<(usize, usize), usize> = HashMap::new();
+        let (many_sig, one_by_sig) = signature_groups(&many, &one, m);
+        check_one_side_unique(&many, &one, &one_by_sig, m, swap)?;
+        let mut out = Output::new(steps.n, b.return_bool);
         for (li, ls) in many.iter().enumerate() {
             self.check_deadline()?;
             let cands = &one_by_sig[many_sig[li]];
             if cands.is_empty() {
                 continue;
             }
-            for i in 0..n {
+            for i in 0..steps.n {
                 let Some(lv) = ls.vals[i] else { continue };
-                let Some(&ri) = cands.iter().find(|&&j| one[j].vals[i].is_some()) else {
+                let Some((ri, rv)) = cands.iter().find_map(|&j| one[j].vals[i].map(|v| (j, v)))
+                else {
                     continue;
                 };
-                let rv = one[ri].vals[i].unwrap_or(f64::NAN);
-                let oi = match pair_index.get(&(li, ri)) {
-                    Some(&oi) => oi,
-                    None => {
-                        let labels = result_labels(&ls.labels, &one[ri].labels, b.op, m);
-                        let oi = *out_index.entry(labels.clone()).or_insert_with(|| {
-                            out.push(Series {
-                                labels,
-                                drop_name: b.return_bool,
-                                vals: vec![None; n],
-                            });
-                            claimed.push(vec![false; n]);
-                            out.len() - 1
-                        });
-                        pair_index.insert((li, ri), oi);
-                        oi
-                    }
-                };
-                if claimed[oi][i] {
-                    return exec_err(if m.card == Cardinality::OneToOne {
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
-                    } else {
-                        "multiple matches for labels: grouping labels must ensure unique matches"
-                    });
-                }
-                claimed[oi][i] = true;
+                let oi = out.slot(li, ri, || {
+                    result_labels(&ls.labels, &one[ri].labels, b.op, m)
+                });
                 let (fl, fr) = if swap { (rv, lv) } else { (lv, rv) };
                 let (v, keep) = apply(b.op, fl, fr);
-                if b.return_bool {
-                    out[oi].vals[i] = Some(if keep { 1.0 } else { 0.0 });
-                } else if keep {
-                    out[oi].vals[i] = Some(v);
-                }
-                let _ = arith;
+                let v = if b.return_bool {
+                    Some(if keep { 1.0 } else { 0.0 })
+                } else {
+                    keep.then_some(v)
+                };
+                out.set(oi, i, v, m.card)?;
             }
         }
-        out.retain(|s| s.vals.iter().any(Option::is_some));
-        Ok(out)
+        Ok(out.finish())
+    }
+}
+
+/// Signature ordinals: per `many` series, and the `one` series per ordinal.
+fn signature_groups(
+    many: &[Series],
+    one: &[Series],
+    m: &VectorMatching,
+) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut sig_ord: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut ord = |l: &Labels| {
+        let k = signature(l, m.on, &m.labels);
+        let next = sig_ord.len();
+        *sig_ord.entry(k).or_insert(next)
+    };
+    let many_sig: Vec<usize> = many.iter().map(|s| ord(&s.labels)).collect();
+    let one_sig: Vec<usize> = one.iter().map(|s| ord(&s.labels)).collect();
+    let mut one_by_sig: Vec<Vec<usize>> = vec![Vec::new(); sig_ord.len()];
+    for (i, &s) in one_sig.iter().enumerate() {
+        one_by_sig[s].push(i);
+    }
+    (many_sig, one_by_sig)
+}
+
+/// The `one` side may hold a signature only once per step (checked where
+/// the other side has samples, as upstream short-circuits empty sides).
+fn check_one_side_unique(
+    many: &[Series],
+    one: &[Series],
+    one_by_sig: &[Vec<usize>],
+    m: &VectorMatching,
+    swap: bool,
+) -> EResult<()> {
+    let n = many.first().map_or(0, |s| s.vals.len());
+    let mut many_any = vec![false; n];
+    for s in many {
+        for (i, v) in s.vals.iter().enumerate() {
+            many_any[i] |= v.is_some();
+        }
+    }
+    for list in one_by_sig.iter().filter(|l| l.len() > 1) {
+        for (i, _) in many_any.iter().enumerate().filter(|(_, a)| **a) {
+            let mut present = list.iter().filter(|&&j| one[j].vals[i].is_some());
+            let (Some(&a), Some(&b)) = (present.next(), present.next()) else {
+                continue;
+            };
+            let side = if swap { "left" } else { "right" };
+            let ml = match_labels(&one[a].labels, m.on, &m.labels);
+            let mut d = [one[a].labels.to_string(), one[b].labels.to_string()];
+            d.sort();
+            return exec_err(format!(
+                "found duplicate series for the match group {ml} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                d[0], d[1]
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Result series of a vector/vector operation, one per result label set,
+/// remembering which steps a match already claimed.
+struct Output {
+    n: usize,
+    return_bool: bool,
+    series: Vec<Series>,
+    claimed: Vec<Vec<bool>>,
+    by_labels: HashMap<Labels, usize>,
+    by_pair: HashMap<(usize, usize), usize>,
+}
+
+impl Output {
+    fn new(n: usize, return_bool: bool) -> Self {
+        Output {
+            n,
+            return_bool,
+            series: Vec::new(),
+            claimed: Vec::new(),
+            by_labels: HashMap::new(),
+            by_pair: HashMap::new(),
+        }
+    }
+
+    /// The output series for the pair (`many` index, `one` index).
+    fn slot(&mut self, li: usize, ri: usize, labels: impl FnOnce() -> Labels) -> usize {
+        if let Some(&oi) = self.by_pair.get(&(li, ri)) {
+            return oi;
+        }
+        let labels = labels();
+        let oi = match self.by_labels.get(&labels) {
+            Some(&oi) => oi,
+            None => {
+                self.series.push(Series {
+                    labels: labels.clone(),
+                    drop_name: self.return_bool,
+                    vals: vec![None; self.n],
+                });
+                self.claimed.push(vec![false; self.n]);
+                self.by_labels.insert(labels, self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        self.by_pair.insert((li, ri), oi);
+        oi
+    }
+
+    /// Records a match at step `i` (an error when the step is taken).
+    fn set(&mut self, oi: usize, i: usize, v: Option<f64>, card: Cardinality) -> EResult<()> {
+        if self.claimed[oi][i] {
+            return exec_err(if card == Cardinality::OneToOne {
+                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+            } else {
+                "multiple matches for labels: grouping labels must ensure unique matches"
+            });
+        }
+        self.claimed[oi][i] = true;
+        self.series[oi].vals[i] = v;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<Series> {
+        self.series.retain(|s| s.vals.iter().any(Option::is_some));
+        self.series
     }
 }
 
@@ -208,9 +261,6 @@ fn result_labels(many: &Labels, one: &Labels, op: BinaryOp, m: &VectorMatching) 
     if m.card == Cardinality::OneToOne {
         if m.on {
             l = match_labels(&l, true, &m.labels);
-            if !is_arith(op) {
-                // `on` keeps exactly the listed labels.
-            }
         } else {
             for name in &m.labels {
                 l.remove(name);
