@@ -1,0 +1,81 @@
+//! Conversions between the query model and the gRPC messages.
+
+use proto::cluster as pb;
+use query::model::{Labels, MatchOp, Matcher};
+
+use crate::error::ClusterError;
+
+/// Matchers to their wire form.
+pub fn matchers_to_pb(ms: &[Matcher]) -> Vec<pb::Matcher> {
+    ms.iter()
+        .map(|m| pb::Matcher {
+            name: m.name.clone(),
+            r#type: match m.op {
+                MatchOp::Equal => pb::MatchType::Eq,
+                MatchOp::NotEqual => pb::MatchType::Neq,
+                MatchOp::RegexMatch => pb::MatchType::Re,
+                MatchOp::RegexNoMatch => pb::MatchType::Nre,
+            } as i32,
+            value: m.value.clone(),
+        })
+        .collect()
+}
+
+/// Matchers from their wire form (regexes compiled; errors are bad data).
+pub fn matchers_from_pb(ms: &[pb::Matcher]) -> Result<Vec<Matcher>, ClusterError> {
+    ms.iter()
+        .map(|m| {
+            let op = match pb::MatchType::try_from(m.r#type) {
+                Ok(pb::MatchType::Eq) => MatchOp::Equal,
+                Ok(pb::MatchType::Neq) => MatchOp::NotEqual,
+                Ok(pb::MatchType::Re) => MatchOp::RegexMatch,
+                Ok(pb::MatchType::Nre) => MatchOp::RegexNoMatch,
+                Err(_) => {
+                    return Err(ClusterError::BadData(format!(
+                        "unknown matcher type {}",
+                        m.r#type
+                    )))
+                }
+            };
+            Matcher::new(op, m.name.clone(), m.value.clone())
+                .map_err(|e| ClusterError::BadData(format!("invalid regex {:?}: {e}", m.value)))
+        })
+        .collect()
+}
+
+/// Labels to their wire form.
+pub fn labels_to_pb(l: &Labels) -> Vec<pb::Label> {
+    l.iter()
+        .map(|l| pb::Label {
+            name: l.name.clone(),
+            value: l.value.clone(),
+        })
+        .collect()
+}
+
+/// Labels from their wire form (re-sorted: bytes from a peer).
+pub fn labels_from_pb(v: Vec<pb::Label>) -> Labels {
+    Labels::from_pairs(v.into_iter().map(|l| (l.name, l.value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matchers_round_trip() {
+        let ms = vec![
+            Matcher::equal("a", "1"),
+            Matcher::new(MatchOp::NotEqual, "b", "").unwrap(),
+            Matcher::new(MatchOp::RegexMatch, "c", "x.*").unwrap(),
+            Matcher::new(MatchOp::RegexNoMatch, "d", "y|z").unwrap(),
+        ];
+        assert_eq!(matchers_from_pb(&matchers_to_pb(&ms)).unwrap(), ms);
+        let bad = vec![pb::Matcher {
+            name: "a".into(),
+            r#type: 2,
+            value: "(".into(),
+        }];
+        assert!(matchers_from_pb(&bad).is_err());
+    }
+}

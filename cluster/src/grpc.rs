@@ -1,0 +1,390 @@
+//! The node-to-node gRPC service: Raft RPCs dispatched to the group named in
+//! each request, forwarded writes, per-shard reads, meta commands, health.
+
+use std::sync::{Arc, Weak};
+
+use proto::cluster as pb;
+use proto::cluster::cluster_server::Cluster;
+use query::model::Matcher;
+use storage::{SeriesRef, WriteBatch};
+use tonic::{Request, Response, Status};
+
+use crate::convert::{labels_to_pb, matchers_from_pb};
+use crate::error::{ClusterError, ErrorKind};
+use crate::group::Group;
+use crate::node::Node;
+use crate::proposer::{IncomingSeries, ProposeError};
+use crate::read::{read_local, ReadOp, ReadOut};
+use crate::rpc;
+use crate::types::{shard_group, GroupId};
+
+/// The service; holds the node weakly so dropping the node stops it.
+pub struct Service {
+    node: Weak<Node>,
+}
+
+impl Service {
+    /// A service for `node`.
+    pub fn new(node: Weak<Node>) -> Self {
+        Service { node }
+    }
+
+    fn node(&self) -> Result<Arc<Node>, Status> {
+        self.node
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("node is shutting down"))
+    }
+}
+
+/// A redirect when this node does not lead `g` (None when it does).
+fn redirect(node: &Node, g: GroupId) -> Option<pb::Redirect> {
+    let leader = node.group(g).and_then(|x| x.leader());
+    if leader == Some(node.id()) {
+        return None;
+    }
+    let l = leader.unwrap_or(0);
+    Some(pb::Redirect {
+        not_leader: true,
+        leader_id: l,
+        leader_addr: node.deps.router.addr(l).unwrap_or_default(),
+    })
+}
+
+fn kind_pb(k: ErrorKind) -> pb::ErrorKind {
+    match k {
+        ErrorKind::BadData => pb::ErrorKind::BadData,
+        ErrorKind::Overloaded => pb::ErrorKind::Overloaded,
+        ErrorKind::NoLeader => pb::ErrorKind::NoLeader,
+        ErrorKind::Unavailable => pb::ErrorKind::Unavailable,
+        ErrorKind::Internal => pb::ErrorKind::Internal,
+    }
+}
+
+impl Service {
+    async fn raft_call(&self, mut req: pb::RaftRequest) -> Result<pb::RaftResponse, Status> {
+        let node = self.node()?;
+        let Some(g) = node.group(req.group_id) else {
+            return Ok(pb::RaftResponse {
+                payload: Vec::new(),
+                error: format!("node {} does not host group {}", node.id(), req.group_id),
+            });
+        };
+        let bad = |e: rpc::RpcDecodeError| Status::invalid_argument(e.to_string());
+        let payload = match pb::RaftKind::try_from(req.kind) {
+            Ok(pb::RaftKind::AppendEntries) => {
+                let r = rpc::decode_append(&req).map_err(bad)?;
+                let reply: rpc::AppendReply = g.raft.append_entries(r).await;
+                rpc::encode_reply(&reply)
+            }
+            Ok(pb::RaftKind::Vote) => {
+                let r = rpc::decode_vote(&req).map_err(bad)?;
+                let reply: rpc::VoteReply = g.raft.vote(r).await;
+                rpc::encode_reply(&reply)
+            }
+            Ok(pb::RaftKind::InstallSnapshot) => {
+                let r = rpc::decode_snapshot(&mut req).map_err(bad)?;
+                let reply: rpc::SnapshotReply = g.raft.install_snapshot(r).await;
+                rpc::encode_reply(&reply)
+            }
+            _ => return Err(Status::invalid_argument("unknown raft rpc kind")),
+        };
+        Ok(pb::RaftResponse {
+            payload,
+            error: String::new(),
+        })
+    }
+
+    async fn write_call(
+        &self,
+        req: pb::ShardWriteRequest,
+    ) -> Result<pb::ShardWriteResponse, Status> {
+        let node = self.node()?;
+        let g = shard_group(req.shard);
+        let fail = |e: ClusterError| pb::ShardWriteResponse {
+            error: e.to_string(),
+            error_kind: kind_pb(e.kind()) as i32,
+            ..Default::default()
+        };
+        if let Some(rd) = redirect(&node, g) {
+            return Ok(pb::ShardWriteResponse {
+                redirect: Some(rd),
+                ..Default::default()
+            });
+        }
+        let Some(p) = node.group(g).and_then(|x: Group| x.proposer) else {
+            return Ok(fail(ClusterError::NoLeader { group: g }));
+        };
+        let series = match WriteBatch::decode(&req.batch) {
+            Ok(WriteBatch::Samples(v)) => v,
+            Ok(WriteBatch::Retention { .. }) => {
+                return Ok(fail(ClusterError::BadData(
+                    "retention cannot be forwarded".into(),
+                )))
+            }
+            Err(e) => {
+                return Ok(fail(ClusterError::BadData(format!(
+                    "cannot decode batch: {e}"
+                ))))
+            }
+        };
+        let mut incoming = Vec::with_capacity(series.len());
+        for s in series {
+            match s.series {
+                SeriesRef::Labels(labels) => incoming.push(IncomingSeries {
+                    labels,
+                    samples: s.samples,
+                }),
+                SeriesRef::Id(_) => {
+                    return Ok(fail(ClusterError::BadData(
+                        "forwarded batches must name series by labels".into(),
+                    )))
+                }
+            }
+        }
+        match p.write(incoming).await {
+            Ok(o) => Ok(pb::ShardWriteResponse {
+                accepted: o.accepted,
+                rejections: o
+                    .rejected
+                    .into_iter()
+                    .map(|r| pb::Rejection {
+                        reason: r.reason,
+                        count: r.count,
+                        example: r.example,
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            Err(ProposeError::NotLeader(l)) => Ok(pb::ShardWriteResponse {
+                redirect: Some(pb::Redirect {
+                    not_leader: true,
+                    leader_id: l.as_ref().map(|x| x.0).unwrap_or(0),
+                    leader_addr: l.map(|x| x.1).unwrap_or_default(),
+                }),
+                ..Default::default()
+            }),
+            Err(ProposeError::Overloaded) => Ok(fail(ClusterError::Overloaded(format!(
+                "the write queue of shard {} is full",
+                req.shard
+            )))),
+            Err(ProposeError::Failed(e)) => Ok(fail(ClusterError::Unavailable(e))),
+        }
+    }
+
+    /// Runs a read on the local leader replica of `shard`.
+    async fn local_read(
+        &self,
+        shard: u32,
+        op: ReadOp,
+        ms: &[pb::Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Result<ReadOut, pb::Redirect>, ClusterError> {
+        let node = self
+            .node()
+            .map_err(|s| ClusterError::Unavailable(s.message().into()))?;
+        let g = shard_group(shard);
+        if let Some(rd) = redirect(&node, g) {
+            return Ok(Err(rd));
+        }
+        let ms: Vec<Matcher> = matchers_from_pb(ms)?;
+        let Some(st) = node.group(g).and_then(|x| x.shard) else {
+            return Err(ClusterError::NoLeader { group: g });
+        };
+        let out = tokio::task::spawn_blocking(move || read_local(&st, &op, &ms, min_t, max_t))
+            .await
+            .map_err(ClusterError::internal)?
+            .map_err(|e| ClusterError::Internal(e.to_string()))?;
+        Ok(Ok(out))
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for Service {
+    async fn raft(
+        &self,
+        r: Request<pb::RaftRequest>,
+    ) -> Result<Response<pb::RaftResponse>, Status> {
+        self.raft_call(r.into_inner()).await.map(Response::new)
+    }
+
+    async fn write(
+        &self,
+        r: Request<pb::ShardWriteRequest>,
+    ) -> Result<Response<pb::ShardWriteResponse>, Status> {
+        self.write_call(r.into_inner()).await.map(Response::new)
+    }
+
+    async fn select(
+        &self,
+        r: Request<pb::SelectRequest>,
+    ) -> Result<Response<pb::SelectResponse>, Status> {
+        let r = r.into_inner();
+        let res = self.local_read(r.shard, ReadOp::SelectChunks, &r.matchers, r.min_t, r.max_t);
+        let out = match res.await {
+            Ok(Ok(ReadOut::Chunks(v))) => pb::SelectResponse {
+                series: v
+                    .into_iter()
+                    .map(|s| pb::SeriesChunks {
+                        labels: labels_to_pb(&s.labels),
+                        chunks: s
+                            .chunks
+                            .into_iter()
+                            .map(|c| pb::Chunk {
+                                min_t: c.min_t,
+                                max_t: c.max_t,
+                                data: c.data,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            Ok(Ok(_)) => pb::SelectResponse {
+                error: "invariant broken: select returned another shape".into(),
+                ..Default::default()
+            },
+            Ok(Err(rd)) => pb::SelectResponse {
+                redirect: Some(rd),
+                ..Default::default()
+            },
+            Err(e) => pb::SelectResponse {
+                error: e.to_string(),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(out))
+    }
+
+    async fn label_names(
+        &self,
+        r: Request<pb::LabelsRequest>,
+    ) -> Result<Response<pb::LabelsResponse>, Status> {
+        let r = r.into_inner();
+        Ok(Response::new(
+            self.labels_reply(r.shard, ReadOp::LabelNames, &r).await,
+        ))
+    }
+
+    async fn label_values(
+        &self,
+        r: Request<pb::LabelsRequest>,
+    ) -> Result<Response<pb::LabelsResponse>, Status> {
+        let r = r.into_inner();
+        let op = ReadOp::LabelValues(r.name.clone());
+        Ok(Response::new(self.labels_reply(r.shard, op, &r).await))
+    }
+
+    async fn series(
+        &self,
+        r: Request<pb::SelectRequest>,
+    ) -> Result<Response<pb::SeriesResponse>, Status> {
+        let r = r.into_inner();
+        let out = match self
+            .local_read(r.shard, ReadOp::Series, &r.matchers, r.min_t, r.max_t)
+            .await
+        {
+            Ok(Ok(ReadOut::Labels(v))) => pb::SeriesResponse {
+                series: v
+                    .iter()
+                    .map(|l| pb::SeriesLabels {
+                        labels: labels_to_pb(l),
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            Ok(Ok(_)) => pb::SeriesResponse {
+                error: "invariant broken: series read returned another shape".into(),
+                ..Default::default()
+            },
+            Ok(Err(rd)) => pb::SeriesResponse {
+                redirect: Some(rd),
+                ..Default::default()
+            },
+            Err(e) => pb::SeriesResponse {
+                error: e.to_string(),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(out))
+    }
+
+    async fn meta(
+        &self,
+        r: Request<pb::MetaRequest>,
+    ) -> Result<Response<pb::MetaResponse>, Status> {
+        let node = self.node()?;
+        if let Some(rd) = redirect(&node, crate::types::META_GROUP) {
+            return Ok(Response::new(pb::MetaResponse {
+                redirect: Some(rd),
+                ..Default::default()
+            }));
+        }
+        let cmd = serde_json::from_slice(&r.into_inner().command)
+            .map_err(|e| Status::invalid_argument(format!("cannot decode meta command: {e}")))?;
+        let out = match node.meta_propose_local(cmd).await {
+            Ok(()) => pb::MetaResponse::default(),
+            Err(e) => pb::MetaResponse {
+                error: e.to_string(),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(out))
+    }
+
+    async fn join(
+        &self,
+        r: Request<pb::JoinRequest>,
+    ) -> Result<Response<pb::JoinResponse>, Status> {
+        let r = r.into_inner();
+        Ok(Response::new(pb::JoinResponse {
+            error: format!(
+                "cannot add node {} at {}: joining a running cluster is not implemented yet",
+                r.node_id, r.addr
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn health(
+        &self,
+        _r: Request<pb::HealthRequest>,
+    ) -> Result<Response<pb::HealthResponse>, Status> {
+        let node = self.node()?;
+        Ok(Response::new(pb::HealthResponse {
+            node_id: node.id(),
+            ready: node.is_ready(),
+        }))
+    }
+}
+
+impl Service {
+    async fn labels_reply(
+        &self,
+        shard: u32,
+        op: ReadOp,
+        r: &pb::LabelsRequest,
+    ) -> pb::LabelsResponse {
+        match self
+            .local_read(shard, op, &r.matchers, r.min_t, r.max_t)
+            .await
+        {
+            Ok(Ok(ReadOut::Strings(values))) => pb::LabelsResponse {
+                values,
+                ..Default::default()
+            },
+            Ok(Ok(_)) => pb::LabelsResponse {
+                error: "invariant broken: label read returned another shape".into(),
+                ..Default::default()
+            },
+            Ok(Err(rd)) => pb::LabelsResponse {
+                redirect: Some(rd),
+                ..Default::default()
+            },
+            Err(e) => pb::LabelsResponse {
+                error: e.to_string(),
+                ..Default::default()
+            },
+        }
+    }
+}

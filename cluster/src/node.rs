@@ -1,0 +1,477 @@
+//! [`Node`]: one cluster member. It opens storage, serves the node-to-node
+//! gRPC service, runs the Raft groups it hosts (the meta group and its shard
+//! replicas) and a supervisor task (bootstrap, readiness, checkpoints,
+//! retention).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::{BasicNode, Raft};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+use crate::error::ClusterError;
+use crate::group::{raft_config, Group, GroupDeps};
+use crate::log_store::{RocksProvider, Syncer};
+use crate::meta::{MetaCommand, MetaState};
+use crate::meta_sm::MetaStateMachine;
+use crate::network::{Router, MAX_MESSAGE_BYTES};
+use crate::proposer::Proposer;
+use crate::shard_map::initial_replicas;
+use crate::shard_sm::ShardStateMachine;
+use crate::types::{group_shard, shard_group, GroupId, NodeId, Request, META_GROUP};
+
+struct StorageRocks(Arc<storage::Db>);
+
+impl RocksProvider for StorageRocks {
+    fn rocks(&self) -> &rocksdb::DB {
+        self.0.rocks()
+    }
+}
+
+/// A member of a Silverback cluster (a single node is a cluster of one).
+pub struct Node {
+    pub(crate) cfg: NodeConfig,
+    pub(crate) id: NodeId,
+    pub(crate) db: Arc<storage::Db>,
+    pub(crate) deps: GroupDeps,
+    pub(crate) groups: RwLock<HashMap<GroupId, Group>>,
+    pub(crate) meta: Arc<RwLock<MetaState>>,
+    pub(crate) members: BTreeMap<NodeId, String>,
+    pub(crate) shard_count: u32,
+    pub(crate) layout: RwLock<BTreeMap<u32, Vec<NodeId>>>,
+    pub(crate) leader_hints: RwLock<HashMap<GroupId, NodeId>>,
+    replay_targets: Mutex<HashMap<GroupId, u64>>,
+    ready: AtomicBool,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn storage_err(e: storage::StorageError) -> ClusterError {
+    ClusterError::Internal(format!("cannot open storage: {e}"))
+}
+
+impl Node {
+    /// Opens storage, starts the gRPC server and the Raft groups, and
+    /// bootstraps a new cluster when this node has the lowest id. Returns
+    /// once everything is started; [`Node::is_ready`] tells when every
+    /// group has a leader and local replay is done.
+    pub async fn start(cfg: NodeConfig) -> Result<Arc<Node>, ClusterError> {
+        if cfg.join.is_some() {
+            return Err(ClusterError::Config(
+                "--join is not supported yet: start every node with the same --peers".into(),
+            ));
+        }
+        let members = cfg.initial_members();
+        if !members.contains_key(&cfg.node_id) {
+            return Err(ClusterError::Config(format!(
+                "node id {} is not in the peer list {:?}; add it or change --node-id",
+                cfg.node_id,
+                members.keys().collect::<Vec<_>>()
+            )));
+        }
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            ClusterError::Config(format!(
+                "cannot create data dir {}: {e}",
+                cfg.data_dir.display()
+            ))
+        })?;
+        let db = storage::Db::open(&cfg.data_dir, cfg.storage.clone()).map_err(storage_err)?;
+        let provider: Arc<dyn RocksProvider> = Arc::new(StorageRocks(db.clone()));
+        let router = Arc::new(Router::new(cfg.rpc_timeout));
+        for (id, a) in &members {
+            router.set_addr(*id, a.clone());
+        }
+        let syncer = Syncer::start(provider.clone()).map_err(ClusterError::internal)?;
+        let (meta_tx, _meta_rx) = watch::channel(0u64);
+        let meta = Arc::new(RwLock::new(MetaState::default()));
+        let meta_sm = MetaStateMachine::open(provider.clone(), meta.clone(), meta_tx)
+            .map_err(ClusterError::internal)?;
+        let (shard_count, layout) = {
+            let m = meta.read();
+            if m.initialised() {
+                (m.shard_count, m.replicas.clone())
+            } else {
+                let ids: Vec<NodeId> = members.keys().copied().collect();
+                (
+                    cfg.shards,
+                    initial_replicas(&ids, cfg.shards, cfg.replication_factor),
+                )
+            }
+        };
+        let deps = GroupDeps {
+            node_id: cfg.node_id,
+            config: raft_config(&cfg)?,
+            db: provider,
+            syncer,
+            router,
+        };
+        let (stop, _) = watch::channel(false);
+        let node = Arc::new(Node {
+            id: cfg.node_id,
+            cfg,
+            db,
+            deps,
+            groups: RwLock::new(HashMap::new()),
+            meta,
+            members,
+            shard_count,
+            layout: RwLock::new(layout),
+            leader_hints: RwLock::new(HashMap::new()),
+            replay_targets: Mutex::new(HashMap::new()),
+            ready: AtomicBool::new(false),
+            stop,
+            tasks: Mutex::new(Vec::new()),
+        });
+        node.serve_grpc().await?;
+        node.open_meta_group(meta_sm).await?;
+        let mine: Vec<u32> = node
+            .layout
+            .read()
+            .iter()
+            .filter(|(_, r)| r.contains(&node.id))
+            .map(|(s, _)| *s)
+            .collect();
+        for s in mine {
+            node.open_shard_group(s).await?;
+        }
+        node.bootstrap().await;
+        let sup = tokio::spawn(crate::supervisor::run(node.clone()));
+        node.tasks.lock().push(sup);
+        Ok(node)
+    }
+
+    async fn serve_grpc(self: &Arc<Self>) -> Result<(), ClusterError> {
+        let listener = tokio::net::TcpListener::bind(self.cfg.grpc_listen)
+            .await
+            .map_err(|e| {
+                ClusterError::Config(format!(
+                    "cannot listen on {} for the cluster gRPC service: {e}",
+                    self.cfg.grpc_listen
+                ))
+            })?;
+        let svc = proto::cluster::cluster_server::ClusterServer::new(crate::grpc::Service::new(
+            Arc::downgrade(self),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut stop = self.stop.subscribe();
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let h = tokio::spawn(async move {
+            let res = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = res {
+                tracing::error!(error = %e, "cluster gRPC server failed");
+            }
+        });
+        self.tasks.lock().push(h);
+        Ok(())
+    }
+
+    async fn replay_target(&self, group: GroupId) -> u64 {
+        use openraft::storage::RaftLogStorage;
+        let (mut log, _) = self.deps.parts(group);
+        log.read_committed()
+            .await
+            .ok()
+            .flatten()
+            .map(|l| l.index)
+            .unwrap_or(0)
+    }
+
+    async fn open_meta_group(&self, sm: MetaStateMachine) -> Result<(), ClusterError> {
+        let target = self.replay_target(META_GROUP).await;
+        let (log, net) = self.deps.parts(META_GROUP);
+        let raft = Raft::new(self.id, self.deps.config.clone(), net, log, sm)
+            .await
+            .map_err(ClusterError::internal)?;
+        self.replay_targets.lock().insert(META_GROUP, target);
+        self.groups.write().insert(
+            META_GROUP,
+            Group {
+                id: META_GROUP,
+                raft,
+                shard: None,
+                proposer: None,
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn open_shard_group(&self, shard: u32) -> Result<(), ClusterError> {
+        let group = shard_group(shard);
+        if self.groups.read().contains_key(&group) {
+            return Ok(());
+        }
+        let st = self.db.shard(shard).map_err(storage_err)?;
+        let sm = ShardStateMachine::new(st.clone()).map_err(ClusterError::internal)?;
+        let target = self.replay_target(group).await;
+        let (log, net) = self.deps.parts(group);
+        let raft = Raft::new(self.id, self.deps.config.clone(), net, log, sm)
+            .await
+            .map_err(ClusterError::internal)?;
+        let proposer = Proposer::start(
+            raft.clone(),
+            st.clone(),
+            self.cfg.max_batch_callers,
+            self.cfg.proposer_queue,
+        );
+        self.replay_targets.lock().insert(group, target);
+        self.groups.write().insert(
+            group,
+            Group {
+                id: group,
+                raft,
+                shard: Some(st),
+                proposer: Some(proposer),
+            },
+        );
+        Ok(())
+    }
+
+    fn basic_nodes(&self, ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
+        ids.iter()
+            .filter_map(|id| {
+                let a = self.deps.router.addr(*id)?;
+                Some((*id, BasicNode::new(a)))
+            })
+            .collect()
+    }
+
+    /// Initialises the groups this node bootstraps (no-op when they already
+    /// have state): the meta group on the lowest id, each shard group on its
+    /// first replica (so leaders start spread over the nodes).
+    async fn bootstrap(&self) {
+        let lowest = self.members.keys().next().copied();
+        let mut todo: Vec<(GroupId, Vec<NodeId>)> = Vec::new();
+        if lowest == Some(self.id) {
+            let ids: Vec<NodeId> = self.members.keys().copied().collect();
+            todo.push((META_GROUP, ids));
+        }
+        for (s, r) in self.layout.read().iter() {
+            if r.first() == Some(&self.id) {
+                todo.push((shard_group(*s), r.clone()));
+            }
+        }
+        for (g, ids) in todo {
+            let Some(raft) = self.group(g).map(|g| g.raft) else {
+                continue;
+            };
+            let nodes = self.basic_nodes(&ids);
+            match raft.initialize(nodes).await {
+                Ok(()) => tracing::info!(group = g, "bootstrapped raft group"),
+                Err(e) => tracing::debug!(group = g, error = %e, "group already initialised"),
+            }
+        }
+    }
+
+    /// The hosted group `g`, if any.
+    pub(crate) fn group(&self, g: GroupId) -> Option<Group> {
+        self.groups.read().get(&g).cloned()
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> u32 {
+        self.shard_count
+    }
+
+    /// The leader of `g` as best known here: the local replica's view, else
+    /// the last redirect seen, else the group's first replica.
+    pub(crate) fn leader_of(&self, g: GroupId) -> Option<NodeId> {
+        if let Some(l) = self.group(g).and_then(|x| x.leader()) {
+            return Some(l);
+        }
+        if let Some(l) = self.leader_hints.read().get(&g) {
+            return Some(*l);
+        }
+        let s = group_shard(g)?;
+        self.layout.read().get(&s).and_then(|r| r.first().copied())
+    }
+
+    /// Remembers a leader learnt from a peer.
+    pub(crate) fn hint_leader(&self, g: GroupId, leader: NodeId, addr: Option<&str>) {
+        self.leader_hints.write().insert(g, leader);
+        if let Some(a) = addr {
+            if !a.is_empty() && self.deps.router.addr(leader).is_none() {
+                self.deps.router.set_addr(leader, a.to_string());
+            }
+        }
+    }
+
+    /// Replicas of `shard`.
+    pub(crate) fn replicas(&self, shard: u32) -> Vec<NodeId> {
+        self.layout.read().get(&shard).cloned().unwrap_or_default()
+    }
+
+    /// True once every hosted group has a leader and has replayed its log.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn refresh_ready(&self) -> bool {
+        let groups: Vec<Group> = self.groups.read().values().cloned().collect();
+        let targets = self.replay_targets.lock().clone();
+        let ok = groups.iter().all(|g| {
+            let m = g.raft.metrics().borrow().clone();
+            let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+            m.current_leader.is_some() && applied >= targets.get(&g.id).copied().unwrap_or(0)
+        });
+        self.ready.store(ok, Ordering::Release);
+        ok
+    }
+
+    /// True when this node leads the meta group (the "silverback": it
+    /// evaluates rules and places replicas).
+    pub fn is_meta_leader(&self) -> bool {
+        self.group(META_GROUP).is_some_and(|g| g.is_leader(self.id))
+    }
+
+    /// Proposes the cluster map once, from the meta leader.
+    pub(crate) async fn ensure_meta_initialised(&self) -> Result<(), ClusterError> {
+        if self.meta.read().initialised() || !self.is_meta_leader() {
+            return Ok(());
+        }
+        let cmd = MetaCommand::Init {
+            shard_count: self.shard_count,
+            replication_factor: self.cfg.replication_factor,
+            nodes: self.members.clone(),
+            replicas: self.layout.read().clone(),
+        };
+        self.meta_propose(cmd).await
+    }
+
+    /// Proposes a meta command on the meta leader (local or forwarded).
+    pub(crate) async fn meta_propose(&self, cmd: MetaCommand) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + self.cfg.rpc_timeout;
+        loop {
+            let leader = self.leader_of(META_GROUP);
+            let res = match leader {
+                Some(l) if l == self.id => self.meta_propose_local(cmd.clone()).await,
+                Some(l) => self.meta_forward(l, &cmd).await,
+                None => Err(ClusterError::NoLeader { group: META_GROUP }),
+            };
+            match res {
+                Err(ClusterError::NoLeader { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    pub(crate) async fn meta_propose_local(&self, cmd: MetaCommand) -> Result<(), ClusterError> {
+        let g = self
+            .group(META_GROUP)
+            .ok_or_else(|| ClusterError::internal("meta group is not running"))?;
+        match g.raft.client_write(Request::Meta(cmd)).await {
+            Ok(_) => Ok(()),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ForwardToLeader(f),
+            )) => {
+                if let Some(l) = f.leader_id {
+                    self.hint_leader(
+                        META_GROUP,
+                        l,
+                        f.leader_node.as_ref().map(|n| n.addr.as_str()),
+                    );
+                }
+                Err(ClusterError::NoLeader { group: META_GROUP })
+            }
+            Err(e) => Err(ClusterError::Unavailable(format!("meta group: {e}"))),
+        }
+    }
+
+    async fn meta_forward(&self, leader: NodeId, cmd: &MetaCommand) -> Result<(), ClusterError> {
+        let mut c = self
+            .deps
+            .router
+            .client(leader)
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let body = serde_json::to_vec(cmd).map_err(ClusterError::internal)?;
+        let r = c
+            .meta(proto::cluster::MetaRequest { command: body })
+            .await
+            .map_err(|s| ClusterError::Unavailable(format!("node {leader}: {}", s.message())))?
+            .into_inner();
+        if let Some(rd) = r.redirect.filter(|r| r.not_leader) {
+            if rd.leader_id != 0 && rd.leader_id != leader {
+                self.hint_leader(META_GROUP, rd.leader_id, Some(&rd.leader_addr));
+            } else {
+                self.leader_hints.write().remove(&META_GROUP);
+            }
+            return Err(ClusterError::NoLeader { group: META_GROUP });
+        }
+        if !r.error.is_empty() {
+            return Err(ClusterError::Unavailable(r.error));
+        }
+        Ok(())
+    }
+
+    /// Sets `key` in the replicated KV store of the meta group (rule alert
+    /// state); returns once committed.
+    pub async fn meta_put(&self, key: String, value: Vec<u8>) -> Result<(), ClusterError> {
+        self.meta_propose(MetaCommand::Put { key, value }).await
+    }
+
+    /// Reads `key` from this node's copy of the meta KV store.
+    pub fn meta_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.meta.read().kv.get(key).cloned()
+    }
+
+    /// Moves every replica off `node_id`, then removes it from the cluster.
+    pub async fn decommission(&self, node_id: NodeId) -> Result<(), ClusterError> {
+        Err(ClusterError::Unavailable(format!(
+            "cannot decommission node {node_id}: replica moves are not implemented yet"
+        )))
+    }
+
+    /// Stops every Raft group, checkpoints every shard and stops the gRPC
+    /// server.
+    pub async fn shutdown(&self) -> Result<(), ClusterError> {
+        let _ = self.stop.send(true);
+        let groups: Vec<Group> = self.groups.write().drain().map(|(_, g)| g).collect();
+        let mut first_err = None;
+        for g in groups {
+            if let Err(e) = g.raft.shutdown().await {
+                tracing::warn!(group = g.id, error = %e, "raft shutdown failed");
+            }
+            if let Some(s) = g.shard {
+                if let Err(e) = s.checkpoint() {
+                    first_err.get_or_insert(ClusterError::Internal(format!(
+                        "cannot checkpoint shard {}: {e}",
+                        s.id()
+                    )));
+                }
+            }
+        }
+        let tasks: Vec<JoinHandle<()>> = self.tasks.lock().drain(..).collect();
+        for t in tasks {
+            t.abort();
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Node {
+    /// A receiver that turns true when the node stops.
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}

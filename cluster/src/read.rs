@@ -1,0 +1,343 @@
+//! The read path: [`ClusterQuerier`] fans a request out to the leader
+//! replica of every shard (local shards read directly, remote ones over
+//! gRPC as encoded chunks, decoded here) and merges the answers.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use query::model::{Labels, Matcher, QueryableError, SelectResult, SeriesData};
+use storage::{EncodedChunk, Shard};
+
+use crate::convert::{labels_from_pb, matchers_to_pb};
+use crate::error::ClusterError;
+use crate::node::Node;
+use crate::types::{shard_group, NodeId};
+use crate::write::Attempt;
+
+/// One per-shard read.
+#[derive(Clone, Debug)]
+pub(crate) enum ReadOp {
+    Select,
+    SelectChunks,
+    LabelNames,
+    LabelValues(String),
+    Series,
+}
+
+/// A per-shard read's answer.
+pub(crate) enum ReadOut {
+    Series(Vec<SeriesData>),
+    Chunks(Vec<storage::SeriesChunks>),
+    Strings(Vec<String>),
+    Labels(Vec<Labels>),
+}
+
+/// Reads a local shard.
+pub(crate) fn read_local(
+    shard: &Shard,
+    op: &ReadOp,
+    ms: &[Matcher],
+    min_t: i64,
+    max_t: i64,
+) -> Result<ReadOut, storage::StorageError> {
+    Ok(match op {
+        ReadOp::Select => ReadOut::Series(shard.select(ms, min_t, max_t)?),
+        ReadOp::SelectChunks => ReadOut::Chunks(shard.select_chunks(ms, min_t, max_t)?),
+        ReadOp::LabelNames => ReadOut::Strings(shard.label_names(ms, min_t, max_t)?),
+        ReadOp::LabelValues(n) => ReadOut::Strings(shard.label_values(n, ms, min_t, max_t)?),
+        ReadOp::Series => ReadOut::Labels(shard.series(ms, min_t, max_t)?),
+    })
+}
+
+fn storage_read_err(e: storage::StorageError) -> ClusterError {
+    match e.kind() {
+        storage::ErrorKind::BadData => ClusterError::BadData(e.to_string()),
+        _ => ClusterError::Internal(e.to_string()),
+    }
+}
+
+impl Node {
+    /// A [`query::model::Queryable`] over the whole cluster. With
+    /// `partial_response`, shards that cannot answer are skipped with a
+    /// warning instead of failing the query.
+    pub fn querier(self: &Arc<Self>, partial_response: bool) -> Arc<dyn query::model::Queryable> {
+        Arc::new(ClusterQuerier {
+            node: self.clone(),
+            partial: partial_response,
+        })
+    }
+
+    pub(crate) async fn read_shard(
+        &self,
+        shard: u32,
+        op: &ReadOp,
+        ms: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<ReadOut, ClusterError> {
+        let g = shard_group(shard);
+        let deadline = Instant::now() + self.cfg.rpc_timeout;
+        loop {
+            let res = match self.leader_of(g) {
+                Some(l) if l == self.id => match self.group(g).and_then(|x| x.shard) {
+                    Some(st) => {
+                        let (op, ms) = (op.clone(), ms.to_vec());
+                        return tokio::task::spawn_blocking(move || {
+                            read_local(&st, &op, &ms, min_t, max_t)
+                        })
+                        .await
+                        .map_err(ClusterError::internal)?
+                        .map_err(storage_read_err);
+                    }
+                    None => {
+                        self.leader_hints.write().remove(&g);
+                        Err(Attempt::Retry)
+                    }
+                },
+                Some(l) => self.read_remote(shard, l, op, ms, min_t, max_t).await,
+                None => Err(Attempt::Retry),
+            };
+            match res {
+                Ok(o) => return Ok(o),
+                Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::Retry) if Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                Err(Attempt::Retry) => {
+                    return Err(ClusterError::Unavailable(format!(
+                        "shard {shard} cannot answer: no reachable leader"
+                    )))
+                }
+            }
+        }
+    }
+
+    fn redirected(&self, shard: u32, to: NodeId, rd: Option<proto::cluster::Redirect>) -> bool {
+        let g = shard_group(shard);
+        match rd.filter(|r| r.not_leader) {
+            Some(rd) => {
+                if rd.leader_id != 0 && rd.leader_id != to {
+                    self.hint_leader(g, rd.leader_id, Some(&rd.leader_addr));
+                } else {
+                    self.guess_next_leader(g, to);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn read_remote(
+        &self,
+        shard: u32,
+        to: NodeId,
+        op: &ReadOp,
+        ms: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<ReadOut, Attempt> {
+        use proto::cluster as pb;
+        let g = shard_group(shard);
+        let Ok(mut c) = self.deps.router.client(to) else {
+            self.guess_next_leader(g, to);
+            return Err(Attempt::Retry);
+        };
+        let sel = pb::SelectRequest {
+            shard,
+            matchers: matchers_to_pb(ms),
+            min_t,
+            max_t,
+            limit: 0,
+        };
+        let lab = |name: &str| pb::LabelsRequest {
+            shard,
+            name: name.to_string(),
+            matchers: matchers_to_pb(ms),
+            min_t,
+            max_t,
+        };
+        let fail = |e: String| Err(Attempt::Fail(ClusterError::Unavailable(e)));
+        let transport = |_: tonic::Status| {
+            self.guess_next_leader(g, to);
+            Attempt::Retry
+        };
+        match op {
+            ReadOp::Select | ReadOp::SelectChunks => {
+                let r = c.select(sel).await.map_err(transport)?.into_inner();
+                if self.redirected(shard, to, r.redirect) {
+                    return Err(Attempt::Retry);
+                }
+                if !r.error.is_empty() {
+                    return fail(r.error);
+                }
+                let mut out = Vec::with_capacity(r.series.len());
+                for s in r.series {
+                    let chunks: Vec<EncodedChunk> = s
+                        .chunks
+                        .into_iter()
+                        .map(|c| EncodedChunk {
+                            min_t: c.min_t,
+                            max_t: c.max_t,
+                            data: c.data,
+                        })
+                        .collect();
+                    let samples = storage::merge_chunks(&chunks, min_t, max_t).map_err(|e| {
+                        Attempt::Fail(ClusterError::Internal(format!(
+                            "cannot decode chunks of shard {shard} from node {to}: {e}"
+                        )))
+                    })?;
+                    if !samples.is_empty() {
+                        out.push(SeriesData {
+                            labels: labels_from_pb(s.labels),
+                            samples,
+                        });
+                    }
+                }
+                Ok(ReadOut::Series(out))
+            }
+            ReadOp::LabelNames | ReadOp::LabelValues(_) => {
+                let r = match op {
+                    ReadOp::LabelValues(n) => c.label_values(lab(n)).await,
+                    _ => c.label_names(lab("")).await,
+                }
+                .map_err(transport)?
+                .into_inner();
+                if self.redirected(shard, to, r.redirect) {
+                    return Err(Attempt::Retry);
+                }
+                if !r.error.is_empty() {
+                    return fail(r.error);
+                }
+                Ok(ReadOut::Strings(r.values))
+            }
+            ReadOp::Series => {
+                let r = c.series(sel).await.map_err(transport)?.into_inner();
+                if self.redirected(shard, to, r.redirect) {
+                    return Err(Attempt::Retry);
+                }
+                if !r.error.is_empty() {
+                    return fail(r.error);
+                }
+                Ok(ReadOut::Labels(
+                    r.series
+                        .into_iter()
+                        .map(|s| labels_from_pb(s.labels))
+                        .collect(),
+                ))
+            }
+        }
+    }
+}
+
+/// The cluster-wide [`query::model::Queryable`].
+pub struct ClusterQuerier {
+    node: Arc<Node>,
+    partial: bool,
+}
+
+impl ClusterQuerier {
+    async fn fan_out(
+        &self,
+        op: ReadOp,
+        ms: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<(Vec<ReadOut>, Vec<String>), QueryableError> {
+        let n = self.node.shard_count();
+        let res = join_all((0..n).map(|s| self.node.read_shard(s, &op, ms, min_t, max_t))).await;
+        let mut outs = Vec::with_capacity(res.len());
+        let mut warnings = Vec::new();
+        for (s, r) in res.into_iter().enumerate() {
+            match r {
+                Ok(o) => outs.push(o),
+                Err(e) if self.partial && e.kind() != crate::error::ErrorKind::BadData => {
+                    warnings.push(format!("shard {s} is missing from the result: {e}"))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((outs, warnings))
+    }
+
+    async fn strings(
+        &self,
+        op: ReadOp,
+        ms: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, QueryableError> {
+        let (outs, _) = self.fan_out(op, ms, min_t, max_t).await?;
+        let mut set = BTreeSet::new();
+        for o in outs {
+            if let ReadOut::Strings(v) = o {
+                set.extend(v);
+            }
+        }
+        Ok(set.into_iter().collect())
+    }
+}
+
+#[async_trait]
+impl query::model::Queryable for ClusterQuerier {
+    async fn select(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<SelectResult, QueryableError> {
+        let (outs, warnings) = self.fan_out(ReadOp::Select, matchers, min_t, max_t).await?;
+        let mut series = Vec::new();
+        for o in outs {
+            if let ReadOut::Series(v) = o {
+                series.extend(v.into_iter().filter(|s| !s.samples.is_empty()));
+            }
+        }
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(SelectResult { series, warnings })
+    }
+
+    async fn label_names(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, QueryableError> {
+        self.strings(ReadOp::LabelNames, matchers, min_t, max_t)
+            .await
+    }
+
+    async fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, QueryableError> {
+        self.strings(
+            ReadOp::LabelValues(name.to_string()),
+            matchers,
+            min_t,
+            max_t,
+        )
+        .await
+    }
+
+    async fn series(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<Labels>, QueryableError> {
+        let (outs, _) = self.fan_out(ReadOp::Series, matchers, min_t, max_t).await?;
+        let mut set = BTreeSet::new();
+        for o in outs {
+            if let ReadOut::Labels(v) = o {
+                set.extend(v);
+            }
+        }
+        Ok(set.into_iter().collect())
+    }
+}

@@ -1,0 +1,323 @@
+//! The state machine of a shard group: a thin adapter over
+//! [`storage::Shard`].
+//!
+//! Storage log indexes: one Raft entry may carry several sub-batches (one
+//! per batched caller, so each learns its own outcome), and storage needs a
+//! distinct, increasing index per `apply`. Sub-batch `k` of Raft entry `i`
+//! is applied at storage index `i << 8 | k` (k < 255); entries without a
+//! batch advance it to `i << 8`. Storage ignores indexes at or below its
+//! applied index, which makes replay after a restart (or after a snapshot
+//! newer than its metadata) idempotent.
+//!
+//! The last applied Raft log id and membership travel with every storage
+//! checkpoint as the shard's user meta (JSON of [`SmMeta`]).
+//!
+//! Snapshot data: the storage snapshot parts, each framed as
+//! `len:u32 (big-endian) | part`.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use storage::{SeriesRef, Shard, WriteBatch};
+
+use crate::codec::Entry;
+use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response, TypeConfig};
+
+/// Largest number of sub-batches in one entry.
+pub const MAX_SUB_BATCHES: usize = 255;
+
+type SErr = StorageError<NodeId>;
+type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+
+/// What the adapter stores with each storage checkpoint.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SmMeta {
+    /// Last applied Raft log id.
+    pub last_applied: Option<LogId<NodeId>>,
+    /// Last applied membership.
+    pub membership: Membership,
+}
+
+/// Storage index of sub-batch `k` of Raft entry `index`.
+pub fn storage_index(index: u64, k: usize) -> u64 {
+    (index << 8) | (k as u64 & 0xFF)
+}
+
+fn any(e: impl std::fmt::Display) -> AnyError {
+    AnyError::error(e.to_string())
+}
+
+/// The state machine of one shard group.
+pub struct ShardStateMachine {
+    shard: Arc<Shard>,
+    meta: SmMeta,
+    /// The first `get_current_snapshot` call comes from openraft's start-up
+    /// and only needs the metadata; it is answered without data.
+    startup_done: bool,
+}
+
+impl ShardStateMachine {
+    /// Wraps a storage shard, reading its last checkpointed meta.
+    pub fn new(shard: Arc<Shard>) -> Result<Self, SErr> {
+        let meta = match shard.user_meta() {
+            Some(b) => serde_json::from_slice(&b)
+                .map_err(|e| StorageIOError::read_state_machine(any(e)))?,
+            None => SmMeta::default(),
+        };
+        Ok(ShardStateMachine {
+            shard,
+            meta,
+            startup_done: false,
+        })
+    }
+
+    fn save_meta(&self) {
+        // A plain struct always serializes.
+        let b = serde_json::to_vec(&self.meta).expect("sm meta serializes");
+        self.shard.set_user_meta(b);
+    }
+
+    fn apply_write(&self, index: u64, batches: &[Vec<u8>]) -> Result<Vec<BatchOutcome>, SErr> {
+        let mut outs = Vec::with_capacity(batches.len());
+        for (k, b) in batches.iter().enumerate().take(MAX_SUB_BATCHES) {
+            let wb = match WriteBatch::decode(b) {
+                Ok(wb) => wb,
+                Err(e) => {
+                    outs.push(BatchOutcome {
+                        rejected: vec![Rejection {
+                            reason: "invalid batch".into(),
+                            count: 1,
+                            example: e.to_string(),
+                        }],
+                        ..Default::default()
+                    });
+                    continue;
+                }
+            };
+            let o = self
+                .shard
+                .apply(storage_index(index, k), &wb)
+                .map_err(|e| StorageIOError::write_state_machine(any(e)))?;
+            let unknown_ids = match &wb {
+                WriteBatch::Samples(v) => v
+                    .iter()
+                    .zip(&o.series_ids)
+                    .enumerate()
+                    .filter(|(_, (s, id))| id.is_none() && matches!(s.series, SeriesRef::Id(_)))
+                    .map(|(i, _)| i)
+                    .collect(),
+                WriteBatch::Retention { .. } => Vec::new(),
+            };
+            outs.push(BatchOutcome {
+                accepted: o.accepted,
+                rejected: o
+                    .rejected
+                    .iter()
+                    .map(|r| Rejection {
+                        reason: r.reason.to_string(),
+                        count: r.count,
+                        example: r.example.clone(),
+                    })
+                    .collect(),
+                series_ids: o.series_ids,
+                unknown_ids,
+            });
+        }
+        Ok(outs)
+    }
+}
+
+/// Builds snapshot metadata; the data is produced when a snapshot is sent.
+pub struct ShardSnapshotBuilder {
+    shard: Arc<Shard>,
+    meta: SmMeta,
+}
+
+fn snapshot_meta(meta: &SmMeta) -> SnapshotMeta<NodeId, openraft::BasicNode> {
+    let id = match &meta.last_applied {
+        Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+        None => "empty".to_string(),
+    };
+    SnapshotMeta {
+        last_log_id: meta.last_applied,
+        last_membership: meta.membership.clone(),
+        snapshot_id: id,
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for ShardSnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
+        // A checkpoint at or after `meta` makes everything up to it durable,
+        // so the log up to it may be purged.
+        let shard = self.shard.clone();
+        tokio::task::spawn_blocking(move || shard.checkpoint())
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?
+            .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
+        Ok(Snapshot {
+            meta: snapshot_meta(&self.meta),
+            snapshot: Box::new(Cursor::new(Vec::new())),
+        })
+    }
+}
+
+/// Frames storage snapshot parts into one buffer.
+fn collect_snapshot(shard: &Shard) -> Result<Vec<u8>, storage::StorageError> {
+    let mut out = Vec::new();
+    for part in shard.snapshot()? {
+        let part = part?;
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(&part);
+    }
+    Ok(out)
+}
+
+/// Splits a framed buffer back into parts (bytes from a peer: checked).
+fn frames(buf: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, storage::StorageError>> + '_ {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        if rest.len() < 4 {
+            rest = &[];
+            return Some(Err(storage::StorageError::Corrupt(
+                "snapshot frame truncated".into(),
+            )));
+        }
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if rest.len() < 4 + len {
+            rest = &[];
+            return Some(Err(storage::StorageError::Corrupt(
+                "snapshot frame overruns".into(),
+            )));
+        }
+        let part = rest[4..4 + len].to_vec();
+        rest = &rest[4 + len..];
+        Some(Ok(part))
+    })
+}
+
+impl RaftStateMachine<TypeConfig> for ShardStateMachine {
+    type SnapshotBuilder = ShardSnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), SErr> {
+        Ok((self.meta.last_applied, self.meta.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, SErr>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut out = Vec::new();
+        for e in entries {
+            let idx = e.log_id.index;
+            let resp = match &e.payload {
+                EntryPayload::Normal(Request::Write(batches)) => {
+                    Response::Write(self.apply_write(idx, batches)?)
+                }
+                EntryPayload::Membership(m) => {
+                    self.meta.membership = StoredMembership::new(Some(e.log_id), m.clone());
+                    self.shard.apply_noop(storage_index(idx, 0));
+                    Response::None
+                }
+                EntryPayload::Blank | EntryPayload::Normal(Request::Meta(_)) => {
+                    self.shard.apply_noop(storage_index(idx, 0));
+                    Response::None
+                }
+            };
+            self.meta.last_applied = Some(e.log_id);
+            out.push(resp);
+        }
+        self.save_meta();
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        ShardSnapshotBuilder {
+            shard: self.shard.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), SErr> {
+        let buf = snapshot.into_inner();
+        let shard = self.shard.clone();
+        let new_meta = SmMeta {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        let meta_bytes = serde_json::to_vec(&new_meta).expect("sm meta serializes");
+        tokio::task::spawn_blocking(move || {
+            shard.restore(frames(&buf))?;
+            shard.set_user_meta(meta_bytes);
+            shard.checkpoint()
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?
+        .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
+        self.meta = new_meta;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
+        if self.meta.last_applied.is_none() {
+            return Ok(None);
+        }
+        let meta = snapshot_meta(&self.meta);
+        if !self.startup_done {
+            self.startup_done = true;
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(Vec::new())),
+            }));
+        }
+        self.save_meta();
+        let shard = self.shard.clone();
+        let data = tokio::task::spawn_blocking(move || collect_snapshot(&shard))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, any(e)))?
+            .map_err(|e| StorageIOError::read_snapshot(None, any(e)))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_indexes_increase() {
+        assert!(storage_index(1, 254) < storage_index(2, 0));
+        assert!(storage_index(2, 0) < storage_index(2, 1));
+    }
+
+    #[test]
+    fn frames_reject_truncation() {
+        let buf = [0u8, 0, 0, 3, 1, 2];
+        let v: Vec<_> = frames(&buf).collect();
+        assert_eq!(v.len(), 1);
+        assert!(v[0].is_err());
+        let buf = [0u8, 0, 0, 1, 9, 0, 0, 0, 0];
+        let v: Vec<_> = frames(&buf).map(|r| r.unwrap()).collect();
+        assert_eq!(v, vec![vec![9], vec![]]);
+    }
+}

@@ -1,0 +1,124 @@
+//! The openraft type configuration shared by every group, and the
+//! application payload of a log entry.
+//!
+//! Group ids: [`META_GROUP`] (0) is the meta group; shard `s` is group
+//! `s + 1` ([`shard_group`] / [`group_shard`]).
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+/// Node ids are plain integers (`--node-id`).
+pub type NodeId = u64;
+/// A Raft group: the meta group or one shard.
+pub type GroupId = u64;
+
+/// The meta group's id.
+pub const META_GROUP: GroupId = 0;
+
+/// The group id of shard `shard`.
+pub fn shard_group(shard: u32) -> GroupId {
+    u64::from(shard) + 1
+}
+
+/// The shard of a group, `None` for the meta group.
+pub fn group_shard(group: GroupId) -> Option<u32> {
+    if group == META_GROUP {
+        None
+    } else {
+        u32::try_from(group - 1).ok()
+    }
+}
+
+openraft::declare_raft_types!(
+    /// Silverback's openraft types: one config for the meta group and every
+    /// shard group.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The application payload of a log entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Sub-batches for a shard group, each an encoded
+    /// [`storage::WriteBatch`]; one per batched caller, applied in order.
+    Write(Vec<Vec<u8>>),
+    /// A command for the meta group.
+    Meta(crate::meta::MetaCommand),
+}
+
+/// What applying one entry produced.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Nothing to report (blank, membership or meta entries).
+    #[default]
+    None,
+    /// One outcome per sub-batch of a [`Request::Write`].
+    Write(Vec<BatchOutcome>),
+}
+
+/// The outcome of one applied sub-batch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    /// Samples stored.
+    pub accepted: u64,
+    /// Rejections grouped by reason.
+    pub rejected: Vec<Rejection>,
+    /// Per series of the sub-batch, its id (`None` if it was rejected).
+    pub series_ids: Vec<Option<u64>>,
+    /// Indexes of series named by an id the shard does not know (the
+    /// proposer retries them with labels).
+    pub unknown_ids: Vec<usize>,
+}
+
+/// Samples rejected for one reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Why, in Prometheus' wording ("out of order sample", ...).
+    pub reason: String,
+    /// How many samples.
+    pub count: u64,
+    /// One affected series, for the error message.
+    pub example: String,
+}
+
+/// Merges `more` into `into`, adding counts of equal reasons.
+pub fn merge_rejections(into: &mut Vec<Rejection>, more: impl IntoIterator<Item = Rejection>) {
+    for r in more {
+        match into.iter_mut().find(|x| x.reason == r.reason) {
+            Some(x) => x.count += r.count,
+            None => into.push(r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids_round_trip() {
+        assert_eq!(group_shard(META_GROUP), None);
+        for s in [0u32, 1, 31, 1000] {
+            assert_eq!(group_shard(shard_group(s)), Some(s));
+        }
+    }
+
+    #[test]
+    fn rejections_merge_by_reason() {
+        let r = |reason: &str, count| Rejection {
+            reason: reason.into(),
+            count,
+            example: "x".into(),
+        };
+        let mut v = vec![r("a", 1)];
+        merge_rejections(&mut v, [r("a", 2), r("b", 3)]);
+        assert_eq!(v, vec![r("a", 3), r("b", 3)]);
+    }
+}
