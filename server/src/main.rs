@@ -1,3 +1,47 @@
-fn main() {
-    println!("silverback");
+//! The `silverback` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use server::cli::{Cli, Command};
+use server::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(cmd) = cli.command {
+        return match cmd {
+            Command::Version => {
+                println!("silverback {}", env!("CARGO_PKG_VERSION"));
+                ExitCode::SUCCESS
+            }
+        };
+    }
+    let cfg = match Config::resolve(&cli.run) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("silverback: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.run.check_config {
+        print!("{}", cfg.to_yaml());
+        eprintln!("silverback: configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    server::run::init_logging(&cfg);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("silverback: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(server::run::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("silverback: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

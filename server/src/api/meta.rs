@@ -1,0 +1,152 @@
+//! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values` and
+//! `/api/v1/metadata`.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use query::model::{Labels, Matcher};
+
+use super::json::Success;
+use super::params::{Params, MAX_TIME_MS, MIN_TIME_MS};
+use super::render::LabelsList;
+use super::{queryable_error, Shared};
+use crate::error::ApiError;
+
+/// Parses every `match[]` selector.
+fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    p.get_all("match[]")
+        .into_iter()
+        .map(|s| {
+            let ms = query::parser::parse_metric_selector(s)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
+            if ms.iter().all(Matcher::matches_empty) {
+                return Err(ApiError::bad_data(format!(
+                    "invalid parameter \"match[]\": {s}: match[] must contain at least one non-empty matcher"
+                )));
+            }
+            Ok(ms)
+        })
+        .collect()
+}
+
+fn range(p: &Params) -> Result<(i64, i64), ApiError> {
+    Ok((
+        p.time_or("start", MIN_TIME_MS)?,
+        p.time_or("end", MAX_TIME_MS)?,
+    ))
+}
+
+fn truncate<T>(v: &mut Vec<T>, limit: Option<usize>, warnings: &mut Vec<String>) {
+    if let Some(l) = limit {
+        if v.len() > l {
+            v.truncate(l);
+            warnings.push("results truncated due to limit".into());
+        }
+    }
+}
+
+/// `GET|POST /api/v1/series`.
+pub async fn series(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
+    let sels = selectors(&p)?;
+    if sels.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let (start, end) = range(&p)?;
+    let limit = p.limit()?;
+    let q = s.node.querier(false);
+    let mut all: BTreeSet<Labels> = BTreeSet::new();
+    for ms in &sels {
+        all.extend(q.series(ms, start, end).await.map_err(queryable_error)?);
+    }
+    let mut v: Vec<Labels> = all.into_iter().collect();
+    let mut warnings = Vec::new();
+    truncate(&mut v, limit, &mut warnings);
+    Ok(Success::with_notes(LabelsList(v), warnings, vec![]).into_response())
+}
+
+/// `GET|POST /api/v1/labels`.
+pub async fn label_names(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
+    let sels = selectors(&p)?;
+    let (start, end) = range(&p)?;
+    let limit = p.limit()?;
+    let q = s.node.querier(false);
+    let mut all: BTreeSet<String> = BTreeSet::new();
+    if sels.is_empty() {
+        all.extend(
+            q.label_names(&[], start, end)
+                .await
+                .map_err(queryable_error)?,
+        );
+    }
+    for ms in &sels {
+        all.extend(
+            q.label_names(ms, start, end)
+                .await
+                .map_err(queryable_error)?,
+        );
+    }
+    let mut v: Vec<String> = all.into_iter().collect();
+    let mut warnings = Vec::new();
+    truncate(&mut v, limit, &mut warnings);
+    Ok(Success::with_notes(v, warnings, vec![]).into_response())
+}
+
+/// `GET /api/v1/label/{name}/values`.
+pub async fn label_values(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    if !storage::valid_label_name(&name) {
+        return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
+    }
+    let sels = selectors(&p)?;
+    let (start, end) = range(&p)?;
+    let limit = p.limit()?;
+    let q = s.node.querier(false);
+    let mut all: BTreeSet<String> = BTreeSet::new();
+    if sels.is_empty() {
+        all.extend(
+            q.label_values(&name, &[], start, end)
+                .await
+                .map_err(queryable_error)?,
+        );
+    }
+    for ms in &sels {
+        all.extend(
+            q.label_values(&name, ms, start, end)
+                .await
+                .map_err(queryable_error)?,
+        );
+    }
+    let mut v: Vec<String> = all.into_iter().collect();
+    let mut warnings = Vec::new();
+    truncate(&mut v, limit, &mut warnings);
+    Ok(Success::with_notes(v, warnings, vec![]).into_response())
+}
+
+/// `GET /api/v1/metadata` (`metric`, `limit`, `limit_per_metric`).
+pub async fn metadata(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
+    let limit = p.limit()?;
+    let per_metric = match p.get("limit_per_metric") {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n > 0 => Some(n as usize),
+            Ok(_) => None,
+            Err(_) => return Err(ApiError::bad_data("invalid parameter \"limit_per_metric\"")),
+        },
+    };
+    let mut m = s.metadata.snapshot(p.get("metric"));
+    if let Some(l) = limit {
+        while m.len() > l {
+            m.pop_last();
+        }
+    }
+    if let Some(l) = per_metric {
+        for v in m.values_mut() {
+            v.truncate(l);
+        }
+    }
+    Ok(Success::new(m).into_response())
+}

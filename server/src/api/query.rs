@@ -1,0 +1,171 @@
+//! `/api/v1/query`, `/api/v1/query_range`, `/api/v1/format_query`,
+//! `/api/v1/parse_query` and `/api/v1/query_exemplars`.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use query::engine::{Engine, EngineOptions, QueryOutput};
+
+use super::json::Success;
+use super::params::Params;
+use super::render::QueryData;
+use super::{query_error, Shared};
+use crate::error::{ApiError, ErrorKind};
+use crate::metrics::QueryKind;
+
+/// Most points a range query may return per series (Prometheus' limit).
+const MAX_POINTS: i64 = 11_000;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn query_text(p: &Params) -> Result<&str, ApiError> {
+    p.get("query").ok_or_else(|| {
+        ApiError::bad_data(
+            "invalid parameter \"query\": 1:1: parse error: no expression found in input",
+        )
+    })
+}
+
+/// The effective timeout: `timeout=` when given and shorter than the limit.
+fn timeout(s: &Shared, p: &Params) -> Result<Duration, ApiError> {
+    let max = s.cfg.limits.query_timeout.0;
+    match p.duration("timeout")? {
+        Some(ms) if ms <= 0 => Err(ApiError::bad_data(
+            "invalid parameter \"timeout\": must be positive",
+        )),
+        Some(ms) => Ok(max.min(Duration::from_millis(ms as u64))),
+        None => Ok(max),
+    }
+}
+
+fn partial_response(p: &Params) -> bool {
+    matches!(p.get("partial_response"), Some("true" | "1"))
+}
+
+/// Runs `f` under the concurrency limit, the timeout and the metrics.
+async fn run<F, Fut>(s: &Shared, p: &Params, kind: &str, f: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(Engine, std::sync::Arc<dyn query::model::Queryable>) -> Fut,
+    Fut: std::future::Future<Output = Result<QueryOutput, query::engine::QueryError>>,
+{
+    let limit = p.limit()?;
+    let to = timeout(s, p)?;
+    let _slot = s
+        .query_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::new(ErrorKind::Unavailable, "server is shutting down"))?;
+    s.metrics.queries_running.inc();
+    let engine = Engine::new(EngineOptions {
+        max_samples: s.cfg.limits.max_query_samples,
+        timeout: to,
+        ..EngineOptions::default()
+    });
+    let start = Instant::now();
+    let querier = s.node.querier(partial_response(p));
+    let res = tokio::time::timeout(to + Duration::from_millis(100), f(engine, querier)).await;
+    s.metrics.queries_running.dec();
+    s.metrics
+        .query_duration
+        .get_or_create(&QueryKind {
+            query_type: kind.to_string(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    let out = match res {
+        Err(_) => {
+            return Err(ApiError::new(
+                ErrorKind::Timeout,
+                format!("query timed out in query execution after {to:?}; raise timeout= or --query-timeout"),
+            ))
+        }
+        Ok(r) => r.map_err(query_error)?,
+    };
+    s.metrics.query_samples.inc_by(out.samples_loaded);
+    let mut data = QueryData(out.value);
+    let mut warnings = out.warnings;
+    if let Some(l) = limit {
+        if data.truncate(l) {
+            warnings.push(format!("results truncated due to limit ({l} series)"));
+        }
+    }
+    Ok(Success::with_notes(data, warnings, out.infos).into_response())
+}
+
+/// `GET|POST /api/v1/query`.
+pub async fn instant(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
+    let q = query_text(&p)?.to_string();
+    let t = p.time_or("time", now_ms())?;
+    run(&s, &p, "instant", |engine, querier| async move {
+        engine.instant(querier.as_ref(), &q, t).await
+    })
+    .await
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub async fn range(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
+    let q = query_text(&p)?.to_string();
+    let missing = |n: &str| {
+        ApiError::bad_data(format!(
+            "invalid parameter \"{n}\": cannot parse \"\" to a valid timestamp"
+        ))
+    };
+    if p.get("start").is_none() {
+        return Err(missing("start"));
+    }
+    if p.get("end").is_none() {
+        return Err(missing("end"));
+    }
+    let start = p.time_or("start", 0)?;
+    let end = p.time_or("end", 0)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    let step = p.duration("step")?.ok_or_else(|| {
+        ApiError::bad_data("invalid parameter \"step\": cannot parse \"\" to a valid duration")
+    })?;
+    if step <= 0 {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > MAX_POINTS {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    run(&s, &p, "range", |engine, querier| async move {
+        engine.range(querier.as_ref(), &q, start, end, step).await
+    })
+    .await
+}
+
+fn parse(p: &Params) -> Result<query::ast::Expr, ApiError> {
+    let q = query_text(p)?;
+    query::parser::parse(q)
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
+}
+
+/// `GET|POST /api/v1/format_query`: the query in canonical form.
+pub async fn format(p: Params) -> Result<Response, ApiError> {
+    let e = parse(&p)?;
+    Ok(Success::new(e.to_string()).into_response())
+}
+
+/// `GET|POST /api/v1/parse_query`: the syntax tree as JSON.
+pub async fn parse_tree(p: Params) -> Result<Response, ApiError> {
+    let e = parse(&p)?;
+    Ok(Success::new(super::ast_json::to_json(&e)).into_response())
+}
+
+/// `GET|POST /api/v1/query_exemplars`: exemplars are not stored, so the
+/// result is always empty (the query is still validated).
+pub async fn exemplars(p: Params) -> Result<Response, ApiError> {
+    parse(&p)?;
+    let empty: [(); 0] = [];
+    Ok(Success::new(empty).into_response())
+}

@@ -1,0 +1,157 @@
+//! `/api/v1/status/*`, `/-/healthy`, `/-/ready` and `/metrics`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use query::model::Matcher;
+use serde_json::json;
+
+use super::json::Success;
+use super::params::{MAX_TIME_MS, MIN_TIME_MS};
+use super::{queryable_error, Shared};
+use crate::error::ApiError;
+
+/// The Prometheus API version Silverback implements (reported as `version`
+/// so clients such as Grafana enable the matching features).
+pub const PROMETHEUS_API_VERSION: &str = "3.0.0";
+
+/// `GET /api/v1/status/buildinfo`.
+pub async fn buildinfo() -> Response {
+    Success::new(json!({
+        "version": PROMETHEUS_API_VERSION,
+        "revision": concat!("silverback-", env!("CARGO_PKG_VERSION")),
+        "branch": "silverback",
+        "buildUser": "silverback",
+        "buildDate": "",
+        "goVersion": "none (Rust)",
+        "application": "silverback",
+        "silverbackVersion": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+/// `GET /api/v1/status/flags`.
+pub async fn flags(State(s): State<Shared>) -> Response {
+    Success::new(s.cfg.flags()).into_response()
+}
+
+/// `GET /api/v1/status/config`.
+pub async fn config(State(s): State<Shared>) -> Response {
+    Success::new(json!({ "yaml": s.cfg.to_yaml() })).into_response()
+}
+
+/// `GET /api/v1/status/runtimeinfo`.
+pub async fn runtimeinfo(State(s): State<Shared>) -> Response {
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Success::new(json!({
+        "startTime": s.started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "CWD": cwd,
+        "reloadConfigSuccess": true,
+        "lastConfigTime": s.started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "corruptionCount": 0,
+        "goroutineCount": 0,
+        "GOMAXPROCS": threads,
+        "GOMEMLIMIT": 0,
+        "GOGC": "",
+        "GODEBUG": "",
+        "storageRetention": s.cfg.retention.to_string(),
+    }))
+    .into_response()
+}
+
+/// `GET /api/v1/status/cluster`: the cluster as this node sees it.
+pub async fn cluster(State(s): State<Shared>) -> Response {
+    Success::new(s.node.status()).into_response()
+}
+
+fn top(counts: HashMap<String, u64>, n: usize) -> Vec<serde_json::Value> {
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(n);
+    v.into_iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect()
+}
+
+/// `GET /api/v1/status/tsdb` (`limit`, default 10): series counts by metric
+/// name and label pair, computed over every stored series.
+pub async fn tsdb(State(s): State<Shared>, p: super::params::Params) -> Result<Response, ApiError> {
+    let limit = p.limit()?.unwrap_or(10);
+    let all = Matcher::new(query::model::MatchOp::RegexMatch, "__name__", ".+")
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let series = s
+        .node
+        .querier(false)
+        .series(&[all], MIN_TIME_MS, MAX_TIME_MS)
+        .await
+        .map_err(queryable_error)?;
+    let mut by_metric: HashMap<String, u64> = HashMap::new();
+    let mut by_pair: HashMap<String, u64> = HashMap::new();
+    let mut values_by_name: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for l in &series {
+        *by_metric
+            .entry(l.metric_name().unwrap_or("").to_string())
+            .or_default() += 1;
+        for lab in l {
+            *by_pair
+                .entry(format!("{}={}", lab.name, lab.value))
+                .or_default() += 1;
+            values_by_name
+                .entry(lab.name.clone())
+                .or_default()
+                .insert(lab.value.clone());
+        }
+    }
+    let value_counts = values_by_name
+        .iter()
+        .map(|(k, v)| (k.clone(), v.len() as u64))
+        .collect();
+    let memory = values_by_name
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().map(|s| s.len() as u64).sum()))
+        .collect();
+    let stats = s.node.stats();
+    Ok(Success::new(json!({
+        "headStats": {
+            "numSeries": series.len(),
+            "numLabelPairs": by_pair.len(),
+            "chunkCount": serde_json::Value::Null,
+            "minTime": serde_json::Value::Null,
+            "maxTime": serde_json::Value::Null,
+        },
+        "seriesCountByMetricName": top(by_metric, limit),
+        "labelValueCountByLabelName": top(value_counts, limit),
+        "memoryInBytesByLabelName": top(memory, limit),
+        "seriesCountByLabelValuePair": top(by_pair, limit),
+        "diskUsageBytes": stats.disk_usage_bytes,
+    }))
+    .into_response())
+}
+
+/// `GET /-/healthy`.
+pub async fn healthy() -> Response {
+    (StatusCode::OK, "Silverback is Healthy.\n").into_response()
+}
+
+/// `GET /-/ready`: 200 once the node has joined its groups and replayed.
+pub async fn ready(State(s): State<Shared>) -> Response {
+    if s.node.is_ready() {
+        (StatusCode::OK, "Silverback is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    }
+}
+
+/// The content type of [`metrics`].
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /metrics`.
+pub async fn metrics(State(s): State<Shared>) -> Response {
+    let text = s.metrics.render(&s.node.stats(), s.node.is_meta_leader());
+    ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
+}

@@ -1,0 +1,90 @@
+//! `POST /api/v1/write`: Prometheus remote write 1.0.
+//!
+//! 204 when everything was stored; 400 (plain text, naming series and
+//! reasons) when some series or samples were refused — the valid ones are
+//! still stored, as Prometheus does; 413 over the body limit; 429 when
+//! overloaded; 503 when a shard has no leader (the client retries).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::{cluster_error, Shared};
+use crate::error::{ApiError, ErrorKind};
+use crate::ingest::{remote_write, BatchBuilder, Refused, WriteSeries};
+
+/// Most refused series named in one error message.
+const MAX_NAMED: usize = 5;
+
+/// The handler.
+pub async fn remote_write(State(s): State<Shared>, body: Body) -> Response {
+    match handle(&s, body).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_text_response(),
+    }
+}
+
+async fn handle(s: &Shared, body: Body) -> Result<(), ApiError> {
+    let limit = s.cfg.limits.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ErrorKind::TooLarge,
+            format!("cannot read remote write body: larger than --max-body-bytes={limit}"),
+        )
+    })?;
+    s.metrics.ingest_requests.inc();
+    let req = remote_write::decode(&bytes, limit.saturating_mul(remote_write::MAX_EXPANSION))?;
+    let mut b = BatchBuilder::new(&s.cfg.limits);
+    let extras = remote_write::feed(req, &mut b)?;
+    s.metadata.record(extras.metadata);
+    s.metrics.exemplars_dropped.inc_by(extras.exemplars);
+    let BatchBuilder {
+        series, refused, ..
+    } = b;
+    write_series(s, series, refused).await
+}
+
+/// Writes validated series through the cluster and reports refusals (also
+/// used by the self-scrape).
+pub async fn write_series(
+    s: &Shared,
+    series: Vec<WriteSeries>,
+    refused: Vec<Refused>,
+) -> Result<(), ApiError> {
+    for r in &refused {
+        s.metrics.reject(r.reason.as_str(), r.samples);
+    }
+    let mut problems: Vec<String> = refused.iter().map(|r| r.msg.clone()).collect();
+    if !series.is_empty() {
+        let incoming = series
+            .into_iter()
+            .map(|w| cluster::IncomingSeries {
+                labels: w.labels,
+                samples: w.samples,
+            })
+            .collect();
+        let out = s.node.write(incoming).await.map_err(cluster_error)?;
+        s.metrics.ingest_samples.inc_by(out.accepted);
+        for r in &out.rejected {
+            s.metrics.reject(&r.reason.replace(' ', "_"), r.count);
+            problems.push(format!(
+                "{} ({} samples), e.g. series {}",
+                r.reason, r.count, r.example
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let total = problems.len();
+    problems.truncate(MAX_NAMED);
+    let mut msg = format!(
+        "cannot store part of the request (valid series were stored): {}",
+        problems.join("; ")
+    );
+    if total > MAX_NAMED {
+        msg.push_str(&format!("; and {} more", total - MAX_NAMED));
+    }
+    Err(ApiError::bad_data(msg))
+}

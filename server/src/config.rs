@@ -1,0 +1,702 @@
+//! Configuration: command-line flags ([`RunArgs`], clap) and the optional YAML
+//! file given by `--config` ([`FileConfig`], serde), merged into one
+//! [`Config`]. A flag given on the command line wins over the same key in the
+//! file; keys not set anywhere take the defaults documented in `--help`.
+//!
+//! Every flag `--some-name` has the YAML key `some_name` (flat, no nesting),
+//! so the two stay one-to-one: [`FileConfig`] denies unknown keys, and bad
+//! values fail at start with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::duration::PromDuration;
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of the server (the default command). Every flag is optional here so
+/// that a value from the config file can fill it; defaults are applied in
+/// [`Config::resolve`].
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// YAML config file; its keys are the flag names with `_` for `-`
+    /// (e.g. `data_dir`). Flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the flags and the config file, print the resolved config and
+    /// exit (0 when valid).
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Data directory (RocksDB, Raft logs) [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address for the Prometheus API and remote write
+    /// [default: 127.0.0.1:9201]
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// gRPC listen address for node-to-node traffic [default: 127.0.0.1:9301]
+    #[arg(long, value_name = "ADDR")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// This node's id, unique in the cluster, > 0 [default: 1]
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<u64>,
+    /// Initial cluster members as `ID=GRPC_ADDR`, comma-separated or
+    /// repeated (e.g. `1=10.0.0.1:9301,2=10.0.0.2:9301`). Empty: a
+    /// single-node cluster of this node.
+    #[arg(long, value_name = "ID=ADDR", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// gRPC address of a running member to join (instead of --peers)
+    #[arg(long, value_name = "ADDR")]
+    pub join: Option<String>,
+    /// Number of shards, fixed when the cluster is created [default: 32]
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// Replicas per shard (capped at the node count) [default: 3]
+    #[arg(long, value_name = "N")]
+    pub replication_factor: Option<u32>,
+    /// How long samples are kept, as a Prometheus duration [default: 15d]
+    #[arg(long, value_name = "DURATION")]
+    pub retention: Option<PromDuration>,
+    /// Prometheus rule file or glob; repeatable
+    #[arg(long = "rule-file", value_name = "GLOB")]
+    pub rule_files: Vec<String>,
+    /// Alertmanager base URL (e.g. http://127.0.0.1:9093); repeatable
+    #[arg(long = "alertmanager-url", value_name = "URL")]
+    pub alertmanager_urls: Vec<String>,
+    /// Log format [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter in tracing's env-filter syntax; RUST_LOG wins when set
+    /// [default: info]
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Interval at which the server writes its own /metrics into itself; 0
+    /// turns it off [default: 15s]
+    #[arg(long, value_name = "DURATION")]
+    pub self_scrape_interval: Option<PromDuration>,
+
+    /// Largest accepted HTTP request body in bytes (remote write bodies are
+    /// compressed) [default: 33554432]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most series in one remote write request [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub max_series_per_request: Option<usize>,
+    /// Longest label name in bytes [default: 1024]
+    #[arg(long, value_name = "BYTES")]
+    pub max_label_name_length: Option<usize>,
+    /// Longest label value in bytes [default: 4096]
+    #[arg(long, value_name = "BYTES")]
+    pub max_label_value_length: Option<usize>,
+    /// Most labels on one series, __name__ included [default: 64]
+    #[arg(long, value_name = "N")]
+    pub max_labels_per_series: Option<usize>,
+    /// Most samples one query may load into memory [default: 50000000]
+    #[arg(long, value_name = "N")]
+    pub max_query_samples: Option<usize>,
+    /// Longest a query may run [default: 2m]
+    #[arg(long, value_name = "DURATION")]
+    pub query_timeout: Option<PromDuration>,
+    /// Most queries evaluated at once; more wait [default: 20]
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_queries: Option<usize>,
+
+    /// Require HTTP basic auth with this user name on every endpoint except
+    /// /-/healthy and /-/ready (needs --basic-auth-password-file)
+    #[arg(long, value_name = "USER")]
+    pub basic_auth_username: Option<String>,
+    /// File holding the basic-auth password (trailing newline ignored)
+    #[arg(long, value_name = "FILE")]
+    pub basic_auth_password_file: Option<PathBuf>,
+    /// Require `Authorization: Bearer <token>` with the token in this file
+    /// (trailing newline ignored); may be combined with basic auth
+    #[arg(long, value_name = "FILE")]
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+/// The YAML config file: the same settings as [`RunArgs`], keyed by the flag
+/// names with `_` for `-`.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub http_listen: Option<SocketAddr>,
+    pub grpc_listen: Option<SocketAddr>,
+    pub node_id: Option<u64>,
+    pub peers: Option<Vec<String>>,
+    pub join: Option<String>,
+    pub shards: Option<u32>,
+    pub replication_factor: Option<u32>,
+    pub retention: Option<PromDuration>,
+    pub rule_files: Option<Vec<String>>,
+    pub alertmanager_urls: Option<Vec<String>>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+    pub self_scrape_interval: Option<PromDuration>,
+    pub max_body_bytes: Option<usize>,
+    pub max_series_per_request: Option<usize>,
+    pub max_label_name_length: Option<usize>,
+    pub max_label_value_length: Option<usize>,
+    pub max_labels_per_series: Option<usize>,
+    pub max_query_samples: Option<usize>,
+    pub query_timeout: Option<PromDuration>,
+    pub max_concurrent_queries: Option<usize>,
+    pub basic_auth_username: Option<String>,
+    pub basic_auth_password_file: Option<PathBuf>,
+    pub bearer_token_file: Option<PathBuf>,
+}
+
+/// Limits that protect the server from large or abusive requests.
+#[derive(Clone, Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_series_per_request: usize,
+    pub max_label_name_length: usize,
+    pub max_label_value_length: usize,
+    pub max_labels_per_series: usize,
+    pub max_query_samples: usize,
+    pub query_timeout: PromDuration,
+    pub max_concurrent_queries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 32 << 20,
+            max_series_per_request: 100_000,
+            max_label_name_length: 1024,
+            max_label_value_length: 4096,
+            max_labels_per_series: 64,
+            max_query_samples: 50_000_000,
+            query_timeout: PromDuration::from_millis(120_000),
+            max_concurrent_queries: 20,
+        }
+    }
+}
+
+/// One initial cluster member from `--peers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Peer {
+    /// Node id.
+    pub id: u64,
+    /// gRPC address.
+    pub addr: String,
+}
+
+/// HTTP authentication settings (credentials read from files at start).
+#[derive(Clone, Debug, Default)]
+pub struct AuthConfig {
+    /// Basic-auth user and password.
+    pub basic: Option<(String, String)>,
+    /// Bearer token.
+    pub bearer: Option<String>,
+}
+
+impl AuthConfig {
+    /// True when any authentication is required.
+    pub fn enabled(&self) -> bool {
+        self.basic.is_some() || self.bearer.is_some()
+    }
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Clone, Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http_listen: SocketAddr,
+    pub grpc_listen: SocketAddr,
+    pub node_id: u64,
+    pub peers: Vec<Peer>,
+    pub join: Option<String>,
+    pub shards: u32,
+    pub replication_factor: u32,
+    pub retention: PromDuration,
+    pub rule_files: Vec<String>,
+    pub alertmanager_urls: Vec<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub self_scrape_interval: PromDuration,
+    #[serde(flatten)]
+    pub limits: Limits,
+    pub basic_auth_username: Option<String>,
+    pub basic_auth_password_file: Option<PathBuf>,
+    pub bearer_token_file: Option<PathBuf>,
+    /// Credentials loaded from the files above (never serialized).
+    #[serde(skip)]
+    pub auth: AuthConfig,
+}
+
+/// A configuration problem, naming the flag/key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The config file is not valid (serde names the key).
+    #[error("invalid config file {path}: {msg}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The key (when known) and serde's message, with the line.
+        msg: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid value for {key}: {msg}")]
+    Invalid {
+        /// The flag/key name.
+        key: &'static str,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+fn invalid(key: &'static str, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        msg: msg.into(),
+    }
+}
+
+impl FileConfig {
+    /// Reads and parses a YAML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses YAML text (an empty document is an empty config).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(FileConfig::default());
+        }
+        // serde_path_to_error names the key whose value is bad (serde_yaml
+        // alone reports only the position for custom errors).
+        serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text)).map_err(|e| {
+            let key = e.path().to_string();
+            let msg = if key == "." {
+                e.inner().to_string()
+            } else {
+                format!("{key}: {}", e.inner())
+            };
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                msg,
+            }
+        })
+    }
+}
+
+fn parse_peer(s: &str) -> Result<Peer, ConfigError> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| invalid("peers", format!("{s:?} is not ID=ADDR")))?;
+    let id: u64 = id.trim().parse().map_err(|_| {
+        invalid(
+            "peers",
+            format!("{s:?}: node id must be a positive integer"),
+        )
+    })?;
+    if id == 0 || addr.trim().is_empty() {
+        return Err(invalid(
+            "peers",
+            format!("{s:?} is not ID=ADDR with ID > 0"),
+        ));
+    }
+    Ok(Peer {
+        id,
+        addr: addr.trim().to_string(),
+    })
+}
+
+fn read_secret(key: &'static str, path: &Path) -> Result<String, ConfigError> {
+    let s = std::fs::read_to_string(path)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let s = s.trim_end_matches(['\n', '\r']).to_string();
+    if s.is_empty() {
+        return Err(invalid(key, format!("{} is empty", path.display())));
+    }
+    Ok(s)
+}
+
+macro_rules! pick {
+    ($args:ident, $file:ident, $field:ident, $default:expr) => {
+        $args
+            .$field
+            .clone()
+            .or($file.$field.clone())
+            .unwrap_or_else(|| $default)
+    };
+}
+
+fn pick_vec(args: &[String], file: &Option<Vec<String>>) -> Vec<String> {
+    if args.is_empty() {
+        file.clone().unwrap_or_default()
+    } else {
+        args.to_vec()
+    }
+}
+
+impl Config {
+    /// Merges flags over the config file (if `--config` was given) over the
+    /// defaults, then validates.
+    pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(args, &file)
+    }
+
+    /// Merges already-parsed flags and file, then validates.
+    pub fn merge(args: &RunArgs, file: &FileConfig) -> Result<Config, ConfigError> {
+        let d = Limits::default();
+        let limits = Limits {
+            max_body_bytes: pick!(args, file, max_body_bytes, d.max_body_bytes),
+            max_series_per_request: pick!(
+                args,
+                file,
+                max_series_per_request,
+                d.max_series_per_request
+            ),
+            max_label_name_length: pick!(
+                args,
+                file,
+                max_label_name_length,
+                d.max_label_name_length
+            ),
+            max_label_value_length: pick!(
+                args,
+                file,
+                max_label_value_length,
+                d.max_label_value_length
+            ),
+            max_labels_per_series: pick!(
+                args,
+                file,
+                max_labels_per_series,
+                d.max_labels_per_series
+            ),
+            max_query_samples: pick!(args, file, max_query_samples, d.max_query_samples),
+            query_timeout: pick!(args, file, query_timeout, d.query_timeout),
+            max_concurrent_queries: pick!(
+                args,
+                file,
+                max_concurrent_queries,
+                d.max_concurrent_queries
+            ),
+        };
+        let peers = pick_vec(&args.peers, &file.peers)
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| parse_peer(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut cfg = Config {
+            data_dir: pick!(args, file, data_dir, PathBuf::from("./data")),
+            http_listen: pick!(args, file, http_listen, ([127, 0, 0, 1], 9201).into()),
+            grpc_listen: pick!(args, file, grpc_listen, ([127, 0, 0, 1], 9301).into()),
+            node_id: pick!(args, file, node_id, 1),
+            peers,
+            join: args.join.clone().or(file.join.clone()),
+            shards: pick!(args, file, shards, 32),
+            replication_factor: pick!(args, file, replication_factor, 3),
+            retention: pick!(
+                args,
+                file,
+                retention,
+                PromDuration::from_millis(15 * 86_400_000)
+            ),
+            rule_files: pick_vec(&args.rule_files, &file.rule_files),
+            alertmanager_urls: pick_vec(&args.alertmanager_urls, &file.alertmanager_urls),
+            log_format: pick!(args, file, log_format, LogFormat::Text),
+            log_level: pick!(args, file, log_level, "info".to_string()),
+            self_scrape_interval: pick!(
+                args,
+                file,
+                self_scrape_interval,
+                PromDuration::from_millis(15_000)
+            ),
+            limits,
+            basic_auth_username: args
+                .basic_auth_username
+                .clone()
+                .or(file.basic_auth_username.clone()),
+            basic_auth_password_file: args
+                .basic_auth_password_file
+                .clone()
+                .or(file.basic_auth_password_file.clone()),
+            bearer_token_file: args
+                .bearer_token_file
+                .clone()
+                .or(file.bearer_token_file.clone()),
+            auth: AuthConfig::default(),
+        };
+        cfg.validate()?;
+        cfg.auth = cfg.load_auth()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(invalid("node_id", "must be > 0"));
+        }
+        if self.shards == 0 {
+            return Err(invalid("shards", "must be > 0"));
+        }
+        if self.replication_factor == 0 {
+            return Err(invalid("replication_factor", "must be > 0"));
+        }
+        if self.retention.0 < Duration::from_secs(60) {
+            return Err(invalid("retention", "must be at least 1m"));
+        }
+        if self.join.is_some() && !self.peers.is_empty() {
+            return Err(invalid("join", "give either --join or --peers, not both"));
+        }
+        if !self.peers.is_empty() && !self.peers.iter().any(|p| p.id == self.node_id) {
+            return Err(invalid(
+                "peers",
+                format!("must include this node (--node-id {})", self.node_id),
+            ));
+        }
+        for u in &self.alertmanager_urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(invalid(
+                    "alertmanager_urls",
+                    format!("{u:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("max_body_bytes", l.max_body_bytes),
+            ("max_series_per_request", l.max_series_per_request),
+            ("max_label_name_length", l.max_label_name_length),
+            ("max_label_value_length", l.max_label_value_length),
+            ("max_labels_per_series", l.max_labels_per_series),
+            ("max_query_samples", l.max_query_samples),
+            ("max_concurrent_queries", l.max_concurrent_queries),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be > 0"));
+            }
+        }
+        if l.query_timeout.0.is_zero() {
+            return Err(invalid("query_timeout", "must be > 0"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(invalid(
+                "log_level",
+                format!("{:?} is not a valid filter", self.log_level),
+            ));
+        }
+        Ok(())
+    }
+
+    fn load_auth(&self) -> Result<AuthConfig, ConfigError> {
+        let basic = match (&self.basic_auth_username, &self.basic_auth_password_file) {
+            (Some(u), Some(p)) => Some((u.clone(), read_secret("basic_auth_password_file", p)?)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "basic_auth_password_file",
+                    "required with basic_auth_username",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "basic_auth_username",
+                    "required with basic_auth_password_file",
+                ))
+            }
+        };
+        let bearer = match &self.bearer_token_file {
+            Some(p) => Some(read_secret("bearer_token_file", p)?),
+            None => None,
+        };
+        Ok(AuthConfig { basic, bearer })
+    }
+
+    /// The config as YAML (for `/api/v1/status/config` and `--check-config`).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// The settings as Prometheus' `/api/v1/status/flags` map: flag name ->
+    /// value as a string (lists comma-joined, unset as "").
+    pub fn flags(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let v = serde_json::to_value(self).unwrap_or_default();
+        if let serde_json::Value::Object(map) = v {
+            for (k, v) in map {
+                let s = match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::Array(a) => a
+                        .iter()
+                        .map(|x| match x {
+                            serde_json::Value::String(s) => s.clone(),
+                            serde_json::Value::Object(o) => format!(
+                                "{}={}",
+                                o.get("id").map(|v| v.to_string()).unwrap_or_default(),
+                                o.get("addr").and_then(|v| v.as_str()).unwrap_or_default()
+                            ),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                };
+                out.insert(k.replace('_', "-"), s);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn args(a: &[&str]) -> RunArgs {
+        T::try_parse_from(std::iter::once("silverback").chain(a.iter().copied()))
+            .unwrap()
+            .run
+    }
+
+    fn file(text: &str) -> Result<FileConfig, ConfigError> {
+        FileConfig::parse(Path::new("test.yml"), text)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::merge(&RunArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.http_listen.to_string(), "127.0.0.1:9201");
+        assert_eq!(c.grpc_listen.to_string(), "127.0.0.1:9301");
+        assert_eq!(c.retention.to_string(), "15d");
+        assert_eq!(c.self_scrape_interval.to_string(), "15s");
+        assert_eq!((c.node_id, c.shards, c.replication_factor), (1, 32, 3));
+        assert!(c.peers.is_empty() && !c.auth.enabled());
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let f = file("shards: 8\nretention: 2d\nrule_files: [a.yml]\nnode_id: 4\n").unwrap();
+        let c = Config::merge(&args(&["--shards", "4", "--rule-file", "b.yml"]), &f).unwrap();
+        assert_eq!(c.shards, 4);
+        assert_eq!(c.retention.to_string(), "2d");
+        assert_eq!(c.rule_files, vec!["b.yml".to_string()]);
+        assert_eq!(c.node_id, 4);
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let e = file("shardz: 8\n").unwrap_err().to_string();
+        assert!(e.contains("shardz"), "{e}");
+        let e = file("retention: 15x\n").unwrap_err().to_string();
+        assert!(e.contains("retention") && e.contains("15x"), "{e}");
+        let e = file("http_listen: nowhere\n").unwrap_err().to_string();
+        assert!(e.contains("http_listen"), "{e}");
+        let e = Config::merge(&args(&["--shards", "0"]), &FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shards"), "{e}");
+    }
+
+    #[test]
+    fn peers_parse_and_must_include_self() {
+        let c = Config::merge(
+            &args(&[
+                "--node-id",
+                "2",
+                "--peers",
+                "1=a:1,2=b:2",
+                "--peers",
+                "3=c:3",
+            ]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.peers.len(), 3);
+        assert_eq!(
+            c.peers[1],
+            Peer {
+                id: 2,
+                addr: "b:2".into()
+            }
+        );
+        let e = Config::merge(
+            &args(&["--node-id", "9", "--peers", "1=a:1"]),
+            &FileConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("peers"), "{e}");
+        let e = Config::merge(&args(&["--peers", "x"]), &FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("ID=ADDR"), "{e}");
+    }
+
+    #[test]
+    fn flags_map_uses_flag_names() {
+        let c = Config::merge(&args(&["--peers", "1=a:1"]), &FileConfig::default()).unwrap();
+        let f = c.flags();
+        assert_eq!(f["retention"], "15d");
+        assert_eq!(f["max-body-bytes"], "33554432");
+        assert_eq!(f["peers"], "1=a:1");
+        assert_eq!(f["join"], "");
+    }
+
+    #[test]
+    fn auth_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "secret\n").unwrap();
+        let pw = p.to_str().unwrap();
+        let c = Config::merge(
+            &args(&[
+                "--basic-auth-username",
+                "u",
+                "--basic-auth-password-file",
+                pw,
+            ]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.auth.basic, Some(("u".into(), "secret".into())));
+        assert!(Config::merge(
+            &args(&["--basic-auth-username", "u"]),
+            &FileConfig::default()
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! Recording and alerting rules, evaluated by the meta leader, with
+//! Alertmanager notification.
+//!
+//! Modules: [`model`] (rule files: YAML, loading, validation), [`template`]
+//! (Go-template expansion of labels and annotations).
+
+pub mod model;
+pub mod template;
+
+/// Errors of the rules subsystem.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum RulesError {
+    /// A rule file is invalid; `line` is 0 when unknown.
+    #[error("{file}:{line}: {msg}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong (names group and rule).
+        msg: String,
+    },
+    /// A file or glob cannot be read.
+    #[error("cannot read rule file {path}: {msg}")]
+    Io {
+        /// The path or pattern.
+        path: String,
+        /// The cause.
+        msg: String,
+    },
+}
