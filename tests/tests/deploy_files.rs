@@ -1,0 +1,157 @@
+//! Checks the files in `deploy/`: every YAML parses, and every Silverback
+//! command line and config they contain is accepted by `silverback
+//! --check-config` (so they name only flags and keys that exist, with valid
+//! values) (issue 5).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml::Value;
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+fn yaml_docs(name: &str) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(deploy().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap_or_else(|e| panic!("{name}: {e}")))
+        .collect()
+}
+
+/// Runs `silverback ARGS --check-config`, with the in-container config path
+/// replaced by `config`.
+fn check(what: &str, args: &[String], config: &Path) {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.replace(
+                "/etc/silverback/silverback.yml",
+                &config.display().to_string(),
+            )
+        })
+        .collect();
+    let out = Command::new(tests::binary_path().unwrap())
+        .args(&args)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: `silverback {}` rejected: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Replaces shell arithmetic `$(( ... ))` with `1`, then splits on
+/// whitespace.
+fn shell_words(s: &str) -> Vec<String> {
+    let mut s = s.to_string();
+    while let Some(i) = s.find("$((") {
+        let Some(j) = s[i..].find("))") else { break };
+        s.replace_range(i..i + j + 2, "1");
+    }
+    s.split_whitespace().map(String::from).collect()
+}
+
+fn after_binary(words: Vec<String>) -> Vec<String> {
+    let pos = words
+        .iter()
+        .position(|w| w.ends_with("silverback"))
+        .expect("command line runs silverback");
+    words[pos + 1..].to_vec()
+}
+
+#[test]
+fn example_config_is_valid() {
+    check(
+        "deploy/silverback.yml",
+        &["--config".into(), "/etc/silverback/silverback.yml".into()],
+        &deploy().join("silverback.yml"),
+    );
+}
+
+#[test]
+fn compose_commands_are_valid() {
+    let doc = &yaml_docs("docker-compose.yml")[0];
+    let services = doc["services"].as_mapping().unwrap();
+    let mut nodes = 0;
+    for (name, svc) in services {
+        let name = name.as_str().unwrap();
+        if !name.starts_with("silverback") {
+            continue;
+        }
+        nodes += 1;
+        let cmd: Vec<String> = svc["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        check(name, &cmd, &deploy().join("silverback.yml"));
+    }
+    assert_eq!(nodes, 3, "three Silverback nodes");
+    for s in ["prometheus", "grafana", "alertmanager"] {
+        assert!(services.contains_key(s), "compose has {s}");
+    }
+    for f in [
+        "prometheus.yml",
+        "alertmanager.yml",
+        "rules.yml",
+        "Dockerfile",
+        "grafana/provisioning/datasources/silverback.yml",
+    ] {
+        assert!(deploy().join(f).exists(), "deploy/{f} exists");
+    }
+}
+
+#[test]
+fn kubernetes_manifests_are_valid() {
+    let cm = &yaml_docs("k8s/configmap.yaml")[0];
+    assert_eq!(cm["kind"], "ConfigMap");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("silverback.yml");
+    std::fs::write(&cfg, cm["data"]["silverback.yml"].as_str().unwrap()).unwrap();
+    let sts = &yaml_docs("k8s/statefulset.yaml")[0];
+    assert_eq!(sts["kind"], "StatefulSet");
+    assert_eq!(sts["spec"]["replicas"], 3);
+    let c = &sts["spec"]["template"]["spec"]["containers"][0];
+    let words = shell_words(c["args"][0].as_str().unwrap());
+    check("k8s statefulset", &after_binary(words), &cfg);
+    let svcs = yaml_docs("k8s/service.yaml");
+    assert!(
+        svcs.iter().any(|s| s["spec"]["clusterIP"] == "None"),
+        "a headless service"
+    );
+}
+
+#[test]
+fn systemd_unit_is_valid() {
+    let text = std::fs::read_to_string(deploy().join("systemd/silverback.service")).unwrap();
+    let exec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    check(
+        "systemd unit",
+        &after_binary(shell_words(exec)),
+        &deploy().join("silverback.yml"),
+    );
+}
+
+#[test]
+fn prometheus_and_grafana_point_at_silverback() {
+    let p = &yaml_docs("prometheus.yml")[0];
+    let url = p["remote_write"][0]["url"].as_str().unwrap();
+    assert!(url.ends_with(":9201/api/v1/write"), "{url}");
+    let g = &yaml_docs("grafana/provisioning/datasources/silverback.yml")[0];
+    assert_eq!(g["datasources"][0]["type"], "prometheus");
+    assert!(g["datasources"][0]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with(":9201"));
+    let rules = &yaml_docs("rules.yml")[0];
+    assert!(rules["groups"].is_sequence());
+}
