@@ -332,14 +332,21 @@ impl Silverback {
     /// (after [`Silverback::stop`] or [`Silverback::kill`]), and waits for
     /// ready.
     pub async fn restart(&mut self) -> Result<()> {
+        self.respawn()?;
+        self.wait_ready().await
+    }
+
+    /// Starts the process again like [`Silverback::restart`] but returns at
+    /// once: nodes of a cluster that were all killed become ready only
+    /// together (each group needs a quorum).
+    pub fn respawn(&mut self) -> Result<()> {
         if self.child.is_some() {
             bail!(
                 "node {} is still running; stop or kill it first",
                 self.node_id
             );
         }
-        self.spawn()?;
-        self.wait_ready().await
+        self.spawn()
     }
 }
 
