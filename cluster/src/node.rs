@@ -340,6 +340,21 @@ impl Node {
         self.group(META_GROUP).is_some_and(|g| g.is_leader(self.id))
     }
 
+    /// Confirms this node leads the meta group (a quorum answered) and waits
+    /// until its copy of the meta state holds everything committed so far.
+    /// A new leader calls it before reading state its predecessor wrote
+    /// (the rule alert state): right after an election the last committed
+    /// entries may not be applied yet.
+    pub async fn meta_read_barrier(&self) -> Result<(), ClusterError> {
+        let g = self
+            .group(META_GROUP)
+            .ok_or_else(|| ClusterError::internal("meta group is not running"))?;
+        match tokio::time::timeout(self.cfg.rpc_timeout, g.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(ClusterError::NoLeader { group: META_GROUP }),
+        }
+    }
+
     /// Proposes the cluster map once, from the meta leader.
     pub(crate) async fn ensure_meta_initialised(&self) -> Result<(), ClusterError> {
         if self.meta.read().initialised() || !self.is_meta_leader() {

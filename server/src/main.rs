@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::cli::{Cli, Command};
+use server::cli::{rules_check, Cli, Command, RulesCommand};
 use server::config::Config;
 
 fn main() -> ExitCode {
@@ -13,6 +13,15 @@ fn main() -> ExitCode {
             Command::Version => {
                 println!("silverback {}", env!("CARGO_PKG_VERSION"));
                 ExitCode::SUCCESS
+            }
+            Command::Rules {
+                cmd: RulesCommand::Check { files },
+            } => {
+                if rules_check(&files) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
             }
         };
     }

@@ -77,6 +77,14 @@ pub struct Metrics {
     pub query_samples: Counter,
     /// Queries currently running.
     pub queries_running: Gauge,
+    /// Rule evaluations (one per rule per group cycle).
+    pub rule_evaluations: Counter,
+    /// Rule evaluations that failed.
+    pub rule_evaluation_failures: Counter,
+    /// Alerts posted to Alertmanager (counted per Alertmanager).
+    pub notifications_sent: Counter,
+    /// Alerts not delivered: queue full or every retry failed.
+    pub notifications_dropped: Counter,
     raft_leader: Family<GroupLabel, Gauge>,
     raft_term: Family<GroupLabel, Gauge>,
     raft_last_log: Family<GroupLabel, Gauge>,
@@ -115,6 +123,10 @@ impl Metrics {
             query_duration: Family::new_with_constructor(latency_histogram),
             query_samples: Counter::default(),
             queries_running: Gauge::default(),
+            rule_evaluations: Counter::default(),
+            rule_evaluation_failures: Counter::default(),
+            notifications_sent: Counter::default(),
+            notifications_dropped: Counter::default(),
             raft_leader: Family::default(),
             raft_term: Family::default(),
             raft_last_log: Family::default(),
@@ -154,6 +166,26 @@ impl Metrics {
             "ingest_exemplars_dropped",
             "Exemplars received and not stored (exemplar storage is not implemented).",
             exemplars_dropped
+        );
+        reg!(
+            "rule_evaluations",
+            "Rule evaluations on this node (the meta leader evaluates).",
+            rule_evaluations
+        );
+        reg!(
+            "rule_evaluation_failures",
+            "Rule evaluations that failed.",
+            rule_evaluation_failures
+        );
+        reg!(
+            "notifications_sent",
+            "Alerts posted to Alertmanager, per Alertmanager.",
+            notifications_sent
+        );
+        reg!(
+            "notifications_dropped",
+            "Alerts not delivered to Alertmanager (queue full or retries exhausted).",
+            notifications_dropped
         );
         reg!(
             "http_request_duration_seconds",

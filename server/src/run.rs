@@ -7,11 +7,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use query::engine::{Engine, EngineOptions};
 use tokio::net::TcpListener;
 
 use crate::api::{routes, AppState, Shared};
 use crate::config::{Config, LogFormat};
 use crate::metrics::Metrics;
+use crate::rules::group::Ctx;
+use crate::rules::manager::Manager;
+
+/// Prometheus' default `--rules.alert.resend-delay`.
+const RESEND_DELAY_MS: i64 = 60_000;
 
 /// Installs the global tracing subscriber (RUST_LOG wins over
 /// `--log-level`).
@@ -48,6 +54,56 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
         },
         ..d
     }
+}
+
+/// Loads the rule files and starts their evaluation (on the meta leader);
+/// `None` without `--rule-file`. A bad file stops the start, naming it.
+fn start_rules(
+    cfg: &Config,
+    node: &Arc<cluster::Node>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<Manager>>> {
+    if cfg.rule_files.is_empty() {
+        return Ok(None);
+    }
+    let ctx = Ctx {
+        node: node.clone(),
+        engine: Engine::new(EngineOptions {
+            max_samples: cfg.limits.max_query_samples,
+            timeout: cfg.limits.query_timeout.0,
+            ..EngineOptions::default()
+        }),
+        external_url: format!("http://{}", cfg.http_listen),
+        resend_delay_ms: RESEND_DELAY_MS,
+    };
+    let m = Manager::start(ctx, cfg.rule_files.clone(), &cfg.alertmanager_urls, metrics)
+        .map_err(|e| anyhow::anyhow!("cannot load --rule-file: {e}"))?;
+    Ok(Some(m))
+}
+
+/// Re-reads the rule files on SIGHUP (as `POST /-/reload` does).
+async fn reload_on_sighup(m: Arc<Manager>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use crate::api::rules::RulesApi;
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload with POST /-/reload");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            match m.reload().await {
+                Ok(()) => tracing::info!("rule files reloaded (SIGHUP)"),
+                Err(e) => tracing::error!(error = %e, "rule reload failed; previous rules stay"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (m, stop.wait_for(|s| *s).await);
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
@@ -87,13 +143,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let node = cluster::Node::start(node_config(&cfg))
         .await
         .context("cannot start the cluster node")?;
-    let state: Shared = Arc::new(AppState::new(
-        node.clone(),
-        cfg.clone(),
-        Arc::new(Metrics::new()),
-    ));
+    let metrics = Arc::new(Metrics::new());
+    let state: Shared = Arc::new(AppState::new(node.clone(), cfg.clone(), metrics.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
+    let rules = start_rules(&cfg, &node, metrics)?;
+    if let Some(m) = &rules {
+        state.rules.install(m.clone());
+        tasks.push(tokio::spawn(reload_on_sighup(m.clone(), stop_rx.clone())));
+    }
     if !cfg.self_scrape_interval.0.is_zero() {
         tasks.push(tokio::spawn(crate::self_scrape::run(
             state.clone(),
@@ -113,6 +171,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("HTTP server failed")?;
     let _ = stop_tx.send(true);
+    if let Some(m) = &rules {
+        m.stop();
+    }
     for t in tasks {
         let _ = t.await;
     }

@@ -2,9 +2,16 @@
 //! Alertmanager notification.
 //!
 //! Modules: [`model`] (rule files: YAML, loading, validation), [`template`]
-//! (Go-template expansion of labels and annotations).
+//! (Go-template expansion of labels and annotations), [`alert`] (the alert
+//! lifecycle as pure code), [`group`] (one evaluation cycle of a group),
+//! [`manager`] (group tasks on the meta leader, replicated alert state, the
+//! rules API) and [`notifier`] (delivery to Alertmanager).
 
+pub mod alert;
+pub mod group;
+pub mod manager;
 pub mod model;
+pub mod notifier;
 pub mod template;
 
 /// Errors of the rules subsystem.

@@ -124,6 +124,18 @@ pub fn format_e(v: f64, prec: usize) -> String {
     fmt_e(neg, &d, prec, dp)
 }
 
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: the shortest exponent form
+/// that round-trips (`1e+00`, `1.2345e+03`), as Prometheus prints alert
+/// values in its API.
+pub fn format_e_shortest(v: f64) -> String {
+    if let Some(s) = special(v, "+Inf") {
+        return s;
+    }
+    let neg = v.is_sign_negative() && v != 0.0;
+    let (d, dp) = digits(v, None);
+    fmt_e(neg, &d, d.len() - 1, dp)
+}
+
 /// Go's `%f` with precision (default 6).
 pub fn format_f(v: f64, prec: usize) -> String {
     if let Some(s) = special(v, "+Inf") {
@@ -334,6 +346,17 @@ mod tests {
         f(0.0001234, Some(4), "0.0001234");
         f(0.0, Some(4), "0");
         f(5.43219, Some(4), "5.432");
+    }
+
+    #[test]
+    fn go_format_e_shortest() {
+        let f = |v: f64, want: &str| assert_eq!(format_e_shortest(v), want, "{v}");
+        f(1.0, "1e+00");
+        f(0.0, "0e+00");
+        f(1234.5, "1.2345e+03");
+        f(-0.00125, "-1.25e-03");
+        f(f64::INFINITY, "+Inf");
+        f(f64::NAN, "NaN");
     }
 
     #[test]
