@@ -41,6 +41,13 @@ pub enum RulesCommand {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Run rule unit tests in `promtool test rules` format; exits 1 when any
+    /// test fails.
+    Test {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 /// Runs `silverback rules check`: one report per file on stdout (errors on

@@ -14,10 +14,12 @@ fn main() -> ExitCode {
                 println!("silverback {}", env!("CARGO_PKG_VERSION"));
                 ExitCode::SUCCESS
             }
-            Command::Rules {
-                cmd: RulesCommand::Check { files },
-            } => {
-                if rules_check(&files) {
+            Command::Rules { cmd } => {
+                let ok = match cmd {
+                    RulesCommand::Check { files } => rules_check(&files),
+                    RulesCommand::Test { files } => server::rules::unittest::run_files(&files),
+                };
+                if ok {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::api::{routes, AppState, Shared};
 use crate::config::{Config, LogFormat};
 use crate::metrics::Metrics;
-use crate::rules::group::Ctx;
+use crate::rules::group::{ClusterStore, Ctx};
 use crate::rules::manager::Manager;
 
 /// Prometheus' default `--rules.alert.resend-delay`.
@@ -67,7 +67,7 @@ fn start_rules(
         return Ok(None);
     }
     let ctx = Ctx {
-        node: node.clone(),
+        store: Arc::new(ClusterStore(node.clone())),
         engine: Engine::new(EngineOptions {
             max_samples: cfg.limits.max_query_samples,
             timeout: cfg.limits.query_timeout.0,
@@ -76,8 +76,14 @@ fn start_rules(
         external_url: format!("http://{}", cfg.http_listen),
         resend_delay_ms: RESEND_DELAY_MS,
     };
-    let m = Manager::start(ctx, cfg.rule_files.clone(), &cfg.alertmanager_urls, metrics)
-        .map_err(|e| anyhow::anyhow!("cannot load --rule-file: {e}"))?;
+    let m = Manager::start(
+        node.clone(),
+        ctx,
+        cfg.rule_files.clone(),
+        &cfg.alertmanager_urls,
+        metrics,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot load --rule-file: {e}"))?;
     Ok(Some(m))
 }
 

@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use async_trait::async_trait;
 use query::engine::{Engine, Value};
-use query::model::{Labels, Sample, STALE_NAN_BITS};
+use query::model::{Labels, Queryable, Sample, STALE_NAN_BITS};
 
 use super::alert::{self, Alert, Candidate, Lifecycle};
 use super::model::{GroupSpec, RuleKind, RuleSpec};
@@ -80,11 +81,54 @@ impl GroupState {
     }
 }
 
+/// Where rules read and write: the cluster on a server, memory in
+/// `silverback rules test`.
+#[async_trait]
+pub trait RuleStore: Send + Sync {
+    /// What queries read.
+    fn querier(&self) -> Arc<dyn Queryable>;
+    /// Writes one sample per series; rejected samples are not an error.
+    async fn write(&self, samples: Vec<(Labels, Sample)>) -> Result<(), String>;
+}
+
+/// The cluster as a [`RuleStore`]: reads fan out, writes take the normal
+/// write path.
+pub struct ClusterStore(pub Arc<cluster::Node>);
+
+#[async_trait]
+impl RuleStore for ClusterStore {
+    fn querier(&self) -> Arc<dyn Queryable> {
+        self.0.querier(false)
+    }
+
+    async fn write(&self, samples: Vec<(Labels, Sample)>) -> Result<(), String> {
+        let incoming = samples
+            .into_iter()
+            .map(|(labels, s)| cluster::IncomingSeries {
+                labels,
+                samples: vec![s],
+            })
+            .collect();
+        let out = self
+            .0
+            .write(incoming)
+            .await
+            .map_err(|e| format!("cannot write rule output: {e}"))?;
+        // A new leader re-evaluating a timestamp its predecessor already
+        // wrote finds identical samples (accepted as no-ops); anything else
+        // rejected is worth a log line but not a failed rule.
+        for r in &out.rejected {
+            tracing::debug!(reason = %r.reason, count = r.count, example = %r.example, "rule output sample rejected");
+        }
+        Ok(())
+    }
+}
+
 /// What a cycle needs from the server.
 #[derive(Clone)]
 pub struct Ctx {
-    /// The cluster member (queries and writes go through it).
-    pub node: Arc<cluster::Node>,
+    /// Where queries read and results go.
+    pub store: Arc<dyn RuleStore>,
     /// The query engine settings.
     pub engine: Engine,
     /// This server's URL (templates' `externalURL`, `generatorURL`).
@@ -136,7 +180,7 @@ async fn evaluate_rule(
     query_t: i64,
     limit: usize,
 ) -> Result<(), String> {
-    let querier = ctx.node.querier(false);
+    let querier = ctx.store.querier();
     let out = ctx
         .engine
         .instant(querier.as_ref(), &r.spec.expr, query_t)
@@ -271,7 +315,7 @@ struct BlockingQuerier<'a> {
 
 impl TemplateQuerier for BlockingQuerier<'_> {
     fn query(&self, q: &str, t_ms: i64) -> Result<Vec<QuerySample>, String> {
-        let querier = self.ctx.node.querier(false);
+        let querier = self.ctx.store.querier();
         let out = self
             .handle
             .block_on(self.ctx.engine.instant(querier.as_ref(), q, t_ms))
@@ -311,28 +355,14 @@ async fn write_with_stale_markers(
         .difference(&now)
         .cloned()
         .map(|l| (l, f64::from_bits(STALE_NAN_BITS)));
-    let incoming: Vec<cluster::IncomingSeries> = series
+    let samples: Vec<(Labels, Sample)> = series
         .into_iter()
         .chain(stale)
-        .map(|(labels, v)| cluster::IncomingSeries {
-            labels,
-            samples: vec![Sample { t: ts, v }],
-        })
+        .map(|(labels, v)| (labels, Sample { t: ts, v }))
         .collect();
     *written = now;
-    if incoming.is_empty() {
+    if samples.is_empty() {
         return Ok(());
     }
-    let out = ctx
-        .node
-        .write(incoming)
-        .await
-        .map_err(|e| format!("cannot write rule output: {e}"))?;
-    // A new leader re-evaluating a timestamp its predecessor already wrote
-    // finds identical samples (accepted as no-ops); anything else rejected
-    // is worth a log line but not a failed rule.
-    for r in &out.rejected {
-        tracing::debug!(reason = %r.reason, count = r.count, example = %r.example, "rule output sample rejected");
-    }
-    Ok(())
+    ctx.store.write(samples).await
 }

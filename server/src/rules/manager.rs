@@ -42,6 +42,8 @@ struct Runner {
 pub struct Manager {
     /// Itself, for the group tasks that `reload` starts.
     me: Weak<Manager>,
+    /// The cluster member: leadership and the replicated alert state.
+    node: Arc<cluster::Node>,
     ctx: Ctx,
     patterns: Vec<String>,
     notifier: Option<Notifier>,
@@ -54,6 +56,7 @@ impl Manager {
     /// Loads `patterns` (globs) and starts a task per group. A bad rule file
     /// fails the start with every error named.
     pub fn start(
+        node: Arc<cluster::Node>,
         ctx: Ctx,
         patterns: Vec<String>,
         alertmanagers: &[String],
@@ -62,6 +65,7 @@ impl Manager {
         let groups = load(&patterns)?;
         let m = Arc::new_cyclic(|me| Manager {
             me: me.clone(),
+            node,
             ctx,
             patterns,
             notifier: Notifier::start(alertmanagers, metrics.clone()),
@@ -120,7 +124,7 @@ impl Manager {
 
     /// Replaces the alerts of `g` with the replicated state, if any.
     fn restore(&self, g: &mut GroupState) {
-        let Some(bytes) = self.ctx.node.meta_get(&Self::state_key(&g.spec)) else {
+        let Some(bytes) = self.node.meta_get(&Self::state_key(&g.spec)) else {
             return;
         };
         let Ok(saved) = serde_json::from_slice::<BTreeMap<usize, SavedRule>>(&bytes) else {
@@ -167,7 +171,6 @@ impl Manager {
             return;
         }
         match self
-            .ctx
             .node
             .meta_put(Self::state_key(&g.spec), bytes.clone())
             .await
@@ -212,7 +215,7 @@ async fn run_group(m: Arc<Manager>, runner: Arc<Runner>) {
         let ts = (now / interval + 1) * interval;
         tokio::time::sleep(Duration::from_millis((ts - now).max(0) as u64)).await;
         let mut g = runner.state.read().clone();
-        if !m.ctx.node.is_meta_leader() {
+        if !m.node.is_meta_leader() {
             leading = false;
             m.restore(&mut g);
             *runner.state.write() = g;
@@ -221,7 +224,7 @@ async fn run_group(m: Arc<Manager>, runner: Arc<Runner>) {
         if !leading {
             // Read the alert state only once everything the old leader
             // committed is applied here.
-            if let Err(e) = m.ctx.node.meta_read_barrier().await {
+            if let Err(e) = m.node.meta_read_barrier().await {
                 tracing::debug!(error = %e, "not evaluating: meta leadership not confirmed");
                 continue;
             }

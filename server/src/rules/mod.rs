@@ -5,7 +5,8 @@
 //! (Go-template expansion of labels and annotations), [`alert`] (the alert
 //! lifecycle as pure code), [`group`] (one evaluation cycle of a group),
 //! [`manager`] (group tasks on the meta leader, replicated alert state, the
-//! rules API) and [`notifier`] (delivery to Alertmanager).
+//! rules API), [`notifier`] (delivery to Alertmanager) and [`unittest`]
+//! (`silverback rules test`, promtool's rule unit test format).
 
 pub mod alert;
 pub mod group;
@@ -13,6 +14,7 @@ pub mod manager;
 pub mod model;
 pub mod notifier;
 pub mod template;
+pub mod unittest;
 
 /// Errors of the rules subsystem.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
