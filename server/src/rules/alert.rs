@@ -283,11 +283,12 @@ mod tests {
 
     #[test]
     fn keep_firing_for() {
-        // Fires at once; gone at 10 s, 20 s: kept firing until 25 s after
-        // the first miss (10 s) -> still firing at 20 s and 30 s, resolved at 40 s.
+        // Fires at once; gone from 10 s on: kept firing while less than 25 s
+        // have passed since the first miss (Prometheus' keepFiringSince):
+        // still firing at 10, 20 and 30 s, resolved at 40 s.
         assert_eq!(
             run(&[true, false, false, false, false], cfg(0, 25 * S)),
-            ["firing", "firing", "firing", "inactive", "inactive"]
+            ["firing", "firing", "firing", "firing", "inactive"]
         );
         // Coming back resets keep_firing_since.
         assert_eq!(
