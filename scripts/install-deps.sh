@@ -2,7 +2,8 @@
 # Installs what building and testing Silverback needs on a fresh Debian
 # machine: clang/libclang for the rocksdb crate's C++ build and bindgen,
 # Debian's prometheus and prometheus-alertmanager for the tests that run the
-# real Prometheus and Alertmanager, and the rustfmt/clippy components.
+# real Prometheus and Alertmanager, openssl and curl for the TLS test, and
+# the rustfmt/clippy components.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -11,6 +12,9 @@ command -v clang >/dev/null 2>&1 || need+=(clang)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+# The TLS test makes a certificate with openssl and talks HTTPS with curl.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -125,6 +125,13 @@ pub struct RunArgs {
     /// (trailing newline ignored); may be combined with basic auth
     #[arg(long, value_name = "FILE")]
     pub bearer_token_file: Option<PathBuf>,
+    /// Serve the HTTP API over TLS with this PEM certificate chain (needs
+    /// --tls-key-file); off by default
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for --tls-cert-file
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// The YAML config file: the same settings as [`RunArgs`], keyed by the flag
@@ -158,6 +165,8 @@ pub struct FileConfig {
     pub basic_auth_username: Option<String>,
     pub basic_auth_password_file: Option<PathBuf>,
     pub bearer_token_file: Option<PathBuf>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// Limits that protect the server from large or abusive requests.
@@ -237,6 +246,8 @@ pub struct Config {
     pub basic_auth_username: Option<String>,
     pub basic_auth_password_file: Option<PathBuf>,
     pub bearer_token_file: Option<PathBuf>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     /// Credentials loaded from the files above (never serialized).
     #[serde(skip)]
     pub auth: AuthConfig,
@@ -452,6 +463,8 @@ impl Config {
                 .bearer_token_file
                 .clone()
                 .or(file.bearer_token_file.clone()),
+            tls_cert_file: args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
+            tls_key_file: args.tls_key_file.clone().or(file.tls_key_file.clone()),
             auth: AuthConfig::default(),
         };
         cfg.validate()?;
@@ -502,6 +515,11 @@ impl Config {
             if v == 0 {
                 return Err(invalid(key, "must be > 0"));
             }
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => return Err(invalid("tls_key_file", "required with tls_cert_file")),
+            (None, Some(_)) => return Err(invalid("tls_cert_file", "required with tls_key_file")),
+            _ => {}
         }
         if l.query_timeout.0.is_zero() {
             return Err(invalid("query_timeout", "must be > 0"));

@@ -7,7 +7,8 @@
 //! - [`error`]: API errors and the one kind -> HTTP status mapping.
 //! - [`metrics`] and [`process`]: `/metrics`; [`self_scrape`] writes them
 //!   into the server itself.
-//! - [`run`]: starting and stopping the whole server.
+//! - [`run`]: starting and stopping the whole server; [`tls`]: the
+//!   optional TLS listener.
 pub mod api;
 pub mod cli;
 pub mod config;
@@ -19,3 +20,4 @@ pub mod process;
 pub mod rules;
 pub mod run;
 pub mod self_scrape;
+pub mod tls;

@@ -73,7 +73,15 @@ fn start_rules(
             timeout: cfg.limits.query_timeout.0,
             ..EngineOptions::default()
         }),
-        external_url: format!("http://{}", cfg.http_listen),
+        external_url: format!(
+            "{}://{}",
+            if cfg.tls_cert_file.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            cfg.http_listen
+        ),
         resend_delay_ms: RESEND_DELAY_MS,
     };
     let m = Manager::start(
@@ -142,7 +150,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create --data-dir {}", cfg.data_dir.display()))?;
-    // Bind first, so a busy port fails fast before storage is opened.
+    // TLS files and the port are checked first, so a bad certificate or a
+    // busy port fails fast before storage is opened.
+    let tls = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
+        (Some(c), Some(k)) => Some(crate::tls::load_config(c, k).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
     let listener = TcpListener::bind(cfg.http_listen)
         .await
         .with_context(|| format!("cannot listen on --http-listen {}", cfg.http_listen))?;
@@ -172,10 +185,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         data_dir = %cfg.data_dir.display(),
         "silverback listening"
     );
-    axum::serve(listener, routes::router(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    let app = routes::router(state.clone());
+    match tls {
+        Some(tls) => {
+            let listener = crate::tls::TlsListener::new(listener, tls)
+                .context("cannot start the TLS listener")?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .context("HTTP server failed")?;
     let _ = stop_tx.send(true);
     if let Some(m) = &rules {
         m.stop();

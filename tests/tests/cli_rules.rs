@@ -40,7 +40,10 @@ fn rules_check_accepts_good_and_names_the_problem_in_bad_files() {
     .expect("write");
     let (code, out) = silverback(&["rules", "check", bad.to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("bad.yml:4"), "file and line of the rule: {out}");
+    assert!(
+        out.contains("bad.yml:4"),
+        "file and line of the rule: {out}"
+    );
     assert!(out.contains("could not parse expression"), "{out}");
 }
 
