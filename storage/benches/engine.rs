@@ -18,7 +18,9 @@
 //!   mix, checkpointed and compacted; one select of all through the public
 //!   API, decoded samples/s (best of 3).
 //! - disk: bytes on disk per sample for that data set after checkpoint +
-//!   flush_and_compact (SST + WAL files, index included).
+//!   flush_and_compact (SST + WAL files, index included), then where they
+//!   go: SST bytes per column family, WAL bytes, and the Gorilla chunk bytes
+//!   alone (sum of the encoded chunks that `select_chunks` returns).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -281,6 +283,7 @@ fn bench_select_and_disk(n: u64) {
         "disk: {:.2} bytes/sample after checkpoint + flush_and_compact ({n} series × {per_series} samples, realistic mix, {disk} bytes incl. index)",
         disk as f64 / total as f64
     );
+    disk_breakdown(&db, &shard, total, t0);
     let m = [Matcher::new(query::model::MatchOp::RegexMatch, "__name__", ".+").expect("regex")];
     let mut best = 0.0f64;
     for _ in 0..3 {
@@ -292,4 +295,42 @@ fn bench_select_and_disk(n: u64) {
         best = best.max(samples as f64 / secs);
     }
     println!("select: {best:.0} samples/s decoded ({n} series × 2 h at 15 s, one select through Shard::select, best of 3)");
+}
+
+/// Splits the on-disk bytes of the select/disk data set: SST bytes per
+/// column family, WAL files, and the encoded chunk bytes alone.
+fn disk_breakdown(db: &Db, shard: &storage::Shard, samples: u64, t0: i64) {
+    use storage::keys::{CF_CHUNKS, CF_POSTINGS, CF_SERIES, CF_SM_META};
+    let per = |b: u64| b as f64 / samples as f64;
+    let mut parts = Vec::new();
+    for name in [CF_CHUNKS, CF_SERIES, CF_POSTINGS, CF_SM_META] {
+        let cf = db.rocks().cf_handle(name).expect("column family");
+        let sst = db
+            .rocks()
+            .property_int_value_cf(&cf, "rocksdb.total-sst-files-size")
+            .expect("property")
+            .unwrap_or(0);
+        parts.push(format!("{name} {:.2}", per(sst)));
+    }
+    let wal: u64 = std::fs::read_dir(db.rocks().path())
+        .expect("db dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    parts.push(format!("WAL {:.2}", per(wal)));
+    let m = [Matcher::new(query::model::MatchOp::RegexMatch, "__name__", ".+").expect("regex")];
+    let chunks: u64 = shard
+        .select_chunks(&m, t0, t0 + 2 * 3600 * 1000)
+        .expect("select_chunks")
+        .iter()
+        .flat_map(|s| &s.chunks)
+        .map(|c| c.data.len() as u64)
+        .sum();
+    println!(
+        "  of which (bytes/sample): {}; Gorilla chunk bytes alone {:.2}",
+        parts.join(", "),
+        per(chunks)
+    );
 }
