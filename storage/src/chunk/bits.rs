@@ -4,7 +4,10 @@
 //! of its first byte. The writer keeps whole `u64` words (`Msb0` order, so a
 //! word serialised big-endian gives the stream bytes) and stores each field
 //! with one word-level `store_be` into the bit slice instead of pushing bits
-//! one by one; the reader loads fields with `load_be` the same way.
+//! one by one. The reader takes each field out of the 64-bit big-endian
+//! window at its byte position (a plain `u64` load: bitvec's `load_be` over
+//! the same 8 bytes measured about twice as slow on the decode hot path);
+//! bitvec still checks the padding and loads the zero-padded last window.
 
 use bitvec::field::BitField;
 use bitvec::order::Msb0;
@@ -95,6 +98,22 @@ impl<'a> BitReader<'a> {
         self.end - self.pos
     }
 
+    /// The 64 stream bits starting at byte `pos / 8`, MSB first, zero
+    /// padded past the end.
+    #[inline]
+    fn window(&self) -> u64 {
+        let b = self.pos / 8;
+        match self.bytes.get(b..b + 8) {
+            Some(w) => u64::from_be_bytes(w.try_into().unwrap_or([0; 8])),
+            None => {
+                let mut pad = [0u8; 8];
+                let tail = &self.bytes[b.min(self.bytes.len())..];
+                pad[..tail.len()].copy_from_slice(tail);
+                pad.view_bits::<Msb0>().load_be::<u64>()
+            }
+        }
+    }
+
     /// Reads `n` bits (`1..=64`) as an unsigned integer.
     #[inline]
     pub(crate) fn read(&mut self, n: u32) -> Result<u64, OutOfBits> {
@@ -103,7 +122,18 @@ impl<'a> BitReader<'a> {
         if end > self.end {
             return Err(OutOfBits);
         }
-        let v = self.bytes.view_bits::<Msb0>()[self.pos..end].load_be::<u64>();
+        let skip = (self.pos % 8) as u32;
+        // The window holds at least 57 bits from `pos`.
+        let v = if n <= 64 - skip {
+            (self.window() << skip) >> (64 - n)
+        } else {
+            let hi = n - 32;
+            let high = (self.window() << skip) >> (64 - hi);
+            self.pos += hi as usize;
+            let skip = (self.pos % 8) as u32;
+            let low = (self.window() << skip) >> 32;
+            (high << 32) | low
+        };
         self.pos = end;
         Ok(v)
     }
@@ -120,18 +150,20 @@ impl<'a> BitReader<'a> {
         Ok(bit == 1)
     }
 
-    /// Counts leading one bits, reading at most `max` bits: consumes the ones
-    /// and the terminating zero (if one was found before `max`).
+    /// Counts leading one bits, reading at most `max` (≤ 32) bits: consumes
+    /// the ones and the terminating zero (if one was found before `max`).
     #[inline]
     pub(crate) fn read_unary(&mut self, max: u32) -> Result<u32, OutOfBits> {
-        let mut n = 0;
-        while n < max {
-            if !self.read_bit()? {
-                return Ok(n);
-            }
-            n += 1;
+        debug_assert!(max <= 32);
+        let ones = (self.window() << (self.pos % 8)).leading_ones().min(max);
+        let used = (ones + u32::from(ones < max)) as usize;
+        if self.pos + used > self.end {
+            // Past the end the window reads zeros, so this only happens when
+            // the stream ends inside the run of ones.
+            return Err(OutOfBits);
         }
-        Ok(n)
+        self.pos += used;
+        Ok(ones)
     }
 
     /// True if every bit not yet read is zero (the padding).
@@ -176,6 +208,42 @@ mod tests {
         let mut bytes = Vec::new();
         w.extend_bytes(&mut bytes);
         assert_eq!(bytes, vec![0b1000_0001, 0b1000_0000]);
+    }
+
+    #[test]
+    fn unary_and_wide_fields_at_every_bit_offset() {
+        for offset in 0..16u32 {
+            let mut w = BitWriter::default();
+            if offset > 0 {
+                w.write(0, offset);
+            }
+            w.write(0b1110, 4); // unary 3
+            w.write(0b11111, 5); // unary 5 (capped, no terminator)
+            w.write(0x8000_0000_0000_0001, 64);
+            w.write(0x1234_5678_9ABC_DEF0 >> 1, 63);
+            let mut bytes = Vec::new();
+            w.extend_bytes(&mut bytes);
+            let mut r = BitReader::new(&bytes);
+            if offset > 0 {
+                assert_eq!(r.read(offset), Ok(0));
+            }
+            assert_eq!(r.read_unary(5), Ok(3), "offset {offset}");
+            assert_eq!(r.read_unary(5), Ok(5), "offset {offset}");
+            assert_eq!(r.read(64), Ok(0x8000_0000_0000_0001), "offset {offset}");
+            assert_eq!(
+                r.read(63),
+                Ok(0x1234_5678_9ABC_DEF0 >> 1),
+                "offset {offset}"
+            );
+            assert!(r.rest_is_zero());
+        }
+    }
+
+    #[test]
+    fn unary_run_cut_by_the_end_is_out_of_bits() {
+        let mut r = BitReader::new(&[0xFF]);
+        assert_eq!(r.read(5), Ok(0b11111));
+        assert_eq!(r.read_unary(5), Err(OutOfBits));
     }
 
     #[test]
