@@ -137,8 +137,12 @@ pub struct Ctx {
     pub resend_delay_ms: i64,
 }
 
+/// Alerts due for sending, with the expression of the rule that made them
+/// (for their `generatorURL`).
+pub type Due = Vec<(String, Vec<Alert>)>;
+
 /// Runs one cycle of `g` at `ts` (ms); returns the alerts due for sending.
-pub async fn evaluate(ctx: &Ctx, g: &mut GroupState, ts: i64) -> Vec<Alert> {
+pub async fn evaluate(ctx: &Ctx, g: &mut GroupState, ts: i64) -> Due {
     let started = Instant::now();
     let (offset, limit, interval) = (g.spec.query_offset_ms, g.spec.limit, g.spec.interval_ms);
     let mut due = Vec::new();
@@ -155,12 +159,10 @@ pub async fn evaluate(ctx: &Ctx, g: &mut GroupState, ts: i64) -> Vec<Alert> {
             tracing::warn!(group = %g.spec.name, rule = %r.spec.name, error = %e, "rule evaluation failed");
         }
         if matches!(r.spec.kind, RuleKind::Alerting { .. }) {
-            due.extend(alert::due_for_sending(
-                &mut r.active,
-                ts,
-                ctx.resend_delay_ms,
-                interval,
-            ));
+            let alerts = alert::due_for_sending(&mut r.active, ts, ctx.resend_delay_ms, interval);
+            if !alerts.is_empty() {
+                due.push((r.spec.expr.clone(), alerts));
+            }
         }
     }
     g.health = Health {

@@ -236,15 +236,8 @@ async fn run_group(m: Arc<Manager>, runner: Arc<Runner>) {
         m.metrics.rule_evaluations.inc_by(g.rules.len() as u64);
         let failed = g.rules.iter().filter(|r| r.health.state == "err").count();
         m.metrics.rule_evaluation_failures.inc_by(failed as u64);
-        for r in &g.rules {
-            let sent: Vec<Alert> = due
-                .iter()
-                .filter(|a| a.labels.get("alertname") == Some(r.spec.name.as_str()))
-                .cloned()
-                .collect();
-            if !sent.is_empty() {
-                m.notify(&r.spec.expr, &sent);
-            }
+        for (expr, alerts) in &due {
+            m.notify(expr, alerts);
         }
         m.persist(&runner, &g).await;
         *runner.state.write() = g;
