@@ -80,6 +80,15 @@ fn build_binary(cargo: &str, release: bool) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Wall-clock time in Unix milliseconds (the sample timestamps the tests
+/// write and query around).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?;

@@ -2,14 +2,7 @@
 //! remote write, then read through every endpoint, and check the JSON shapes.
 
 use serde_json::{json, Value};
-use tests::{series, Options, Silverback};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use tests::{now_ms, series, Options, Silverback};
 
 /// Writes `http_requests_total{job,instance}` (2 series, counters) and
 /// `temperature{room}` (gauge) ending at `end` (ms, whole seconds).

@@ -3,14 +3,7 @@
 //! body limit, native histograms refused, auth.
 
 use proto::prometheus::{Histogram, WriteRequest};
-use tests::{encode_write, series, Options, Silverback};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use tests::{encode_write, now_ms, series, Options, Silverback};
 
 async fn count(c: &tests::Client, q: &str) -> usize {
     let v = c.query(q, now_ms() as f64 / 1000.0).await.unwrap();

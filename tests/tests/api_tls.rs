@@ -80,10 +80,7 @@ async fn https_api_and_remote_write() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Remote write over HTTPS.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    let now = tests::now_ms();
     let body = encode_write(&proto::prometheus::WriteRequest {
         timeseries: vec![series("tls_probe", &[("job", "t")], &[(now, 7.0)])],
         metadata: vec![],

@@ -9,10 +9,7 @@ use serde_json::{json, Value};
 use tests::{encode_write, series, Options, Silverback};
 
 fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    tests::now_ms() / 1000
 }
 
 fn assert_success(st: u16, v: &Value) {

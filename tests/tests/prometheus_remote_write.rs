@@ -128,13 +128,7 @@ async fn prometheus_remote_writes_and_queries_agree() {
     // Prometheus 3 semantics Silverback implements.
     let started = Instant::now();
     let t = loop {
-        let t = (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as f64
-            / 1000.0)
-            .floor()
-            - 3.0;
+        let t = (tests::now_ms() as f64 / 1000.0).floor() - 3.0;
         // Prometheus answers once it is up; until then, wait.
         let history = pc
             .query("count_over_time(served_total[15s])", t)

@@ -16,16 +16,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
-use tests::{series, Client, Cluster, Options, Silverback};
+use tests::{now_ms, series, Client, Cluster, Options, Silverback};
 
 const SERIES: usize = 12;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// What the writer learnt.
 #[derive(Debug, Default)]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
-use tests::{free_port, series, Client, Cluster};
+use tests::{free_port, now_ms, series, Client, Cluster};
 
 const FOR_S: i64 = 30;
 
@@ -54,13 +54,6 @@ fn start_alertmanager(dir: &std::path::Path, port: u16) -> Alertmanager {
             )
         });
     Alertmanager(child)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Alertmanager's active `DemoHigh` alert, if any.

@@ -44,10 +44,7 @@ async fn reload_keeps_rules_on_error_and_swaps_on_success() {
     assert_eq!(group_names(&c).await, ["first"]);
 
     // The recording rule writes job:x:sum from x.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    let now = tests::now_ms();
     let (st, body) = c
         .write(&[
             series("x", &[("job", "a"), ("i", "1")], &[(now, 2.0)]),
@@ -58,10 +55,7 @@ async fn reload_keeps_rules_on_error_and_swaps_on_success() {
     assert_eq!(st, 204, "{body}");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs_f64();
+        let t = tests::now_ms() as f64 / 1000.0;
         let v: Value = c.query("job:x:sum", t).await.expect("query");
         if v["data"]["result"][0]["value"][1] == "5" {
             assert_eq!(

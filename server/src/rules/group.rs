@@ -273,7 +273,7 @@ async fn alert_candidates(
             .map(|(mut l, v)| {
                 l.remove("__name__");
                 let data = TemplateData::new(
-                    l.iter().map(|x| (x.name.clone(), x.value.clone())).collect(),
+                    label_map(&l),
                     BTreeMap::new(),
                     &ctx2.external_url,
                     v,
@@ -309,6 +309,13 @@ async fn alert_candidates(
     })
 }
 
+/// Labels as the name -> value map templates and Alertmanager take.
+pub fn label_map(l: &Labels) -> BTreeMap<String, String> {
+    l.iter()
+        .map(|x| (x.name.clone(), x.value.clone()))
+        .collect()
+}
+
 /// The templates' `query`: the engine over the cluster, blocking.
 struct BlockingQuerier<'a> {
     ctx: &'a Ctx,
@@ -322,16 +329,11 @@ impl TemplateQuerier for BlockingQuerier<'_> {
             .handle
             .block_on(self.ctx.engine.instant(querier.as_ref(), q, t_ms))
             .map_err(|e| e.to_string())?;
-        let to_map = |l: &Labels| {
-            l.iter()
-                .map(|x| (x.name.clone(), x.value.clone()))
-                .collect()
-        };
         match out.value {
             Value::Vector(v) => Ok(v
                 .iter()
                 .map(|s| QuerySample {
-                    labels: to_map(&s.labels),
+                    labels: label_map(&s.labels),
                     value: s.v,
                 })
                 .collect()),

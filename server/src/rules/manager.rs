@@ -22,7 +22,7 @@ use serde_json::{json, Value as Json};
 use tokio::task::JoinHandle;
 
 use super::alert::{Alert, AlertState};
-use super::group::{evaluate, Ctx, GroupState, Health};
+use super::group::{evaluate, label_map, Ctx, GroupState, Health};
 use super::model::{load_all, GroupSpec, RuleKind};
 use super::notifier::{AmAlert, Notifier};
 use super::template::gofmt::format_e_shortest;
@@ -330,12 +330,6 @@ fn last_eval(h: &Health) -> String {
     h.last_eval_ms
         .map(rfc3339)
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
-}
-
-fn label_map(l: &Labels) -> BTreeMap<String, String> {
-    l.iter()
-        .map(|x| (x.name.clone(), x.value.clone()))
-        .collect()
 }
 
 fn alert_json(a: &Alert) -> Json {
