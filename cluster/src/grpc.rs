@@ -336,14 +336,33 @@ impl Cluster for Service {
         &self,
         r: Request<pb::JoinRequest>,
     ) -> Result<Response<pb::JoinResponse>, Status> {
+        let node = self.node()?;
         let r = r.into_inner();
-        Ok(Response::new(pb::JoinResponse {
-            error: format!(
-                "cannot add node {} at {}: joining a running cluster is not implemented yet",
-                r.node_id, r.addr
-            ),
-            ..Default::default()
-        }))
+        let out = match node.admit(r.node_id, r.addr).await {
+            Ok((members, shard_count)) => pb::JoinResponse {
+                members: serde_json::to_vec(&members)
+                    .map_err(|e| Status::internal(e.to_string()))?,
+                shard_count,
+                ..Default::default()
+            },
+            Err(e) => pb::JoinResponse {
+                error: e.to_string(),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(out))
+    }
+
+    async fn change_replicas(
+        &self,
+        r: Request<pb::ChangeReplicasRequest>,
+    ) -> Result<Response<pb::ChangeReplicasResponse>, Status> {
+        let node = self.node()?;
+        let r = r.into_inner();
+        Ok(Response::new(
+            node.change_replicas(r.shard, r.add, &r.add_addr, r.remove)
+                .await,
+        ))
     }
 
     async fn health(

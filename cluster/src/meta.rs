@@ -65,6 +65,31 @@ pub enum MetaCommand {
         /// Its voters after the change.
         replicas: Vec<NodeId>,
     },
+    /// Starts moving a replica of `shard` from `from` to `to` (only adding
+    /// one when `from` is `None`, only removing one when `to` is `None`).
+    /// `to` opens the group and is added as a learner by the shard leader;
+    /// [`MetaCommand::FinishMove`] records the result once the shard's
+    /// membership change is committed.
+    StartMove {
+        /// The shard.
+        shard: u32,
+        /// The replica that leaves, if any.
+        from: Option<NodeId>,
+        /// The node that receives a replica, if any.
+        to: Option<NodeId>,
+    },
+    /// Ends a move: the shard's voters as committed in its Raft group.
+    FinishMove {
+        /// The shard.
+        shard: u32,
+        /// Its voters after the change.
+        replicas: Vec<NodeId>,
+    },
+    /// Abandons a move whose target cannot take the replica.
+    CancelMove {
+        /// The shard.
+        shard: u32,
+    },
     /// Sets a key of the replicated KV store.
     Put {
         /// Key.
@@ -72,6 +97,15 @@ pub enum MetaCommand {
         /// Value.
         value: Vec<u8>,
     },
+}
+
+/// A replica move in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    /// The replica that leaves, if any.
+    pub from: Option<NodeId>,
+    /// The node that receives a replica, if any.
+    pub to: Option<NodeId>,
 }
 
 /// The replicated cluster map.
@@ -85,6 +119,9 @@ pub struct MetaState {
     pub nodes: BTreeMap<NodeId, NodeInfo>,
     /// Replica set of every shard.
     pub replicas: BTreeMap<u32, Vec<NodeId>>,
+    /// Replica moves in flight, at most one per shard.
+    #[serde(default)]
+    pub moves: BTreeMap<u32, Move>,
     /// The KV store.
     pub kv: BTreeMap<String, Vec<u8>>,
 }
@@ -133,6 +170,25 @@ impl MetaState {
             MetaCommand::SetReplicas { shard, replicas } => {
                 self.replicas.insert(*shard, replicas.clone());
             }
+            MetaCommand::StartMove { shard, from, to } => {
+                let valid = from.is_some() || to.is_some();
+                if valid && self.replicas.contains_key(shard) && !self.moves.contains_key(shard) {
+                    self.moves.insert(
+                        *shard,
+                        Move {
+                            from: *from,
+                            to: *to,
+                        },
+                    );
+                }
+            }
+            MetaCommand::FinishMove { shard, replicas } => {
+                self.moves.remove(shard);
+                self.replicas.insert(*shard, replicas.clone());
+            }
+            MetaCommand::CancelMove { shard } => {
+                self.moves.remove(shard);
+            }
             MetaCommand::Put { key, value } => {
                 self.kv.insert(key.clone(), value.clone());
             }
@@ -142,6 +198,29 @@ impl MetaState {
     /// Whether `Init` has been applied.
     pub fn initialised(&self) -> bool {
         self.shard_count != 0
+    }
+
+    /// Whether `node` should host a replica of `shard`: it is a voter, or
+    /// the target of a move in flight.
+    pub fn hosts(&self, node: NodeId, shard: u32) -> bool {
+        self.replicas.get(&shard).is_some_and(|r| r.contains(&node))
+            || self.moves.get(&shard).is_some_and(|m| m.to == Some(node))
+    }
+
+    /// Number of replicas (voters and move targets) on each node.
+    pub fn replica_counts(&self) -> BTreeMap<NodeId, usize> {
+        let mut out: BTreeMap<NodeId, usize> = self.nodes.keys().map(|n| (*n, 0)).collect();
+        for (s, r) in &self.replicas {
+            for n in r {
+                *out.entry(*n).or_default() += 1;
+            }
+            if let Some(to) = self.moves.get(s).and_then(|m| m.to) {
+                if !r.contains(&to) {
+                    *out.entry(to).or_default() += 1;
+                }
+            }
+        }
+        out
     }
 }
 

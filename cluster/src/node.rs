@@ -46,6 +46,10 @@ pub struct Node {
     pub(crate) layout: RwLock<BTreeMap<u32, Vec<NodeId>>>,
     pub(crate) leader_hints: RwLock<HashMap<GroupId, NodeId>>,
     replay_targets: Mutex<HashMap<GroupId, u64>>,
+    /// When each peer last answered a health probe.
+    pub(crate) last_seen: Mutex<HashMap<NodeId, Instant>>,
+    /// Replica changes this node runs as a shard leader.
+    pub(crate) replica_changes: Mutex<HashMap<u32, crate::membership::ChangeTask>>,
     ready: AtomicBool,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -61,13 +65,8 @@ impl Node {
     /// once everything is started; [`Node::is_ready`] tells when every
     /// group has a leader and local replay is done.
     pub async fn start(cfg: NodeConfig) -> Result<Arc<Node>, ClusterError> {
-        if cfg.join.is_some() {
-            return Err(ClusterError::Config(
-                "--join is not supported yet: start every node with the same --peers".into(),
-            ));
-        }
-        let members = cfg.initial_members();
-        if !members.contains_key(&cfg.node_id) {
+        let mut members = cfg.initial_members();
+        if cfg.join.is_none() && !members.contains_key(&cfg.node_id) {
             return Err(ClusterError::Config(format!(
                 "node id {} is not in the peer list {:?}; add it or change --node-id",
                 cfg.node_id,
@@ -83,18 +82,44 @@ impl Node {
         let db = storage::Db::open(&cfg.data_dir, cfg.storage.clone()).map_err(storage_err)?;
         let provider: Arc<dyn RocksProvider> = Arc::new(StorageRocks(db.clone()));
         let router = Arc::new(Router::new(cfg.rpc_timeout));
-        for (id, a) in &members {
-            router.set_addr(*id, a.clone());
-        }
         let syncer = Syncer::start(provider.clone()).map_err(ClusterError::internal)?;
         let (meta_tx, _meta_rx) = watch::channel(0u64);
         let meta = Arc::new(RwLock::new(MetaState::default()));
         let meta_sm = MetaStateMachine::open(provider.clone(), meta.clone(), meta_tx)
             .map_err(ClusterError::internal)?;
+        let joined = if meta.read().initialised() {
+            None // a member already: the local cluster map is authoritative
+        } else if let Some(addr) = &cfg.join {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let (m, shards) = crate::membership::join_cluster(
+                addr,
+                cfg.node_id,
+                &cfg.advertised(),
+                cfg.rpc_timeout,
+                deadline,
+            )
+            .await?;
+            members = m;
+            Some(shards)
+        } else {
+            None
+        };
+        if let Some(m) = meta.read().initialised().then(|| meta.read().clone()) {
+            members = m
+                .nodes
+                .iter()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect();
+        }
+        for (id, a) in &members {
+            router.set_addr(*id, a.clone());
+        }
         let (shard_count, layout) = {
             let m = meta.read();
             if m.initialised() {
                 (m.shard_count, m.replicas.clone())
+            } else if let Some(shards) = joined {
+                (shards, BTreeMap::new())
             } else {
                 let ids: Vec<NodeId> = members.keys().copied().collect();
                 (
@@ -123,6 +148,8 @@ impl Node {
             layout: RwLock::new(layout),
             leader_hints: RwLock::new(HashMap::new()),
             replay_targets: Mutex::new(HashMap::new()),
+            last_seen: Mutex::new(HashMap::new()),
+            replica_changes: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             stop,
             tasks: Mutex::new(Vec::new()),
@@ -139,9 +166,12 @@ impl Node {
         for s in mine {
             node.open_shard_group(s).await?;
         }
-        node.bootstrap().await;
+        if node.cfg.join.is_none() && !node.meta.read().initialised() {
+            node.bootstrap().await;
+        }
         let sup = tokio::spawn(crate::supervisor::run(node.clone()));
-        node.tasks.lock().push(sup);
+        let mem = tokio::spawn(crate::membership::run(node.clone()));
+        node.tasks.lock().extend([sup, mem]);
         Ok(node)
     }
 
@@ -445,13 +475,6 @@ impl Node {
     /// Reads `key` from this node's copy of the meta KV store.
     pub fn meta_get(&self, key: &str) -> Option<Vec<u8>> {
         self.meta.read().kv.get(key).cloned()
-    }
-
-    /// Moves every replica off `node_id`, then removes it from the cluster.
-    pub async fn decommission(&self, node_id: NodeId) -> Result<(), ClusterError> {
-        Err(ClusterError::Unavailable(format!(
-            "cannot decommission node {node_id}: replica moves are not implemented yet"
-        )))
     }
 
     /// Stops every Raft group, checkpoints every shard and stops the gRPC

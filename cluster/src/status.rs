@@ -27,6 +27,19 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeStatus>,
     /// Shards, their replicas and leaders.
     pub shards: Vec<ShardStatus>,
+    /// Replica moves in flight.
+    pub moves: Vec<MoveStatus>,
+}
+
+/// A replica move in [`ClusterStatus`].
+#[derive(Clone, Debug, Serialize)]
+pub struct MoveStatus {
+    /// The shard.
+    pub shard: u32,
+    /// The replica that leaves, if any.
+    pub from: Option<NodeId>,
+    /// The node that receives a replica, if any.
+    pub to: Option<NodeId>,
 }
 
 /// One node in [`ClusterStatus`].
@@ -38,6 +51,8 @@ pub struct NodeStatus {
     pub addr: String,
     /// Lifecycle state.
     pub state: NodeState,
+    /// Whether it answered this node's health probes in the last seconds.
+    pub up: bool,
     /// Shard replicas it holds.
     pub replicas: usize,
     /// Shards it leads (as known here).
@@ -146,6 +161,7 @@ impl Node {
                     id: *id,
                     addr: n.addr.clone(),
                     state: n.state,
+                    up: false,
                     replicas: 0,
                     leaders: 0,
                 })
@@ -157,12 +173,14 @@ impl Node {
                     id: *id,
                     addr: a.clone(),
                     state: NodeState::Active,
+                    up: false,
                     replicas: 0,
                     leaders: 0,
                 })
                 .collect()
         };
         for n in &mut nodes {
+            n.up = self.seen_within(n.id, std::time::Duration::from_secs(3));
             n.replicas = shards.iter().filter(|s| s.replicas.contains(&n.id)).count();
             n.leaders = shards.iter().filter(|s| s.leader == Some(n.id)).count();
         }
@@ -175,6 +193,15 @@ impl Node {
             map_recorded: meta.initialised(),
             nodes,
             shards,
+            moves: meta
+                .moves
+                .iter()
+                .map(|(s, m)| MoveStatus {
+                    shard: *s,
+                    from: m.from,
+                    to: m.to,
+                })
+                .collect(),
         }
     }
 

@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// Number of shards, fixed when the cluster is created [default: 32]
     #[arg(long, value_name = "N")]
     pub shards: Option<u32>,
+    /// How long a node may be unreachable before the meta leader re-creates
+    /// its replicas on other nodes [default: 5m]
+    #[arg(long, value_name = "DURATION")]
+    pub down_grace: Option<PromDuration>,
     /// Replicas per shard (capped at the node count) [default: 3]
     #[arg(long, value_name = "N")]
     pub replication_factor: Option<u32>,
@@ -147,6 +151,7 @@ pub struct FileConfig {
     pub peers: Option<Vec<String>>,
     pub join: Option<String>,
     pub shards: Option<u32>,
+    pub down_grace: Option<PromDuration>,
     pub replication_factor: Option<u32>,
     pub retention: Option<PromDuration>,
     pub rule_files: Option<Vec<String>>,
@@ -234,6 +239,7 @@ pub struct Config {
     pub peers: Vec<Peer>,
     pub join: Option<String>,
     pub shards: u32,
+    pub down_grace: PromDuration,
     pub replication_factor: u32,
     pub retention: PromDuration,
     pub rule_files: Vec<String>,
@@ -433,6 +439,7 @@ impl Config {
             peers,
             join: args.join.clone().or(file.join.clone()),
             shards: pick!(args, file, shards, 32),
+            down_grace: pick!(args, file, down_grace, PromDuration::from_millis(300_000)),
             replication_factor: pick!(args, file, replication_factor, 3),
             retention: pick!(
                 args,

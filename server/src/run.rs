@@ -47,6 +47,7 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
         join: cfg.join.clone(),
         data_dir: cfg.data_dir.clone(),
         shards: cfg.shards,
+        down_grace: cfg.down_grace.0,
         replication_factor: cfg.replication_factor as usize,
         storage: storage::StorageOptions {
             retention_ms: cfg.retention.0.as_millis() as i64,

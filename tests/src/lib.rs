@@ -30,6 +30,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
 use proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 
+pub mod checker;
+
 /// The `silverback` binary next to the test executable
 /// (`target/<profile>/silverback`; tests run from `target/<profile>/deps/`).
 ///

@@ -52,6 +52,10 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/status/cluster", get(status::cluster))
+        .route(
+            "/api/v1/admin/cluster/decommission",
+            post(status::decommission).put(status::decommission),
+        )
         .route("/-/healthy", get(status::healthy))
         .route("/-/ready", get(status::ready))
         .route("/metrics", get(status::metrics))

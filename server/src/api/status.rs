@@ -69,6 +69,28 @@ pub async fn cluster(State(s): State<Shared>) -> Response {
     Success::new(s.node.status()).into_response()
 }
 
+/// `POST /api/v1/admin/cluster/decommission?node=ID`: starts moving every
+/// replica off node `ID`; it is marked `removed` once it holds none and can
+/// then be stopped. Progress shows in `/api/v1/status/cluster`.
+pub async fn decommission(
+    State(s): State<Shared>,
+    p: super::params::Params,
+) -> Result<Response, ApiError> {
+    let raw = p
+        .get("node")
+        .ok_or_else(|| ApiError::bad_data("missing parameter \"node\" (the node id)"))?;
+    let id: u64 = raw.parse().map_err(|_| {
+        ApiError::bad_data(format!(
+            "invalid parameter \"node\": {raw:?} is not a node id"
+        ))
+    })?;
+    s.node
+        .decommission(id)
+        .await
+        .map_err(super::cluster_error)?;
+    Ok(Success::new(s.node.status()).into_response())
+}
+
 fn top(counts: HashMap<String, u64>, n: usize) -> Vec<serde_json::Value> {
     let mut v: Vec<(String, u64)> = counts.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
