@@ -31,6 +31,7 @@ use prost::Message;
 use proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 
 pub mod checker;
+pub mod load;
 
 /// The `silverback` binary next to the test executable
 /// (`target/<profile>/silverback`; tests run from `target/<profile>/deps/`).
