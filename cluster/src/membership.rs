@@ -43,11 +43,15 @@ const MAX_MOVES: usize = 2;
 /// Longest wait for a learner to catch up before the attempt is retried.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The outcome of a replica change: `None` while it runs, then the voters
+/// or why it failed.
+type ChangeState = Arc<parking_lot::Mutex<Option<Result<Vec<NodeId>, String>>>>;
+
 /// A replica change running on a shard leader.
 pub(crate) struct ChangeTask {
     add: NodeId,
     remove: NodeId,
-    state: Arc<parking_lot::Mutex<Option<Result<Vec<NodeId>, String>>>>,
+    state: ChangeState,
 }
 
 /// Runs until the node stops.
@@ -431,7 +435,7 @@ impl Node {
                 };
             }
         }
-        let state = Arc::new(parking_lot::Mutex::new(None));
+        let state: ChangeState = Arc::new(parking_lot::Mutex::new(None));
         tasks.insert(
             shard,
             ChangeTask {

@@ -82,7 +82,11 @@ impl Node {
         let deadline = Instant::now() + self.cfg.rpc_timeout;
         loop {
             let res = match self.leader_of(g) {
-                Some(l) if l == self.id => match self.group(g).and_then(|x| x.shard) {
+                Some(l) if l == self.id => match self
+                    .group(g)
+                    .filter(|x| x.is_leader(self.id))
+                    .and_then(|x| x.shard)
+                {
                     Some(st) => {
                         let (op, ms) = (op.clone(), ms.to_vec());
                         return tokio::task::spawn_blocking(move || {
@@ -93,7 +97,7 @@ impl Node {
                         .map_err(storage_read_err);
                     }
                     None => {
-                        self.leader_hints.write().remove(&g);
+                        self.guess_next_leader(g, self.id);
                         Err(Attempt::Retry)
                     }
                 },

@@ -150,7 +150,8 @@ impl Node {
                 Attempt::Retry
             }
             ProposeError::NotLeader(None) | ProposeError::Failed(_) => {
-                self.leader_hints.write().remove(&g);
+                // Ask the next replica: it leads or knows who does.
+                self.guess_next_leader(g, self.id);
                 Attempt::Retry
             }
             ProposeError::Overloaded => Attempt::Fail(ClusterError::Overloaded(format!(

@@ -97,7 +97,7 @@ fn state_of(m: &Map, id: u64) -> &str {
 async fn finish(
     w: tokio::task::JoinHandle<Result<Acked>>,
     stop: &AtomicBool,
-    readers: &[Client],
+    readers: &[&Silverback],
     base: i64,
 ) -> Acked {
     stop.store(true, Ordering::Relaxed);
@@ -107,10 +107,13 @@ async fn finish(
         "too few rounds: {}",
         acked.rounds.len()
     );
-    for c in readers {
-        check_all(c, base, &acked)
-            .await
-            .expect("acknowledged samples");
+    for n in readers {
+        if let Err(e) = check_all(&n.client(), base, &acked).await {
+            for m in readers {
+                eprintln!("--- node {} log ---\n{}", m.node_id, m.log_tail(400));
+            }
+            panic!("reading through node {}: {e:#}", n.node_id);
+        }
     }
     acked
 }
@@ -170,7 +173,7 @@ async fn a_node_joins_then_one_is_decommissioned_under_writes() {
     cluster.nodes[0].stop().await.expect("node 1 stops");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let readers: Vec<Client> = cluster.nodes[1..].iter().map(Silverback::client).collect();
+    let readers: Vec<&Silverback> = cluster.nodes[1..].iter().collect();
     let acked = finish(w, &stop, &readers, base).await;
     println!(
         "acknowledged {} rounds ({} samples) through join and decommission; longest write wait {:?}",
@@ -228,7 +231,7 @@ async fn a_dead_node_is_replaced_after_the_grace_period_and_may_return() {
     .await
     .expect("rebalanced");
 
-    let readers: Vec<Client> = cluster.nodes.iter().map(Silverback::client).collect();
+    let readers: Vec<&Silverback> = cluster.nodes.iter().collect();
     let acked = finish(w, &stop, &readers, base).await;
     println!(
         "acknowledged {} rounds across the replacement; longest write wait {:?}",
