@@ -2,7 +2,8 @@
 //! four fixed-seed data shapes (constant, counter, gauge, realistic mix).
 //!
 //! Run: `cargo bench -p storage --bench chunk -- --warm-up-time 1 --measurement-time 3`
-//! The bytes/sample of every shape is printed before the timings.
+//! The bytes/sample of every shape, and how many of its chunks the encoder
+//! wrote as encoding 2 (decimal), are printed before the timings.
 
 use std::hint::black_box;
 
@@ -11,7 +12,9 @@ use query::model::Sample;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Normal, Poisson};
-use storage::chunk::{decode_into, ChunkEncoder, ChunkIter, MAX_SAMPLES_PER_CHUNK};
+use storage::chunk::{
+    decode_into, header, ChunkEncoder, ChunkIter, Encoding, MAX_SAMPLES_PER_CHUNK,
+};
 
 const N: usize = MAX_SAMPLES_PER_CHUNK;
 const START: i64 = 1_700_000_000_000;
@@ -191,9 +194,15 @@ fn encode(series: &Series) -> ChunkEncoder {
 fn print_sizes(shapes: &[(&str, Vec<Series>)]) {
     for (name, data) in shapes {
         let samples: usize = data.iter().map(Vec::len).sum();
-        let bytes: usize = data.iter().map(|s| encode(s).bytes().len()).sum();
+        let chunks: Vec<Vec<u8>> = data.iter().map(|s| encode(s).bytes()).collect();
+        let bytes: usize = chunks.iter().map(Vec::len).sum();
+        let decimal = chunks
+            .iter()
+            .filter(|c| header(c).map(|h| h.encoding) == Ok(Encoding::Decimal))
+            .count();
         println!(
-            "chunk/{name}: {:.3} bytes/sample ({samples} samples in {} chunks, {bytes} bytes)",
+            "chunk/{name}: {:.3} bytes/sample ({samples} samples in {} chunks, {bytes} bytes; \
+             {decimal} chunks decimal)",
             bytes as f64 / samples as f64,
             data.len()
         );

@@ -1,9 +1,11 @@
-//! Property tests of the chunk codec: round trips of arbitrary samples and
-//! the decoder's behaviour on arbitrary bytes (the same property as the
-//! `chunk_decode` cargo-fuzz target, so CI checks it on stable Rust).
+//! Property tests of the chunk codec: round trips of arbitrary samples
+//! (both encodings: arbitrary bit patterns and exact decimals, with values
+//! that are almost but not exactly decimals) and the decoder's behaviour on
+//! arbitrary bytes (the same property as the `chunk_decode` cargo-fuzz
+//! target, so CI checks it on stable Rust).
 
 use proptest::prelude::*;
-use storage::chunk::{decode, decode_into, header, ChunkEncoder, ChunkIter};
+use storage::chunk::{decode, decode_into, header, ChunkEncoder, ChunkIter, Encoding};
 
 /// Strictly increasing timestamps: a start plus positive gaps drawn from
 /// small, scrape-like and huge ranges; stops before overflowing i64.
@@ -38,6 +40,57 @@ fn value_bits() -> impl Strategy<Value = u64> {
         (0i64..1000).prop_map(|i| (i as f64 / 100.0).to_bits()),
         (0u32..1_000_000).prop_map(|i| f64::from(i).to_bits()),
     ]
+}
+
+/// A decimal series: a random walk of integers at scale `k` (0..=17, so
+/// some scales are beyond what encoding 2 takes), and values nudged one ulp
+/// off a decimal, or replaced by -0.0 or the stale marker, at a few places.
+fn decimal_samples() -> impl Strategy<Value = Vec<(i64, u64)>> {
+    (
+        timestamps(),
+        0i32..=17,
+        any::<i32>(),
+        prop::collection::vec(
+            prop_oneof![Just(0i64), -100i64..100, any::<i32>().prop_map(i64::from)],
+            200,
+        ),
+        prop::collection::vec((0usize..200, 0u8..4), 0..3),
+    )
+        .prop_map(|(ts, k, start, steps, odd)| {
+            let p = 10f64.powi(k);
+            let mut n = i64::from(start);
+            let mut out: Vec<(i64, u64)> = ts
+                .into_iter()
+                .zip(steps)
+                .map(|(t, s)| {
+                    n = n.wrapping_add(s);
+                    (t, (n as f64 / p).to_bits())
+                })
+                .collect();
+            for (i, kind) in odd {
+                if let Some(s) = out.get_mut(i) {
+                    s.1 = match kind {
+                        0 => s.1.wrapping_add(1),
+                        1 => s.1.wrapping_sub(1),
+                        2 => 0x7ff0_0000_0000_0002,
+                        _ => (-0.0f64).to_bits(),
+                    };
+                }
+            }
+            out
+        })
+}
+
+/// True if `v` is `n / 10^k` exactly for some `k <= 15`, checked
+/// independently of the encoder (through the shortest decimal string).
+fn is_short_decimal(v: f64) -> bool {
+    if !v.is_finite() || v.to_bits() == (-0.0f64).to_bits() {
+        return false;
+    }
+    let s = format!("{v:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap();
+    let digits = mantissa.split_once('.').map_or(0, |(_, f)| f.len()) as i64;
+    digits - exp.parse::<i64>().unwrap() <= 15
 }
 
 fn samples() -> impl Strategy<Value = Vec<(i64, u64)>> {
@@ -85,6 +138,63 @@ proptest! {
     }
 
     #[test]
+    fn decimal_round_trip(samples in decimal_samples()) {
+        let mut enc = ChunkEncoder::new();
+        for &(t, v) in &samples {
+            enc.push(t, f64::from_bits(v)).unwrap();
+        }
+        let bytes = enc.bytes();
+        let h = header(&bytes).unwrap();
+        prop_assert_eq!(h.count, samples.len());
+        let got: Vec<(i64, u64)> =
+            decode(&bytes).unwrap().into_iter().map(|(t, v)| (t, v.to_bits())).collect();
+        prop_assert_eq!(&got, &samples);
+        let mut fast = Vec::new();
+        decode_into(&bytes, &mut fast).unwrap();
+        prop_assert!(fast.iter().map(|s| (s.t, s.v.to_bits())).eq(samples.iter().copied()));
+        prop_assert_eq!(ChunkEncoder::from_bytes(&bytes).unwrap().bytes(), bytes);
+        // Encoding 2 holds only values that are short decimals (-0.0, NaN,
+        // infinities and 17-digit neighbours never).
+        if h.encoding == Encoding::Decimal {
+            prop_assert!(samples.iter().all(|s| is_short_decimal(f64::from_bits(s.1))));
+        }
+    }
+
+    #[test]
+    fn truncated_decimal_chunks_are_errors(
+        samples in decimal_samples(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut enc = ChunkEncoder::new();
+        for &(t, v) in &samples {
+            enc.push(t, f64::from_bits(v)).unwrap();
+        }
+        let bytes = enc.bytes();
+        let cut = cut.index(bytes.len());
+        prop_assert!(decode(&bytes[..cut]).is_err());
+        let mut out = Vec::new();
+        prop_assert!(decode_into(&bytes[..cut], &mut out).is_err());
+        prop_assert!(out.is_empty());
+    }
+
+    #[test]
+    fn corrupted_decimal_chunks_never_panic(
+        samples in decimal_samples(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4),
+    ) {
+        let mut enc = ChunkEncoder::new();
+        for &(t, v) in &samples {
+            enc.push(t, f64::from_bits(v)).unwrap();
+        }
+        let mut bytes = enc.bytes();
+        for (i, bit) in flips {
+            let i = i.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        check_arbitrary(&bytes);
+    }
+
+    #[test]
     fn truncated_chunks_are_errors(samples in samples(), cut in any::<prop::sample::Index>()) {
         let mut enc = ChunkEncoder::new();
         for &(t, v) in &samples {
@@ -102,10 +212,11 @@ proptest! {
 
     #[test]
     fn plausible_headers_never_panic(
+        encoding in 1u8..=2,
         count in 0u16..300,
         tail in prop::collection::vec(any::<u8>(), 0..400),
     ) {
-        let mut bytes = vec![1];
+        let mut bytes = vec![encoding];
         bytes.extend_from_slice(&count.to_be_bytes());
         bytes.extend_from_slice(&tail);
         check_arbitrary(&bytes);

@@ -1,41 +1,66 @@
-//! Gorilla chunks: the compressed form of up to [`MAX_SAMPLES_PER_CHUNK`]
-//! samples of one series (Pelkonen et al., "Gorilla", VLDB 2015), written
-//! with `bitvec`.
+//! Chunks: the compressed form of up to [`MAX_SAMPLES_PER_CHUNK`] samples of
+//! one series, in one of two encodings written with `bitvec`: Gorilla
+//! (Pelkonen et al., "Gorilla", VLDB 2015; encoding 1, the default, for any
+//! values) and decimal (encoding 2, for values that are all exact decimals
+//! with at most [`MAX_SCALE`] fraction digits).
 //!
 //! [`ChunkEncoder`] is the open (head) chunk that samples are appended to;
-//! [`ChunkIter`], [`decode`] and [`decode_into`] read any encoded chunk back;
-//! [`header`] peeks at the count and time range without decoding.
+//! it writes whichever encoding is smaller. [`ChunkIter`], [`decode`] and
+//! [`decode_into`] read either encoding back; [`header`] peeks at the count
+//! and time range without decoding.
 //!
-//! # Layout (encoding 1, Gorilla)
+//! # Header (both encodings)
 //!
 //! A chunk is a byte header followed by a bit stream, zero padded to a whole
 //! byte. Nothing follows the padding.
 //!
 //! ```text
 //! offset  field     encoding
-//! 0       encoding  u8: 1 = Gorilla (see `Encoding`; never renumbered)
+//! 0       encoding  u8: 1 = Gorilla, 2 = decimal (see `Encoding`; never
+//!                   renumbered)
 //! 1..3    count     u16 big-endian: number of samples, 0..=65535
 //! -- only when count > 0 --
 //! 3..     min_t     varint: first timestamp, zig-zag, then LEB128 (1-10 B)
 //! ..      span      uvarint: max_t - min_t as a wrapping u64, LEB128 (1-10 B)
-//! ..      bits      the bit stream below, MSB first in every byte,
-//!                   zero bits up to the next byte boundary
+//! ..      scale     u8, encoding 2 only: k in 0..=15 (values are i / 10^k)
+//! ..      bits      the bit stream of the encoding, MSB first in every
+//!                   byte, zero bits up to the next byte boundary
 //! ```
+//!
+//! The encoder writes an empty chunk as encoding 1 (`[1, 0, 0]`); the
+//! decoder also accepts `[2, 0, 0]`.
+//!
+//! # Bucketed fields
+//!
+//! Both encodings store differences `D` (wrapping 64-bit integers, so
+//! differences that overflow i64, e.g. from i64::MIN to i64::MAX, still
+//! round-trip exactly) in bucketed fields. A table of widths `w0 < w1 <
+//! ... < 64` defines them: `D = 0` is the single bit `0`; otherwise bucket
+//! `j` is `j + 1` one bits and a zero bit (the last bucket: only the ones),
+//! then `w(j)` bits holding `D mod 2^w(j)`. Bucket `j` holds `D` in
+//! `[-(2^(w-1) - 1), 2^(w-1)]`; a stored value `v > 2^(w-1)` means
+//! `v - 2^w`. The encoder picks the narrowest bucket.
+//!
+//! ```text
+//! table G (encoding 1 timestamps)        table E (encoding 2, both fields)
+//!   '0'                  D = 0             '0'                   D = 0
+//!   '10'    then  7 bits                   '10'      then  3 bits
+//!   '110'   then  9 bits                   '110'     then  5 bits
+//!   '1110'  then 12 bits                   '1110'    then  8 bits
+//!   '11110' then 32 bits                   '11110'   then 12 bits
+//!   '11111' then 64 bits                   '111110'  then 20 bits
+//!                                          '1111110' then 32 bits
+//!                                          '1111111' then 64 bits
+//! ```
+//!
+//! # Encoding 1, Gorilla
 //!
 //! The bit stream holds, for every sample `i` in order, a timestamp field
 //! (absent for `i = 0`, whose timestamp is `min_t`) and then a value field:
 //!
 //! ```text
-//! timestamp field, D = delta(i) - delta(i-1), where delta(i) = t(i) - t(i-1)
-//! and delta(0) = 0, all as wrapping 64-bit integers (so deltas that overflow
-//! i64, e.g. from i64::MIN to i64::MAX, still round-trip exactly):
-//!   '0'                         D = 0
-//!   '10'    then  7 bits        D in [-63, 64]
-//!   '110'   then  9 bits        D in [-255, 256]
-//!   '1110'  then 12 bits        D in [-2047, 2048]
-//!   '11110' then 32 bits        D in [-(2^31 - 1), 2^31]
-//!   '11111' then 64 bits        any D (two's complement)
-//! A k-bit field holds D mod 2^k; a value v > 2^(k-1) means v - 2^k.
+//! timestamp field: table G with D = delta(i) - delta(i-1), where
+//! delta(i) = t(i) - t(i-1) and delta(0) = 0.
 //!
 //! value field, X = bits(v(i)) XOR bits(v(i-1)), with bits(v(-1)) = 0
 //! (so the first value is compressed against zero, not stored raw):
@@ -56,12 +81,37 @@
 //! `0x7ff0000000000002`, ±Inf, -0.0, subnormals) round-trips bit-exactly,
 //! because values are only ever handled as `u64` bits.
 //!
+//! # Encoding 2, decimal
+//!
+//! Every value `v(i)` is stored as the integer `n(i)` with
+//! `v(i) = (n(i) as f64) / 10^k` (IEEE division of the i64 converted to
+//! f64 by the exact power of ten; `k` is the header's scale). The encoder
+//! uses it only if that gives back the exact bits of every value, so -0.0,
+//! NaNs (the stale marker too), ±Inf and values that are merely close to a
+//! decimal are never encoding 2. For every sample `i` in order:
+//!
+//! ```text
+//! timestamp field: table E with D = delta(i) - delta(i-1), as encoding 1
+//!                  (absent for i = 0).
+//! value field:     table E with D = n(0) for i = 0, D = n(1) - n(0) for
+//!                  i = 1, and D = (n(i) - n(i-1)) - (n(i-1) - n(i-2))
+//!                  after that (wrapping 64-bit arithmetic).
+//! ```
+//!
+//! The encoder takes the least scale that fits every value of the chunk,
+//! and writes encoding 2 only when it is no longer than encoding 1 would
+//! be for the same samples.
+//!
+//! # Decoding
+//!
 //! The decoder never panics and never loops past `count` samples: malformed
 //! bytes give a [`ChunkError`]. It also checks that timestamps strictly
-//! increase, that the last timestamp equals `min_t + span`, and that only
-//! zero padding follows the last sample.
+//! increase, that the last timestamp equals `min_t + span`, that the scale
+//! is at most [`MAX_SCALE`], and that only zero padding follows the last
+//! sample.
 
 mod bits;
+mod buckets;
 mod decode;
 mod encode;
 #[cfg(test)]
@@ -80,13 +130,24 @@ pub const MAX_CHUNK_SPAN_MS: i64 = 2 * 3600 * 1000;
 /// Most samples one encoded chunk can hold (the width of its count field).
 pub const MAX_ENCODED_SAMPLES: usize = u16::MAX as usize;
 
+/// Largest decimal scale (fraction digits) of encoding 2.
+pub const MAX_SCALE: u8 = 15;
+
+/// `10^k` for every scale `k`; all exact in f64.
+pub(crate) const POW10: [f64; MAX_SCALE as usize + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
 /// Chunk encodings, stored in a chunk's first byte. Values are never
 /// renumbered; new encodings get new numbers.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Encoding {
-    /// Delta-of-delta timestamps and XOR values (this module).
+    /// Delta-of-delta timestamps and XOR values (the default; any values).
     Gorilla = 1,
+    /// Delta-of-delta timestamps and values scaled to integers (exact
+    /// decimals only).
+    Decimal = 2,
 }
 
 impl TryFrom<u8> for Encoding {
@@ -95,6 +156,7 @@ impl TryFrom<u8> for Encoding {
     fn try_from(b: u8) -> Result<Self, ChunkError> {
         match b {
             1 => Ok(Encoding::Gorilla),
+            2 => Ok(Encoding::Decimal),
             other => Err(ChunkError::BadEncoding(other)),
         }
     }
@@ -177,9 +239,16 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<(ChunkHeader, usize), ChunkEr
     Ok((h, pos))
 }
 
-/// Writes the header for `count` samples spanning `min_t..=max_t`.
-pub(crate) fn write_header(out: &mut Vec<u8>, count: usize, min_t: i64, max_t: i64) {
-    out.push(Encoding::Gorilla as u8);
+/// Writes the header for `count` samples spanning `min_t..=max_t`, up to
+/// and without the encoding's own fields.
+pub(crate) fn write_header(
+    out: &mut Vec<u8>,
+    encoding: Encoding,
+    count: usize,
+    min_t: i64,
+    max_t: i64,
+) {
+    out.push(encoding as u8);
     out.extend_from_slice(&(count as u16).to_be_bytes());
     if count > 0 {
         write_uvarint(out, zigzag(min_t));
