@@ -4,8 +4,8 @@
 //! NaN samples are not equal to themselves).
 #![no_main]
 
+use decoders::batch::WriteBatch;
 use libfuzzer_sys::fuzz_target;
-use storage::WriteBatch;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(batch) = WriteBatch::decode(data) else {
