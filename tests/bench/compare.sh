@@ -7,20 +7,25 @@
 #   tests/bench/compare.sh                      # the full run
 #   SERIES=5000 POINTS=100 OUT=/tmp/b.md tests/bench/compare.sh   # a quick one
 #
-# Settings (environment): SERIES (50000), POINTS (504: 2 h 6 m at 15 s, so
-# every point of the 2 h range queries has a full 5 m window), CONCURRENCY
-# (4 requests in flight), PER_REQUEST (2000 samples), RUNS (10 timed runs
+# Settings (environment): SERIES (30000; the tool's own default, 50000,
+# makes the 3-node run alone take ~6 min here, so the whole comparison
+# would not finish in 15 min), POINTS (504: 2 h 6 m at 15 s, so every point
+# of the 2 h range queries has a full 5 m window), CONCURRENCY (24 requests
+# in flight, as a Prometheus sender with many shards keeps; Silverback acks a
+# write after a Raft commit, so it needs concurrency to use the CPU),
+# PER_REQUEST (2000 samples), RUNS (10 timed runs
 # per query), SYSTEMS (which to run, in column order), OUT (BENCHMARKS.md),
 # KEEP=1 keeps the work dir, PORT_BASE (19000: ports PORT_BASE+0..+9),
-# BIN_DIR (use silverback and silverback-load from there; no build).
+# BIN_DIR (use silverback and silverback-load from there; no build), REV
+# (the commit those binaries were built from, for the report).
 #
 # Every process this script starts is stopped by PID when it exits.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SERIES=${SERIES:-50000}
+SERIES=${SERIES:-30000}
 POINTS=${POINTS:-504}
-CONCURRENCY=${CONCURRENCY:-4}
+CONCURRENCY=${CONCURRENCY:-24}
 PER_REQUEST=${PER_REQUEST:-2000}
 RUNS=${RUNS:-10}
 SYSTEMS=${SYSTEMS:-"prometheus victoriametrics silverback silverback-3"}
@@ -133,7 +138,12 @@ done
 if [[ -z $BIN_DIR ]]; then
   log "building (cargo build --release --workspace --bins)"
   (cd "$ROOT" && cargo build --release --workspace --bins --quiet)
+  REV=${REV:-$(git -C "$ROOT" rev-parse --short HEAD)}
+  if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no) ]]; then
+    REV="$REV with uncommitted changes"
+  fi
 fi
+REV=${REV:-unknown (binaries from $BIN_DIR)}
 
 # The same data for every system. The last sample is 7 s before a whole
 # minute; queries run at whole minutes, so no sample sits on a [5m] window's
@@ -277,5 +287,6 @@ ELAPSED=$((SECONDS - START_S))
   --command "SERIES=$SERIES POINTS=$POINTS CONCURRENCY=$CONCURRENCY PER_REQUEST=$PER_REQUEST RUNS=$RUNS tests/bench/compare.sh" \
   --note "The systems run one after the other on the same 2 cores as the load tool (its HTTP client competes with the server for CPU), on a machine shared with other work: expect run-to-run noise of 10–20% in rates and latencies." \
   --note "Silverback runs with --self-scrape-interval 0 (Prometheus has no scrape jobs and VictoriaMetrics does not scrape itself), the default 32 shards, and its default retention; VictoriaMetrics with -search.disableCache so repeated queries are evaluated, not served from its rollup cache." \
-  --note "The 3-node cluster receives the writes round-robin on all three nodes; queries go to node 1."
+  --note "The 3-node cluster receives the writes round-robin on all three nodes; queries go to node 1." \
+  --note "Silverback built from commit $REV (release profile)."
 log "wrote $OUT in $((ELAPSED / 60)) min $((ELAPSED % 60)) s"

@@ -91,7 +91,7 @@ struct RunArgs {
     #[arg(long = "flush-url")]
     flush_urls: Vec<String>,
     /// Requests in flight.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 24)]
     concurrency: usize,
     /// Timed runs per query (after one warm-up).
     #[arg(long, default_value_t = 10)]
