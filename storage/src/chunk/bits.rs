@@ -197,7 +197,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads `n` bits (`1..=64`) as an unsigned integer.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(&mut self, n: u32) -> Result<u64, OutOfBits> {
         debug_assert!((1..=64).contains(&n), "field width {n} out of range");
         self.refill();
@@ -209,10 +209,20 @@ impl<'a> BitReader<'a> {
         if n <= 32 {
             return Err(OutOfBits);
         }
-        // A field wider than the buffer: two halves.
+        // Taken and given back by value, so that a decode loop's reader
+        // does not have to live in memory for this rare call.
+        let (v, r) = Self::read_halves(*self, n)?;
+        *self = r;
+        Ok(v)
+    }
+
+    /// Reads a field (33..=64 bits) wider than the buffer as two halves.
+    #[cold]
+    #[inline(never)]
+    fn read_halves(mut self, n: u32) -> Result<(u64, Self), OutOfBits> {
         let high = self.read(n - 32)?;
         let low = self.read(32)?;
-        Ok((high << 32) | low)
+        Ok(((high << 32) | low, self))
     }
 
     /// Reads one bit.

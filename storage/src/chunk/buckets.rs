@@ -19,9 +19,27 @@ pub(crate) struct Buckets {
     widths: [u32; MAX_BUCKETS],
     /// Number of buckets.
     n: u32,
-    /// For a signed bit length `1..=64` of `D - 1`: the narrowest bucket
-    /// holding it, as `(prefix code, prefix length, payload width)`.
-    by_len: [(u64, u32, u32); 65],
+    /// The whole field by [`class`] of `D`: index 0 is `D = 0`, index
+    /// `1..=64` the narrowest bucket for that signed bit length of `D - 1`.
+    fields: [Field; 65],
+    /// Buckets `0..short` have fields of at most [`SHORT_FIELD_BITS`];
+    /// `short` is at most the number of buckets minus one.
+    short: u32,
+}
+
+/// Longest field that [`Buckets::peek_short`] decodes: two of them fit in
+/// the 56 bits that [`BitReader::refill`] buffers away from the end of the
+/// stream.
+pub(crate) const SHORT_FIELD_BITS: u32 = 28;
+
+/// A field by the class of its `D`: its bits are `hi | (D & mask)`, `len`
+/// long. `len` exceeds 64 for the 64-bit bucket (and `hi` is then only
+/// the prefix code, unshifted).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Field {
+    pub(crate) hi: u64,
+    pub(crate) mask: u64,
+    pub(crate) len: u32,
 }
 
 impl Buckets {
@@ -30,6 +48,8 @@ impl Buckets {
         assert!(widths.len() <= MAX_BUCKETS && widths[widths.len() - 1] == 64);
         let n = widths.len();
         let mut w = [64; MAX_BUCKETS];
+        // For a signed bit length `1..=64` of `D - 1`: the narrowest bucket
+        // holding it, as `(prefix code, prefix length, payload width)`.
         let mut by_len = [(0, 0, 0); 65];
         let mut len = 1;
         while len <= 64 {
@@ -45,66 +65,93 @@ impl Buckets {
             };
             len += 1;
         }
+        let mut fields = [Field {
+            hi: 0,
+            mask: 0,
+            len: 1,
+        }; 65];
+        let mut len = 1;
+        while len <= 64 {
+            let (code, plen, width) = by_len[len];
+            fields[len] = if width < 64 {
+                Field {
+                    hi: code << width,
+                    mask: (1 << width) - 1,
+                    len: plen + width,
+                }
+            } else {
+                Field {
+                    hi: code,
+                    mask: u64::MAX,
+                    len: plen + width,
+                }
+            };
+            len += 1;
+        }
+        let mut short = 0;
         let mut j = 0;
         while j < n {
             w[j] = widths[j];
+            if j + 1 < n && short == j as u32 && j as u32 + 2 + widths[j] <= SHORT_FIELD_BITS {
+                short += 1;
+            }
             j += 1;
         }
         Buckets {
             widths: w,
             n: n as u32,
-            by_len,
+            fields,
+            short,
         }
+    }
+
+    /// The field for a `D` of class `c` (see [`class`]).
+    #[inline(always)]
+    pub(crate) fn field(&self, c: usize) -> Field {
+        self.fields[c]
+    }
+
+    /// Decodes the field at the top of `top` (stream bits, MSB first) if its
+    /// bucket is short (at most [`SHORT_FIELD_BITS`] long); returns `D` and
+    /// the field length. The caller checks that that many bits are valid.
+    #[inline(always)]
+    pub(crate) const fn peek_short(&self, top: u64) -> Option<(u64, u32)> {
+        if top >> 63 == 0 {
+            return Some((0, 1));
+        }
+        let ones = top.leading_ones();
+        if ones > self.short {
+            return None;
+        }
+        // 1 <= ones <= short < n, so the bucket has a terminating zero and
+        // a width of 3..=27 bits: every shift below is in range.
+        let plen = ones + 1;
+        let width = self.widths[(ones - 1) as usize & (MAX_BUCKETS - 1)];
+        let v = (top << plen) >> (64 - width);
+        let shift = 64 - width;
+        let x = ((v.wrapping_sub(1) << shift) as i64) >> shift;
+        Some((x.wrapping_add(1) as u64, plen + width))
     }
 
     /// Bits the field for `d` takes.
     #[cfg(test)]
     fn len_of(&self, d: u64) -> u32 {
-        self.len_at(d, signed_len(d))
-    }
-
-    /// Bits the field for `d` takes, given `len = signed_len(d)`.
-    #[inline(always)]
-    pub(crate) fn len_at(&self, d: u64, len: usize) -> u32 {
-        if d == 0 {
-            return 1;
-        }
-        let (_, plen, width) = self.by_len[len];
-        plen + width
-    }
-
-    /// The field for `d` as `(bits, length)`, given `len = signed_len(d)`,
-    /// unless it is in the 64-bit bucket (then it does not fit in one word).
-    #[inline(always)]
-    pub(crate) fn short_field(&self, d: u64, len: usize) -> Option<(u64, u32)> {
-        if d == 0 {
-            return Some((0, 1));
-        }
-        let (code, plen, width) = self.by_len[len];
-        (width < 64).then(|| ((code << width) | (d & ((1 << width) - 1)), plen + width))
+        self.fields[class(d)].len
     }
 
     /// Writes the field for `d` (a wrapping `i64` as `u64`); returns its
     /// length in bits.
     #[inline(always)]
     pub(crate) fn write(&self, w: &mut BitWriter, d: u64) -> u32 {
-        if d == 0 {
-            w.write(0, 1);
-            return 1;
-        }
-        let (code, plen, width) = self.by_len[signed_len(d)];
-        let payload = if width == 64 {
-            d
+        let f = self.fields[class(d)];
+        if f.len <= 64 {
+            w.write(f.hi | (d & f.mask), f.len);
         } else {
-            d & ((1 << width) - 1)
-        };
-        if plen + width <= 64 {
-            w.write((code << width) | payload, plen + width);
-        } else {
-            w.write(code, plen);
-            w.write(payload, width);
+            // The 64-bit bucket: the prefix, then `d` whole.
+            w.write(f.hi, f.len - 64);
+            w.write(d, 64);
         }
-        plen + width
+        f.len
     }
 
     /// Reads a field.
@@ -140,6 +187,17 @@ impl Buckets {
     }
 }
 
+/// The class of `d` that indexes [`Buckets::field`]: 0 for `d = 0`, else
+/// [`signed_len`].
+#[inline(always)]
+pub(crate) fn class(d: u64) -> usize {
+    if d == 0 {
+        0
+    } else {
+        signed_len(d)
+    }
+}
+
 /// Signed bit length of `d - 1` (as `i64`): `1..=64`.
 #[inline(always)]
 pub(crate) fn signed_len(d: u64) -> usize {
@@ -152,7 +210,36 @@ pub(crate) static GORILLA: Buckets = Buckets::new(&[7, 9, 12, 32, 64]);
 
 /// Encoding 2 (decimal) timestamp and value buckets: 3, 5, 8, 12, 20, 32,
 /// 64 bits.
-pub(crate) static DECIMAL: Buckets = Buckets::new(&[3, 5, 8, 12, 20, 32, 64]);
+pub(crate) static DECIMAL: Buckets = DECIMAL_BUCKETS;
+const DECIMAL_BUCKETS: Buckets = Buckets::new(&[3, 5, 8, 12, 20, 32, 64]);
+
+/// Stream bits that index [`DECIMAL_PAIRS`].
+pub(crate) const PAIR_BITS: u32 = 10;
+
+/// The two fields of an encoding 2 sample (timestamp, then value) decoded
+/// from the next [`PAIR_BITS`] stream bits, when both end within them:
+/// `len | (D1 as u8) << 8 | (D2 as u8) << 16` (both `D` are in -15..=16),
+/// or 0 if they do not fit. The decoder looks the usual, small fields up
+/// here instead of decoding them one by one.
+pub(crate) static DECIMAL_PAIRS: [u32; 1 << PAIR_BITS] = pair_table(&DECIMAL_BUCKETS);
+
+const fn pair_table(b: &Buckets) -> [u32; 1 << PAIR_BITS] {
+    let mut t = [0u32; 1 << PAIR_BITS];
+    let mut i = 0;
+    while i < t.len() {
+        let top = (i as u64) << (64 - PAIR_BITS);
+        if let Some((d1, n1)) = b.peek_short(top) {
+            if let Some((d2, n2)) = b.peek_short(top << n1) {
+                if n1 + n2 <= PAIR_BITS {
+                    // Fields of at most 10 bits hold D in -15..=16.
+                    t[i] = (n1 + n2) | (d1 as u8 as u32) << 8 | (d2 as u8 as u32) << 16;
+                }
+            }
+        }
+        i += 1;
+    }
+    t
+}
 
 #[cfg(test)]
 mod tests {
@@ -213,6 +300,35 @@ mod tests {
         f(&DECIMAL, (1 << 19) + 1, 7 + 32);
         f(&DECIMAL, 1 << 31, 7 + 32);
         f(&DECIMAL, (1 << 31) + 1, 7 + 64);
+    }
+
+    #[test]
+    fn pair_table_agrees_with_the_field_reader() {
+        let mut hits = 0;
+        for (i, &pair) in DECIMAL_PAIRS.iter().enumerate() {
+            // The 10 index bits, then zeros.
+            let bytes = ((i as u16) << (16 - PAIR_BITS)).to_be_bytes();
+            let mut r = BitReader::new(&bytes);
+            let fields = DECIMAL
+                .read(&mut r)
+                .and_then(|a| Ok((a, DECIMAL.read(&mut r)?)));
+            let used = 16 - r.remaining() as u32;
+            if pair == 0 {
+                assert!(fields.is_err() || used > PAIR_BITS, "index {i:#b}");
+                continue;
+            }
+            hits += 1;
+            let want = (
+                (pair >> 8) as u8 as i8 as u64,
+                (pair >> 16) as u8 as i8 as u64,
+            );
+            assert_eq!(fields, Ok(want), "index {i:#b}");
+            assert_eq!(used, pair & 0xff, "index {i:#b}");
+        }
+        // Indexes starting with a pair that fits: '0' '0' (256), '0' '10xxx'
+        // (8 * 16), '0' '110xxxxx' (32 * 2), '10xxx' '0' (8 * 16), '10xxx'
+        // '10xxx' (64), '110xxxxx' '0' (32 * 2).
+        assert_eq!(hits, 256 + 128 + 64 + 128 + 64 + 64);
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! Reading chunks of either encoding back: a sample iterator and bulk
 //! decoders.
 //!
-//! The per-sample step is generic over the encoding (`DECIMAL`), so the bulk
-//! decoder runs one loop per encoding with the reader and the state in
-//! registers; the iterator dispatches on the encoding once per sample.
+//! The per-sample step is generic over the encoding (`DECIMAL_ENC`, and
+//! `SCALED` for a decimal scale above 0), so the bulk decoder runs one loop
+//! per encoding with the reader and the state in registers, and the
+//! iterator is an enum of one iterator per encoding, picked once by
+//! [`ChunkIter::new`]. A step refills the bit buffer once and, when both of
+//! its bucketed fields are short (the usual case), decodes them from that
+//! one word without further length checks.
 
 use query::model::Sample;
 
 use super::bits::{BitReader, OutOfBits};
-use super::buckets::{DECIMAL, GORILLA};
+use super::buckets::{DECIMAL, DECIMAL_PAIRS, GORILLA, PAIR_BITS};
 use super::{parse_header, ChunkError, Encoding, MAX_SCALE, POW10};
 
 impl From<OutOfBits> for ChunkError {
@@ -31,7 +35,6 @@ struct State {
     /// Encoding 2: the last scaled value and delta (wrapping), and `10^k`.
     n: u64,
     dn: u64,
-    scale: u8,
     pow: f64,
 }
 
@@ -57,11 +60,67 @@ impl State {
         &mut self,
         r: &mut BitReader<'_>,
     ) -> Result<(), ChunkError> {
+        r.refill();
+        // Both fields from one buffered word when they are short (fields
+        // that run past the buffered bits fail the length check).
+        if DECIMAL_ENC {
+            let top = r.peek();
+            // Both fields within the next 10 bits: one table look-up.
+            let pair = DECIMAL_PAIRS[(top >> (64 - PAIR_BITS)) as usize];
+            let n = pair & 0xff;
+            if n != 0 && n <= r.buffered() {
+                r.consume(n);
+                self.advance_t((pair >> 8) as u8 as i8 as u64)?;
+                self.advance_n::<SCALED>((pair >> 16) as u8 as i8 as u64);
+                return Ok(());
+            }
+            if let Some((dod, n1)) = DECIMAL.peek_short(top) {
+                // n1 <= 28, so the shift is in range.
+                if let Some((dd, n2)) = DECIMAL.peek_short(top << n1) {
+                    if n1 + n2 <= r.buffered() {
+                        r.consume(n1 + n2);
+                        self.advance_t(dod)?;
+                        self.advance_n::<SCALED>(dd);
+                        return Ok(());
+                    }
+                }
+            }
+        } else if let Some((dod, n1)) = GORILLA.peek_short(r.peek()) {
+            if n1 <= r.buffered() {
+                r.consume(n1);
+                self.advance_t(dod)?;
+                self.v = self.read_xor(r)?;
+                return Ok(());
+            }
+        }
+        self.next_slow::<DECIMAL_ENC, SCALED>(r)
+    }
+
+    /// [`State::next`] with every field read and checked on its own (a
+    /// field in a wide bucket, or one that runs past the buffered bits).
+    #[inline(never)]
+    fn next_slow<const DECIMAL_ENC: bool, const SCALED: bool>(
+        &mut self,
+        r: &mut BitReader<'_>,
+    ) -> Result<(), ChunkError> {
         let dod = if DECIMAL_ENC {
             DECIMAL.read(r)?
         } else {
             GORILLA.read(r)?
         };
+        self.advance_t(dod)?;
+        if DECIMAL_ENC {
+            let dd = DECIMAL.read(r)?;
+            self.advance_n::<SCALED>(dd);
+        } else {
+            self.v = self.read_xor(r)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the timestamp on by the delta-of-delta `dod`.
+    #[inline(always)]
+    fn advance_t(&mut self, dod: u64) -> Result<(), ChunkError> {
         let delta = self.delta.wrapping_add(dod);
         let t = (self.t as u64).wrapping_add(delta) as i64;
         if t <= self.t {
@@ -69,15 +128,15 @@ impl State {
         }
         self.t = t;
         self.delta = delta;
-        if DECIMAL_ENC {
-            let d = DECIMAL.read(r)?;
-            self.dn = self.dn.wrapping_add(d);
-            self.n = self.n.wrapping_add(self.dn);
-            self.v = self.decimal_value::<SCALED>();
-        } else {
-            self.v = self.read_xor(r)?;
-        }
         Ok(())
+    }
+
+    /// Encoding 2: moves the scaled value on by the delta-of-delta `dd`.
+    #[inline(always)]
+    fn advance_n<const SCALED: bool>(&mut self, dd: u64) {
+        self.dn = self.dn.wrapping_add(dd);
+        self.n = self.n.wrapping_add(self.dn);
+        self.v = self.decimal_value::<SCALED>();
     }
 
     /// The bits of `n / 10^k`; `SCALED` is `k > 0` (dividing by 10^0 = 1
@@ -145,10 +204,22 @@ fn finish(r: BitReader<'_>, t: i64, max_t: i64) -> Result<(), ChunkError> {
 /// Iterates over the samples of an encoded chunk, in time order. Yields an
 /// error (and then nothing) if the bytes are malformed.
 #[derive(Clone, Debug)]
-pub struct ChunkIter<'a> {
+pub struct ChunkIter<'a>(Kind<'a>);
+
+/// One iterator per encoding (and decimal scale 0 or above), so that a
+/// step does not look at the encoding again.
+#[derive(Clone, Debug)]
+enum Kind<'a> {
+    Gorilla(Samples<'a, false, false>),
+    Decimal(Samples<'a, true, false>),
+    Scaled(Samples<'a, true, true>),
+}
+
+/// The samples of one chunk of a known encoding.
+#[derive(Clone, Debug)]
+struct Samples<'a, const DECIMAL_ENC: bool, const SCALED: bool> {
     reader: BitReader<'a>,
     state: State,
-    encoding: Encoding,
     /// Samples in the chunk.
     count: usize,
     /// Samples read so far.
@@ -173,30 +244,49 @@ impl<'a> ChunkIter<'a> {
         if h.count == 0 && reader.remaining() > 0 {
             return Err(ChunkError::Corrupt("bytes after an empty chunk"));
         }
-        Ok(Self {
+        let state = State {
+            t: h.min_t.unwrap_or(0),
+            delta: 0,
+            v: 0,
+            lead: 0,
+            sig: 0,
+            n: 0,
+            dn: 0,
+            pow: POW10[usize::from(scale)],
+        };
+        let max_t = h.max_t.unwrap_or(0);
+        Ok(ChunkIter(match (h.encoding, scale) {
+            (Encoding::Gorilla, _) => Kind::Gorilla(Samples::new(reader, state, h.count, max_t)),
+            (Encoding::Decimal, 0) => Kind::Decimal(Samples::new(reader, state, h.count, max_t)),
+            (Encoding::Decimal, _) => Kind::Scaled(Samples::new(reader, state, h.count, max_t)),
+        }))
+    }
+
+    /// Decodes every sample into `out` (see [`decode_into`]).
+    fn all_into(&self, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+        match &self.0 {
+            Kind::Gorilla(s) => s.all_into(out),
+            Kind::Decimal(s) => s.all_into(out),
+            Kind::Scaled(s) => s.all_into(out),
+        }
+    }
+}
+
+impl<'a, const DECIMAL_ENC: bool, const SCALED: bool> Samples<'a, DECIMAL_ENC, SCALED> {
+    fn new(reader: BitReader<'a>, state: State, count: usize, max_t: i64) -> Self {
+        Samples {
             reader,
-            state: State {
-                t: h.min_t.unwrap_or(0),
-                delta: 0,
-                v: 0,
-                lead: 0,
-                sig: 0,
-                n: 0,
-                dn: 0,
-                scale,
-                pow: POW10[usize::from(scale)],
-            },
-            encoding: h.encoding,
-            count: h.count,
+            state,
+            count,
             read: 0,
-            max_t: h.max_t.unwrap_or(0),
+            max_t,
             failed: false,
-        })
+        }
     }
 
     /// Reads the next sample; at least one must be left.
     #[inline(always)]
-    fn step<const DECIMAL_ENC: bool, const SCALED: bool>(&mut self) -> Result<(), ChunkError> {
+    fn step(&mut self) -> Result<(), ChunkError> {
         if self.read == 0 {
             self.state.first::<DECIMAL_ENC, SCALED>(&mut self.reader)?;
         } else {
@@ -209,14 +299,57 @@ impl<'a> ChunkIter<'a> {
         Ok(())
     }
 
-    /// Decodes a whole chunk (nothing read yet, at least one sample) into
-    /// `out`, which holds exactly `count` slots; one loop per encoding, with
-    /// the reader and the state in locals so that they stay in registers.
     #[inline(always)]
-    fn all_into<const DECIMAL_ENC: bool, const SCALED: bool>(
-        &self,
-        out: &mut [Sample],
-    ) -> Result<(), ChunkError> {
+    fn next_sample(&mut self) -> Option<Result<(i64, f64), ChunkError>> {
+        if self.failed || self.read == self.count {
+            return None;
+        }
+        match self.step() {
+            Ok(()) => Some(Ok((self.state.t, f64::from_bits(self.state.v)))),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn left(&self) -> usize {
+        if self.failed {
+            0
+        } else {
+            self.count - self.read
+        }
+    }
+
+    /// Decodes the whole chunk (nothing read yet) and appends it to `out`;
+    /// on error `out` is left as it was. One loop per encoding, with the
+    /// reader and the state in locals so that they stay in registers.
+    fn all_into(&self, out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        // Every sample after the first takes at least two bits, so a count
+        // above this cannot decode: the iterator finds the error.
+        if self.count > self.reader.remaining() / 2 + 1 {
+            let mut it = self.clone();
+            return match std::iter::from_fn(|| it.next_sample()).find_map(Result::err) {
+                Some(e) => Err(e),
+                None => Err(ChunkError::Truncated),
+            };
+        }
+        let old_len = out.len();
+        out.resize(old_len + self.count, Sample { t: 0, v: 0.0 });
+        let res = self.fill(&mut out[old_len..]);
+        if res.is_err() {
+            out.truncate(old_len);
+        }
+        res
+    }
+
+    /// Decodes the whole chunk into `out`, which holds exactly `count`
+    /// slots (at least one).
+    #[inline(always)]
+    fn fill(&self, out: &mut [Sample]) -> Result<(), ChunkError> {
         let mut r = self.reader;
         let mut s = self.state;
         let Some((first, rest)) = out.split_first_mut() else {
@@ -243,30 +376,20 @@ impl Iterator for ChunkIter<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.read == self.count {
-            return None;
-        }
-        let res = match (self.encoding, self.state.scale) {
-            (Encoding::Gorilla, _) => self.step::<false, false>(),
-            (Encoding::Decimal, 0) => self.step::<true, false>(),
-            (Encoding::Decimal, _) => self.step::<true, true>(),
-        };
-        match res {
-            Ok(()) => Some(Ok((self.state.t, f64::from_bits(self.state.v)))),
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
-            }
+        match &mut self.0 {
+            Kind::Gorilla(s) => s.next_sample(),
+            Kind::Decimal(s) => s.next_sample(),
+            Kind::Scaled(s) => s.next_sample(),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = if self.failed {
-            0
-        } else {
-            self.count - self.read
+        let left = match &self.0 {
+            Kind::Gorilla(s) => s.left(),
+            Kind::Decimal(s) => s.left(),
+            Kind::Scaled(s) => s.left(),
         };
-        (0, Some(n))
+        (0, Some(left))
     }
 }
 
@@ -280,25 +403,5 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
 /// Decodes a whole chunk, appending its samples to `out`: the fast path for
 /// the query engine. On error `out` is left as it was.
 pub fn decode_into(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
-    let it = ChunkIter::new(bytes)?;
-    // Every sample after the first takes at least two bits, so a count
-    // above this cannot decode: the iterator finds the error.
-    if it.count > it.reader.remaining() / 2 + 1 {
-        return match it.into_iter().find_map(Result::err) {
-            Some(e) => Err(e),
-            None => Err(ChunkError::Truncated),
-        };
-    }
-    let old_len = out.len();
-    out.resize(old_len + it.count, Sample { t: 0, v: 0.0 });
-    let slots = &mut out[old_len..];
-    let res = match (it.encoding, it.state.scale) {
-        (Encoding::Gorilla, _) => it.all_into::<false, false>(slots),
-        (Encoding::Decimal, 0) => it.all_into::<true, false>(slots),
-        (Encoding::Decimal, _) => it.all_into::<true, true>(slots),
-    };
-    if res.is_err() {
-        out.truncate(old_len);
-    }
-    res
+    ChunkIter::new(bytes)?.all_into(out)
 }

@@ -13,7 +13,7 @@
 use query::model::Sample;
 
 use super::bits::BitWriter;
-use super::buckets::{signed_len, DECIMAL, GORILLA};
+use super::buckets::{class, DECIMAL, GORILLA};
 use super::{write_header, ChunkError, Encoding, MAX_ENCODED_SAMPLES, MAX_SCALE, POW10};
 
 /// Which stream the encoder writes.
@@ -111,6 +111,24 @@ impl ChunkEncoder {
     /// engine seals chunks long before that.
     #[inline]
     pub fn push(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
+        // One test for both an empty and a full chunk: `count - 1` wraps
+        // for 0.
+        let full = MAX_ENCODED_SAMPLES as u16 - 1;
+        if t <= self.last_t || self.count.wrapping_sub(1) >= full {
+            return self.push_edge(t, v);
+        }
+        match self.mode {
+            Mode::Decimal => self.push_decimal(t, v),
+            Mode::Gorilla => self.push_gorilla(t, v.to_bits()),
+        }
+        Ok(())
+    }
+
+    /// [`ChunkEncoder::push`] for a first sample, a sample that is not
+    /// after the last one, or a full chunk.
+    #[cold]
+    #[inline(never)]
+    fn push_edge(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
         if self.count == 0 {
             self.push_first(t, v);
             return Ok(());
@@ -182,21 +200,16 @@ impl ChunkEncoder {
         let dod = self.next_dod(t);
         let di = i.wrapping_sub(self.last_i);
         let ddi = di.wrapping_sub(self.last_di);
-        let dod_len = signed_len(dod);
-        self.gorilla_bits += GORILLA.len_at(dod, dod_len) + gorilla_value_bits;
-        // Both fields in one write when they fit in 64 bits (the usual case).
-        match (
-            DECIMAL.short_field(dod, dod_len),
-            DECIMAL.short_field(ddi, signed_len(ddi)),
-        ) {
-            (Some((a, an)), Some((b, bn))) if an + bn <= 64 => {
-                // bn <= 39, so the shift is in range.
-                self.bits.write((a << bn) | b, an + bn);
-            }
-            _ => {
-                DECIMAL.write(&mut self.bits, dod);
-                DECIMAL.write(&mut self.bits, ddi);
-            }
+        let dod_class = class(dod);
+        self.gorilla_bits += GORILLA.field(dod_class).len + gorilla_value_bits;
+        let (a, b) = (DECIMAL.field(dod_class), DECIMAL.field(class(ddi)));
+        if a.len + b.len <= 64 {
+            // Both fields in one write (the usual case); b.len <= 63.
+            let bits = ((a.hi | (dod & a.mask)) << b.len) | b.hi | (ddi & b.mask);
+            self.bits.write(bits, a.len + b.len);
+        } else {
+            DECIMAL.write(&mut self.bits, dod);
+            DECIMAL.write(&mut self.bits, ddi);
         }
         self.last_i = i;
         self.last_di = di;
