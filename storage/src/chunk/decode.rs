@@ -5,9 +5,12 @@
 //! `SCALED` for a decimal scale above 0), so the bulk decoder runs one loop
 //! per encoding with the reader and the state in registers, and the
 //! iterator is an enum of one iterator per encoding, picked once by
-//! [`ChunkIter::new`]. A step refills the bit buffer once and, when both of
-//! its bucketed fields are short (the usual case), decodes them from that
-//! one word without further length checks.
+//! [`ChunkIter::new`]. A step refills the bit buffer once and takes its
+//! fields from that one word: an encoding 2 sample whose two fields end
+//! within 10 bits (regular timestamps, small value changes) is one look-up
+//! in a table of all such pairs; other short fields (up to 28 bits) are
+//! decoded from the word directly; only wide fields and the end of the
+//! stream take the field-by-field path.
 
 use query::model::Sample;
 

@@ -200,6 +200,23 @@ impl ChunkEncoder {
         let dod = self.next_dod(t);
         let di = i.wrapping_sub(self.last_i);
         let ddi = di.wrapping_sub(self.last_di);
+        if dod | ddi == 0 {
+            // Regular timestamps and a steady value change: '0' '0' here,
+            // '0' and the value field in Gorilla.
+            self.gorilla_bits += 1 + gorilla_value_bits;
+            self.bits.write(0, 2);
+        } else {
+            self.push_fields(dod, ddi, gorilla_value_bits);
+        }
+        self.last_i = i;
+        self.last_di = di;
+        self.last_t = t;
+        self.count += 1;
+    }
+
+    /// Writes the decimal fields of a sample and counts its Gorilla bits.
+    #[inline(always)]
+    fn push_fields(&mut self, dod: u64, ddi: u64, gorilla_value_bits: u32) {
         let dod_class = class(dod);
         self.gorilla_bits += GORILLA.field(dod_class).len + gorilla_value_bits;
         let (a, b) = (DECIMAL.field(dod_class), DECIMAL.field(class(ddi)));
@@ -211,10 +228,6 @@ impl ChunkEncoder {
             DECIMAL.write(&mut self.bits, dod);
             DECIMAL.write(&mut self.bits, ddi);
         }
-        self.last_i = i;
-        self.last_di = di;
-        self.last_t = t;
-        self.count += 1;
     }
 
     /// The first sample of a chunk: decimal if it fits a scale (at least
