@@ -19,7 +19,7 @@
 //!   API, decoded samples/s (best of 3).
 //! - disk: bytes on disk per sample for that data set after checkpoint +
 //!   flush_and_compact (SST + WAL files, index included), then where they
-//!   go: SST bytes per column family, WAL bytes, and the Gorilla chunk bytes
+//!   go: SST bytes per column family, WAL bytes, and the chunk bytes
 //!   alone (sum of the encoded chunks that `select_chunks` returns).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -329,7 +329,7 @@ fn disk_breakdown(db: &Db, shard: &storage::Shard, samples: u64, t0: i64) {
         .map(|c| c.data.len() as u64)
         .sum();
     println!(
-        "  of which (bytes/sample): {}; Gorilla chunk bytes alone {:.2}",
+        "  of which (bytes/sample): {}; chunk bytes alone {:.2}",
         parts.join(", "),
         per(chunks)
     );
