@@ -200,11 +200,22 @@ impl ChunkEncoder {
         let dod = self.next_dod(t);
         let di = i.wrapping_sub(self.last_i);
         let ddi = di.wrapping_sub(self.last_di);
-        if dod | ddi == 0 {
-            // Regular timestamps and a steady value change: '0' '0' here,
-            // '0' and the value field in Gorilla.
+        if dod == 0 {
+            // A regular timestamp (the usual case): '0' here and in Gorilla,
+            // so it needs no table look-up.
             self.gorilla_bits += 1 + gorilla_value_bits;
-            self.bits.write(0, 2);
+            if ddi == 0 {
+                self.bits.write(0, 2);
+            } else {
+                let b = DECIMAL.field(class(ddi));
+                if b.len < 64 {
+                    // '0', then the value field, in one write.
+                    self.bits.write(b.hi | (ddi & b.mask), b.len + 1);
+                } else {
+                    self.bits.write(0, 1);
+                    DECIMAL.write(&mut self.bits, ddi);
+                }
+            }
         } else {
             self.push_fields(dod, ddi, gorilla_value_bits);
         }
