@@ -7,10 +7,11 @@
 #   tests/bench/compare.sh                      # the full run
 #   SERIES=5000 POINTS=100 OUT=/tmp/b.md tests/bench/compare.sh   # a quick one
 #
-# Settings (environment): SERIES (30000; the tool's own default, 50000,
-# makes the 3-node run alone take ~6 min here, so the whole comparison
-# would not finish in 15 min), POINTS (504: 2 h 6 m at 15 s, so every point
-# of the 2 h range queries has a full 5 m window), CONCURRENCY (24 requests
+# Settings (environment): SERIES (30000: about 7 min for all four on the
+# 2-core build machine; the tool's own default, 50000, took 18 min there
+# while other builds ran, over the 15 min this comparison should take),
+# POINTS (504: 2 h 6 m at 15 s, so every point of the 2 h range queries has
+# a full 5 m window), CONCURRENCY (24 requests
 # in flight, as a Prometheus sender with many shards keeps; Silverback acks a
 # write after a Raft commit, so it needs concurrency to use the CPU),
 # PER_REQUEST (2000 samples), RUNS (10 timed runs
@@ -251,7 +252,7 @@ run_silverback() { # nodes
   for i in $(seq "$n"); do
     sb_cmd "$i" "$n" "$key"
     local shown="${SB_CMD[*]//$WORK/\$WORK}"
-    cmds+=(--command "${shown//$TARGET/target}")
+    cmds+=(--command "${shown/#$SILVERBACK/target/release/silverback}")
     urls+=(--url "http://127.0.0.1:$((SB_HTTP + i - 1))")
     dirs+=(--rocksdb "$WORK/$key-$i/data")
   done
