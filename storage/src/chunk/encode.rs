@@ -72,7 +72,11 @@ pub struct ChunkEncoder {
     /// The stream of `mode`.
     bits: BitWriter,
     mode: Mode,
-    count: u16,
+    /// Number of samples, at most `MAX_ENCODED_SAMPLES`. A `u32`, not a
+    /// `u16`: `push` reads it with one 32-bit load, and a 32-bit load of a
+    /// field that the previous push stored with 16 bits cannot be served
+    /// from the store buffer (a stall of about a dozen cycles per sample).
+    count: u32,
     min_t: i64,
     last_t: i64,
     /// Last timestamp delta as a wrapping u64.
@@ -113,7 +117,7 @@ impl ChunkEncoder {
     pub fn push(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
         // One test for both an empty and a full chunk: `count - 1` wraps
         // for 0.
-        let full = MAX_ENCODED_SAMPLES as u16 - 1;
+        let full = MAX_ENCODED_SAMPLES as u32 - 1;
         if t <= self.last_t || self.count.wrapping_sub(1) >= full {
             return self.push_edge(t, v);
         }
@@ -139,7 +143,7 @@ impl ChunkEncoder {
                 got: t,
             });
         }
-        if usize::from(self.count) >= MAX_ENCODED_SAMPLES {
+        if self.count as usize >= MAX_ENCODED_SAMPLES {
             return Err(ChunkError::Full);
         }
         match self.mode {
@@ -298,7 +302,7 @@ impl ChunkEncoder {
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        usize::from(self.count)
+        self.count as usize
     }
 
     /// True if no sample was appended yet.
