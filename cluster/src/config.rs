@@ -31,6 +31,9 @@ pub struct NodeConfig {
     pub storage: storage::StorageOptions,
     /// How often shard state is checkpointed (and the log purged).
     pub checkpoint_interval: Duration,
+    /// Log entries kept behind a checkpoint for lagging followers; a
+    /// follower further behind (or a new replica) gets a snapshot.
+    pub raft_log_keep: u64,
     /// How long a node may be down before its replicas are re-created
     /// elsewhere.
     pub down_grace: Duration,
@@ -61,6 +64,7 @@ impl Default for NodeConfig {
             replication_factor: 3,
             storage: storage::StorageOptions::default(),
             checkpoint_interval: Duration::from_secs(30),
+            raft_log_keep: 2_000,
             down_grace: Duration::from_secs(300),
             heartbeat_interval: Duration::from_millis(250),
             election_timeout: Duration::from_millis(1000),

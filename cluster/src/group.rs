@@ -52,8 +52,10 @@ pub fn raft_config(cfg: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
         election_timeout_max: el.max(hb * 3) * 2,
         install_snapshot_timeout: cfg.rpc_timeout.max(Duration::from_secs(10)).as_millis() as u64,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
-        max_in_snapshot_log_to_keep: 2_000,
-        purge_batch_size: 1024,
+        max_in_snapshot_log_to_keep: cfg.raft_log_keep,
+        // Purge in batches, unless the budget of kept entries is small
+        // (tests that force catch-up by snapshot): then purge at once.
+        purge_batch_size: if cfg.raft_log_keep >= 1024 { 1024 } else { 1 },
         max_payload_entries: 64,
         snapshot_max_chunk_size: 4 << 20,
         ..Default::default()

@@ -276,12 +276,15 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
+        // The first call is openraft's start-up, even when there is nothing
+        // yet; every later call sends data (a replica that started empty and
+        // then filled must not send an empty snapshot to a new learner).
+        let first = !std::mem::replace(&mut self.startup_done, true);
         if self.meta.last_applied.is_none() {
             return Ok(None);
         }
         let meta = snapshot_meta(&self.meta);
-        if !self.startup_done {
-            self.startup_done = true;
+        if first {
             return Ok(Some(Snapshot {
                 meta,
                 snapshot: Box::new(Cursor::new(Vec::new())),

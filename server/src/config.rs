@@ -68,6 +68,14 @@ pub struct RunArgs {
     /// its replicas on other nodes [default: 5m]
     #[arg(long, value_name = "DURATION")]
     pub down_grace: Option<PromDuration>,
+    /// How often shard state is checkpointed and the Raft log purged
+    /// [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub checkpoint_interval: Option<PromDuration>,
+    /// Raft log entries kept behind a checkpoint for lagging followers; one
+    /// further behind, or a new replica, gets a snapshot [default: 2000]
+    #[arg(long, value_name = "N")]
+    pub raft_log_keep: Option<u64>,
     /// Replicas per shard (capped at the node count) [default: 3]
     #[arg(long, value_name = "N")]
     pub replication_factor: Option<u32>,
@@ -152,6 +160,8 @@ pub struct FileConfig {
     pub join: Option<String>,
     pub shards: Option<u32>,
     pub down_grace: Option<PromDuration>,
+    pub checkpoint_interval: Option<PromDuration>,
+    pub raft_log_keep: Option<u64>,
     pub replication_factor: Option<u32>,
     pub retention: Option<PromDuration>,
     pub rule_files: Option<Vec<String>>,
@@ -240,6 +250,8 @@ pub struct Config {
     pub join: Option<String>,
     pub shards: u32,
     pub down_grace: PromDuration,
+    pub checkpoint_interval: PromDuration,
+    pub raft_log_keep: u64,
     pub replication_factor: u32,
     pub retention: PromDuration,
     pub rule_files: Vec<String>,
@@ -440,6 +452,13 @@ impl Config {
             join: args.join.clone().or(file.join.clone()),
             shards: pick!(args, file, shards, 32),
             down_grace: pick!(args, file, down_grace, PromDuration::from_millis(300_000)),
+            checkpoint_interval: pick!(
+                args,
+                file,
+                checkpoint_interval,
+                PromDuration::from_millis(30_000)
+            ),
+            raft_log_keep: pick!(args, file, raft_log_keep, 2_000),
             replication_factor: pick!(args, file, replication_factor, 3),
             retention: pick!(
                 args,
@@ -482,6 +501,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.node_id == 0 {
             return Err(invalid("node_id", "must be > 0"));
+        }
+        if self.checkpoint_interval.0.is_zero() {
+            return Err(invalid("checkpoint_interval", "must be > 0"));
         }
         if self.shards == 0 {
             return Err(invalid("shards", "must be > 0"));

@@ -48,6 +48,8 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
         data_dir: cfg.data_dir.clone(),
         shards: cfg.shards,
         down_grace: cfg.down_grace.0,
+        checkpoint_interval: cfg.checkpoint_interval.0,
+        raft_log_keep: cfg.raft_log_keep,
         replication_factor: cfg.replication_factor as usize,
         storage: storage::StorageOptions {
             retention_ms: cfg.retention.0.as_millis() as i64,

@@ -522,3 +522,41 @@ fn snapshot_restore_round_trip() {
         dst.apply(7, &batch(&n, &[(1, 1.0)])).unwrap().series_ids
     );
 }
+
+#[test]
+fn snapshot_of_a_shard_larger_than_many_parts_restores_whole() {
+    // Several MiB of chunks: the stream spans many parts (1 MiB target
+    // each) and the Raft layer sends it in 4 MiB pieces.
+    let (_d, db) = open(StorageOptions::default());
+    let src = db.shard(1).unwrap();
+    let mut idx = 0;
+    for round in 0..40i64 {
+        let v: Vec<_> = (0..3000)
+            .map(|s| {
+                let l = lbl("big", &[("series", &s.to_string())]);
+                let samples: Vec<(i64, f64)> = (0..30)
+                    .map(|k| {
+                        let t = (round * 30 + k) * 15_000;
+                        (t, ((s * 31 + t / 1000) % 977) as f64 * 0.37)
+                    })
+                    .collect();
+                series(&l, &samples)
+            })
+            .collect();
+        idx += 1;
+        src.apply(idx, &WriteBatch::Samples(v)).unwrap();
+    }
+    let parts: Vec<Vec<u8>> = src.snapshot().unwrap().collect::<Result<_, _>>().unwrap();
+    let joined: Vec<u8> = parts.concat();
+    assert!(
+        parts.len() > 4,
+        "{} parts, {} bytes",
+        parts.len(),
+        joined.len()
+    );
+    let dst = db.shard(2).unwrap();
+    let recut: Vec<Vec<u8>> = joined.chunks(4 << 20).map(<[u8]>::to_vec).collect();
+    dst.restore(recut.into_iter().map(Ok)).unwrap();
+    assert_eq!(dst.stats().series, 3000);
+    assert_eq!(dump(&dst), dump(&src));
+}

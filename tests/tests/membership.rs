@@ -120,7 +120,12 @@ async fn finish(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joins_then_one_is_decommissioned_under_writes() {
-    let mut cluster = Cluster::start(3, SHARDS, 3, &[]).await.expect("cluster");
+    // Checkpoints every second keeping no log entries: new replicas catch up
+    // from a storage snapshot, not from the log.
+    let fast_purge = ["--checkpoint-interval", "1s", "--raft-log-keep", "0"];
+    let mut cluster = Cluster::start(3, SHARDS, 3, &fast_purge)
+        .await
+        .expect("cluster");
     let clients: Arc<Mutex<Vec<Client>>> = Arc::new(Mutex::new(
         cluster.nodes.iter().map(Silverback::client).collect(),
     ));
@@ -128,15 +133,18 @@ async fn a_node_joins_then_one_is_decommissioned_under_writes() {
     let stop = Arc::new(AtomicBool::new(false));
     let base = base_time();
     let w = tokio::spawn(writer(clients.clone(), live.clone(), base, stop.clone()));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let c1 = cluster.nodes[0].client();
 
     // (c) Node 4 joins through node 2 and takes a quarter of the replicas.
+    let mut extra = Options::default().extra_args;
+    extra.extend(fast_purge.iter().map(|s| s.to_string()));
     let n4 = Silverback::start(Options {
         node_id: 4,
         join: Some(cluster.nodes[1].grpc),
         shards: SHARDS,
         replication_factor: 3,
+        extra_args: extra,
         ..Options::default()
     })
     .await
