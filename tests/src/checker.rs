@@ -50,7 +50,8 @@ impl Live {
         v[i] = up;
     }
 
-    fn alive(&self, n: usize) -> Vec<usize> {
+    /// Indexes (below `n`) of the nodes marked live.
+    pub fn alive(&self, n: usize) -> Vec<usize> {
         let v = self.0.lock().unwrap_or_else(|e| e.into_inner());
         (0..n)
             .filter(|i| v.get(*i).copied().unwrap_or(false))

@@ -94,6 +94,35 @@ fn state_of(m: &Map, id: u64) -> &str {
         .map_or("", |(_, _, s)| s.as_str())
 }
 
+/// Queries the live nodes in turn until `stop`; returns (successful
+/// reads, longest time without one). Reads must keep working during moves.
+async fn reader(
+    clients: Arc<Mutex<Vec<Client>>>,
+    live: Live,
+    stop: Arc<AtomicBool>,
+) -> (usize, Duration) {
+    let (mut ok, mut longest) = (0usize, Duration::ZERO);
+    let mut last_ok = Instant::now();
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let cs: Vec<Client> = clients.lock().expect("clients").clone();
+        let alive = live.alive(cs.len());
+        if let Some(&n) = alive.get(i % alive.len().max(1)) {
+            let t = tests::now_ms() as f64 / 1000.0;
+            if let Ok(v) = cs[n].query("count(fault_test)", t).await {
+                if v["status"] == "success" {
+                    ok += 1;
+                    longest = longest.max(last_ok.elapsed());
+                    last_ok = Instant::now();
+                }
+            }
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (ok, longest.max(last_ok.elapsed()))
+}
+
 async fn finish(
     w: tokio::task::JoinHandle<Result<Acked>>,
     stop: &AtomicBool,
@@ -133,6 +162,7 @@ async fn a_node_joins_then_one_is_decommissioned_under_writes() {
     let stop = Arc::new(AtomicBool::new(false));
     let base = base_time();
     let w = tokio::spawn(writer(clients.clone(), live.clone(), base, stop.clone()));
+    let r = tokio::spawn(reader(clients.clone(), live.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(4)).await;
     let c1 = cluster.nodes[0].client();
 
@@ -183,6 +213,13 @@ async fn a_node_joins_then_one_is_decommissioned_under_writes() {
 
     let readers: Vec<&Silverback> = cluster.nodes[1..].iter().collect();
     let acked = finish(w, &stop, &readers, base).await;
+    let (reads, read_gap) = r.await.expect("reader task");
+    assert!(reads > 50, "only {reads} successful reads");
+    assert!(
+        read_gap < Duration::from_secs(10),
+        "reads failed for {read_gap:?} in a row"
+    );
+    println!("{reads} reads answered during the moves; longest gap {read_gap:?}");
     println!(
         "acknowledged {} rounds ({} samples) through join and decommission; longest write wait {:?}",
         acked.rounds.len(),
