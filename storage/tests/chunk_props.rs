@@ -108,6 +108,15 @@ fn samples() -> impl Strategy<Value = Vec<(i64, u64)>> {
         })
 }
 
+/// The encoded chunk of `samples` (value bits).
+fn encode(samples: &[(i64, u64)]) -> Vec<u8> {
+    let mut enc = ChunkEncoder::new();
+    for &(t, v) in samples {
+        enc.push(t, f64::from_bits(v)).unwrap();
+    }
+    enc.bytes()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -139,11 +148,7 @@ proptest! {
 
     #[test]
     fn decimal_round_trip(samples in decimal_samples()) {
-        let mut enc = ChunkEncoder::new();
-        for &(t, v) in &samples {
-            enc.push(t, f64::from_bits(v)).unwrap();
-        }
-        let bytes = enc.bytes();
+        let bytes = encode(&samples);
         let h = header(&bytes).unwrap();
         prop_assert_eq!(h.count, samples.len());
         let got: Vec<(i64, u64)> =
@@ -165,11 +170,7 @@ proptest! {
         samples in decimal_samples(),
         cut in any::<prop::sample::Index>(),
     ) {
-        let mut enc = ChunkEncoder::new();
-        for &(t, v) in &samples {
-            enc.push(t, f64::from_bits(v)).unwrap();
-        }
-        let bytes = enc.bytes();
+        let bytes = encode(&samples);
         let cut = cut.index(bytes.len());
         prop_assert!(decode(&bytes[..cut]).is_err());
         let mut out = Vec::new();
@@ -182,11 +183,7 @@ proptest! {
         samples in decimal_samples(),
         flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4),
     ) {
-        let mut enc = ChunkEncoder::new();
-        for &(t, v) in &samples {
-            enc.push(t, f64::from_bits(v)).unwrap();
-        }
-        let mut bytes = enc.bytes();
+        let mut bytes = encode(&samples);
         for (i, bit) in flips {
             let i = i.index(bytes.len());
             bytes[i] ^= 1 << bit;
@@ -196,11 +193,7 @@ proptest! {
 
     #[test]
     fn truncated_chunks_are_errors(samples in samples(), cut in any::<prop::sample::Index>()) {
-        let mut enc = ChunkEncoder::new();
-        for &(t, v) in &samples {
-            enc.push(t, f64::from_bits(v)).unwrap();
-        }
-        let bytes = enc.bytes();
+        let bytes = encode(&samples);
         let cut = cut.index(bytes.len());
         prop_assert!(decode(&bytes[..cut]).is_err());
     }
