@@ -117,6 +117,23 @@ fn encode(samples: &[(i64, u64)]) -> Vec<u8> {
     enc.bytes()
 }
 
+/// `decode` and `decode_into` both give back exactly `samples`.
+fn decodes_to(bytes: &[u8], samples: &[(i64, u64)]) -> Result<(), TestCaseError> {
+    let got: Vec<(i64, u64)> = decode(bytes)
+        .unwrap()
+        .into_iter()
+        .map(|(t, v)| (t, v.to_bits()))
+        .collect();
+    prop_assert_eq!(&got, samples);
+    let mut fast = Vec::new();
+    decode_into(bytes, &mut fast).unwrap();
+    prop_assert!(fast
+        .iter()
+        .map(|s| (s.t, s.v.to_bits()))
+        .eq(samples.iter().copied()));
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -128,12 +145,7 @@ proptest! {
         }
         prop_assert_eq!(enc.len(), samples.len());
         let bytes = enc.bytes();
-        let got: Vec<(i64, u64)> =
-            decode(&bytes).unwrap().into_iter().map(|(t, v)| (t, v.to_bits())).collect();
-        prop_assert_eq!(&got, &samples);
-        let mut fast = Vec::new();
-        decode_into(&bytes, &mut fast).unwrap();
-        prop_assert!(fast.iter().map(|s| (s.t, s.v.to_bits())).eq(samples.iter().copied()));
+        decodes_to(&bytes, &samples)?;
         let h = header(&bytes).unwrap();
         prop_assert_eq!(h.count, samples.len());
         prop_assert_eq!(h.min_t, samples.first().map(|s| s.0));
@@ -151,12 +163,7 @@ proptest! {
         let bytes = encode(&samples);
         let h = header(&bytes).unwrap();
         prop_assert_eq!(h.count, samples.len());
-        let got: Vec<(i64, u64)> =
-            decode(&bytes).unwrap().into_iter().map(|(t, v)| (t, v.to_bits())).collect();
-        prop_assert_eq!(&got, &samples);
-        let mut fast = Vec::new();
-        decode_into(&bytes, &mut fast).unwrap();
-        prop_assert!(fast.iter().map(|s| (s.t, s.v.to_bits())).eq(samples.iter().copied()));
+        decodes_to(&bytes, &samples)?;
         prop_assert_eq!(ChunkEncoder::from_bytes(&bytes).unwrap().bytes(), bytes);
         // Encoding 2 holds only values that are short decimals (-0.0, NaN,
         // infinities and 17-digit neighbours never).

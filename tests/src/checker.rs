@@ -123,6 +123,13 @@ pub async fn writer(
     Ok(acked)
 }
 
+/// Stops the writer started with `stop` and returns what it acknowledged;
+/// panics if the writer failed.
+pub async fn stop_writer(w: tokio::task::JoinHandle<Result<Acked>>, stop: &AtomicBool) -> Acked {
+    stop.store(true, Ordering::Relaxed);
+    w.await.expect("writer task").expect("writer")
+}
+
 /// Every acknowledged sample, read back through `c` with a raw range
 /// selector, is there with its value.
 pub async fn check_all(c: &Client, base: i64, acked: &Acked) -> Result<()> {

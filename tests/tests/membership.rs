@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use serde_json::Value;
-use tests::checker::{base_time, check_all, cluster_status, writer, Acked, Live, SERIES};
+use tests::checker::{
+    base_time, check_all, cluster_status, stop_writer, writer, Acked, Live, SERIES,
+};
 use tests::{Client, Cluster, Options, Silverback};
 
 const SHARDS: u32 = 8;
@@ -129,8 +131,7 @@ async fn finish(
     readers: &[&Silverback],
     base: i64,
 ) -> Acked {
-    stop.store(true, Ordering::Relaxed);
-    let acked = w.await.expect("writer task").expect("writer");
+    let acked = stop_writer(w, stop).await;
     assert!(
         acked.rounds.len() > 50,
         "too few rounds: {}",

@@ -4,11 +4,11 @@
 //! API that every acknowledged sample is there with its value (the harness
 //! is `tests::checker`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tests::checker::{base_time, check_all, wait_for_leader, writer, Live, SERIES};
+use tests::checker::{base_time, check_all, stop_writer, wait_for_leader, writer, Live, SERIES};
 use tests::{Client, Cluster, Options, Silverback};
 
 fn shared(clients: &[Client]) -> Arc<Mutex<Vec<Client>>> {
@@ -52,8 +52,7 @@ async fn follower_and_leader_kills_lose_no_acknowledged_sample() {
     live.set(li, true);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    stop.store(true, Ordering::Relaxed);
-    let acked = w.await.expect("writer task").expect("writer");
+    let acked = stop_writer(w, &stop).await;
     assert!(
         acked.rounds.len() > 50,
         "too few rounds: {}",
@@ -81,8 +80,7 @@ async fn whole_cluster_kill_9_keeps_acknowledged_samples() {
     let base = base_time();
     let w = tokio::spawn(writer(shared(&clients), live, base, stop.clone()));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    let acked = w.await.expect("writer task").expect("writer");
+    let acked = stop_writer(w, &stop).await;
     for n in &mut cluster.nodes {
         n.kill();
     }
@@ -105,8 +103,7 @@ async fn single_node_kill_9_keeps_acknowledged_samples() {
     let base = base_time();
     let w = tokio::spawn(writer(shared(&clients), live, base, stop.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let acked = w.await.expect("writer task").expect("writer");
+    let acked = stop_writer(w, &stop).await;
     node.kill();
     node.restart().await.expect("restart after kill -9");
     assert!(!acked.rounds.is_empty());

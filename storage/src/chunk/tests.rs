@@ -34,6 +34,19 @@ fn round_trip(samples: &[(i64, u64)]) {
     assert_eq!(again.bytes(), bytes, "from_bytes rebuilds the same chunk");
 }
 
+/// `decode` and `decode_into` both reject `bytes` with `want`, and
+/// `decode_into` leaves its output empty.
+fn assert_rejected(bytes: &[u8], want: ChunkError) {
+    assert_eq!(decode(bytes).err(), Some(want.clone()), "bytes {bytes:?}");
+    let mut out = Vec::new();
+    assert_eq!(
+        decode_into(bytes, &mut out).err(),
+        Some(want),
+        "decode_into {bytes:?}"
+    );
+    assert!(out.is_empty());
+}
+
 #[test]
 fn edge_cases_round_trip() {
     let f = |samples: &[(i64, u64)]| round_trip(samples);
@@ -173,17 +186,7 @@ fn malformed_chunks_are_errors() {
         (300, (0.1f64 + 0.2).to_bits()),
     ]);
     assert_eq!(header(&good).unwrap().encoding, Encoding::Gorilla);
-    let f = |bytes: &[u8], want: ChunkError| {
-        let got = decode(bytes).err();
-        assert_eq!(got, Some(want.clone()), "bytes {bytes:?}");
-        let mut out = Vec::new();
-        assert_eq!(
-            decode_into(bytes, &mut out).err(),
-            Some(want),
-            "decode_into {bytes:?}"
-        );
-        assert!(out.is_empty());
-    };
+    let f = assert_rejected;
     f(&[], ChunkError::Truncated);
     f(&[1], ChunkError::Truncated);
     f(&[1, 0], ChunkError::Truncated);
@@ -447,14 +450,7 @@ fn malformed_decimal_chunks_are_errors() {
     ]);
     assert_eq!(good[0], 2);
     let f = |bytes: &[u8], want: ChunkError| {
-        assert_eq!(decode(bytes).err(), Some(want.clone()), "bytes {bytes:?}");
-        let mut out = Vec::new();
-        assert_eq!(
-            decode_into(bytes, &mut out).err(),
-            Some(want),
-            "decode_into {bytes:?}"
-        );
-        assert!(out.is_empty());
+        assert_rejected(bytes, want);
         assert!(ChunkIter::new(bytes).map_or(true, |mut it| it.any(|r| r.is_err())));
     };
     // The scale byte is missing, or above 15.
