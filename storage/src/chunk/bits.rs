@@ -95,15 +95,26 @@ impl BitWriter {
     }
 }
 
-/// The 8 bytes at `next`, zero padded past the end of `bytes`, as a
-/// big-endian word, and how many of them are real bytes.
-#[cold]
-fn tail_word(bytes: &[u8], next: usize) -> (u64, usize) {
-    let tail = bytes.get(next..).unwrap_or(&[]);
-    let n = tail.len().min(8);
-    let mut pad = [0u8; 8];
-    pad[..n].copy_from_slice(&tail[..n]);
-    (u64::from_be_bytes(pad), n)
+/// The bytes of `bytes` from `next` on (fewer than 8, at least 1), MSB
+/// first in a big-endian word and zero padded.
+#[inline(always)]
+fn tail_word(bytes: &[u8], next: usize) -> u64 {
+    let left = bytes.len() - next; // 1..=7
+    match bytes.len().checked_sub(8) {
+        // The last 8 bytes of the stream, shifted so that `next` comes
+        // first: one load instead of a copy into a padded buffer.
+        Some(last8) => {
+            let w = bytes[last8..]
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            w << (8 * (8 - left))
+        }
+        None => bytes[next..]
+            .iter()
+            .enumerate()
+            .fold(0, |w, (i, &b)| w | u64::from(b) << (56 - 8 * i)),
+    }
 }
 
 /// Error returned when a read runs past the end of the stream.
@@ -154,15 +165,38 @@ impl<'a> BitReader<'a> {
         let (word, take) = match self.bytes.get(self.next..self.next + 8) {
             Some(w) => (u64::from_be_bytes(w.try_into().unwrap_or([0; 8])), take),
             None if self.next >= self.bytes.len() => return,
-            None => {
-                let (word, left) = tail_word(self.bytes, self.next);
-                (word, take.min(left))
-            }
+            None => (
+                tail_word(self.bytes, self.next),
+                take.min(self.bytes.len() - self.next),
+            ),
         };
         // `avail <= 55`, so the shift is in range.
         self.buf |= word >> self.avail;
         self.next += take;
         self.avail += take as u32 * 8;
+    }
+
+    /// True if 8 whole stream bytes follow the buffered bits, so that
+    /// [`BitReader::refill_fast`] can load them at once.
+    #[inline(always)]
+    pub(crate) fn can_refill_fast(&self) -> bool {
+        self.bytes.len() - self.next >= 8
+    }
+
+    /// Tops the buffer up to 56..=63 valid bits when
+    /// [`BitReader::can_refill_fast`], without first testing how many are
+    /// buffered: loading bits that are already buffered again ORs them onto
+    /// themselves. Does nothing otherwise.
+    #[inline(always)]
+    pub(crate) fn refill_fast(&mut self) {
+        if let Some(w) = self.bytes.get(self.next..self.next + 8) {
+            let word = u64::from_be_bytes(w.try_into().unwrap_or([0; 8]));
+            // `avail <= 63`: the shift is in range, and adding the whole
+            // bytes that fit, `(63 - avail) / 8`, makes `avail | 56`.
+            self.buf |= word >> self.avail;
+            self.next += ((63 - self.avail) / 8) as usize;
+            self.avail |= 56;
+        }
     }
 
     /// The buffered bits, MSB first (valid up to [`BitReader::buffered`]).
@@ -184,6 +218,17 @@ impl<'a> BitReader<'a> {
         // n <= avail <= 63
         self.buf <<= n;
         self.avail -= n;
+    }
+
+    /// Drops as many buffered bits as the low 6 bits of `n` say (at most
+    /// [`BitReader::buffered`]); the other bits of `n` are ignored, so a
+    /// table entry that packs more beside its length needs no masking
+    /// before the shift.
+    #[inline(always)]
+    pub(crate) fn consume_low6(&mut self, n: u32) {
+        debug_assert!(n & 63 <= self.avail);
+        self.buf = self.buf.wrapping_shl(n);
+        self.avail -= n & 63;
     }
 
     /// Drops `n` bits, if there are that many buffered.

@@ -241,6 +241,37 @@ const fn pair_table(b: &Buckets) -> [u32; 1 << PAIR_BITS] {
     t
 }
 
+/// Stream bits that index [`DECIMAL_FIELDS`].
+pub(crate) const FIELD_BITS: u32 = 12;
+
+/// One encoding 2 field decoded from the next [`FIELD_BITS`] stream bits,
+/// when it ends within them: `len | (D as i12) << 4` (D is in
+/// -127..=128), or 0 if it does not fit. The decoder takes the two fields
+/// of a sample that misses [`DECIMAL_PAIRS`] (a 12-bit field, e.g. a
+/// 2-decimal gauge's value change) from here before it decodes them bit by
+/// bit.
+pub(crate) static DECIMAL_FIELDS: [u16; 1 << FIELD_BITS] = field_table(&DECIMAL_BUCKETS);
+
+const fn field_table(b: &Buckets) -> [u16; 1 << FIELD_BITS] {
+    let mut t = [0u16; 1 << FIELD_BITS];
+    let mut i = 0;
+    while i < t.len() {
+        if let Some((d, n)) = b.peek_short((i as u64) << (64 - FIELD_BITS)) {
+            if n <= FIELD_BITS {
+                t[i] = n as u16 | ((d as u16) << 4);
+            }
+        }
+        i += 1;
+    }
+    t
+}
+
+/// The length and `D` of a [`DECIMAL_FIELDS`] entry (length 0: no field).
+#[inline(always)]
+pub(crate) fn field_entry(e: u16) -> (u32, u64) {
+    (u32::from(e & 15), ((e as i16) >> 4) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +360,28 @@ mod tests {
         // (8 * 16), '0' '110xxxxx' (32 * 2), '10xxx' '0' (8 * 16), '10xxx'
         // '10xxx' (64), '110xxxxx' '0' (32 * 2).
         assert_eq!(hits, 256 + 128 + 64 + 128 + 64 + 64);
+    }
+
+    #[test]
+    fn field_table_agrees_with_the_field_reader() {
+        let mut hits = 0;
+        for (i, &e) in DECIMAL_FIELDS.iter().enumerate() {
+            // The 12 index bits, then zeros.
+            let bytes = ((i as u16) << (16 - FIELD_BITS)).to_be_bytes();
+            let mut r = BitReader::new(&bytes);
+            let d = DECIMAL.read(&mut r);
+            let used = 16 - r.remaining() as u32;
+            let (len, want) = field_entry(e);
+            if len == 0 {
+                assert!(d.is_err() || used > FIELD_BITS, "index {i:#b}");
+                continue;
+            }
+            hits += 1;
+            assert_eq!(d, Ok(want), "index {i:#b}");
+            assert_eq!(used, len, "index {i:#b}");
+        }
+        // '0' (2048), '10xxx' (1024), '110xxxxx' (512), '1110xxxxxxxx' (256).
+        assert_eq!(hits, 2048 + 1024 + 512 + 256);
     }
 
     #[test]

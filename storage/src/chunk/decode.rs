@@ -3,19 +3,32 @@
 //!
 //! The per-sample step is generic over the encoding (`DECIMAL_ENC`, and
 //! `SCALED` for a decimal scale above 0), so the bulk decoder runs one loop
-//! per encoding with the reader and the state in registers, and the
-//! iterator is an enum of one iterator per encoding, picked once by
-//! [`ChunkIter::new`]. A step refills the bit buffer once and takes its
-//! fields from that one word: an encoding 2 sample whose two fields end
-//! within 10 bits (regular timestamps, small value changes) is one look-up
-//! in a table of all such pairs; other short fields (up to 28 bits) are
-//! decoded from the word directly; only wide fields and the end of the
-//! stream take the field-by-field path.
+//! per encoding with the reader and the state in registers (the rare slow
+//! path takes and returns them by value, so they need no home in memory),
+//! and the iterator is an enum of one iterator per encoding, picked once by
+//! [`ChunkIter::new`].
+//!
+//! A step refills the bit buffer once and takes its fields from that one
+//! word. While 8 whole bytes are left, the bulk loop refills without
+//! testing anything. An encoding 2 sample is then, in order:
+//! - a regular timestamp ('0') and a value field of up to 12 bits: one
+//!   look-up in a table of all such fields (`DECIMAL_FIELDS`, 8 KiB);
+//! - two fields that end within 10 bits: one look-up in a table of all such
+//!   pairs (`DECIMAL_PAIRS`, 4 KiB);
+//! - two fields of up to 12 bits: a look-up each;
+//! - fields up to 28 bits: decoded from the word directly.
+//!
+//! Only wide fields and the end of the stream take the field-by-field path.
+//! The bulk decoder writes straight into the output's spare capacity.
+
+use std::mem::MaybeUninit;
 
 use query::model::Sample;
 
 use super::bits::{BitReader, OutOfBits};
-use super::buckets::{DECIMAL, DECIMAL_PAIRS, GORILLA, PAIR_BITS};
+use super::buckets::{
+    field_entry, DECIMAL, DECIMAL_FIELDS, DECIMAL_PAIRS, FIELD_BITS, GORILLA, PAIR_BITS,
+};
 use super::{parse_header, ChunkError, Encoding, MAX_SCALE, POW10};
 
 impl From<OutOfBits> for ChunkError {
@@ -64,18 +77,65 @@ impl State {
         r: &mut BitReader<'_>,
     ) -> Result<(), ChunkError> {
         r.refill();
+        self.fields::<DECIMAL_ENC, SCALED>(r)
+    }
+
+    /// [`State::next`] while 8 whole bytes follow the buffered bits (all
+    /// but the last few samples): the refill needs no tests.
+    #[inline(always)]
+    fn next_fast<const DECIMAL_ENC: bool, const SCALED: bool>(
+        &mut self,
+        r: &mut BitReader<'_>,
+    ) -> Result<(), ChunkError> {
+        r.refill_fast();
+        self.fields::<DECIMAL_ENC, SCALED>(r)
+    }
+
+    /// Reads the fields of a sample after the first from a refilled
+    /// reader.
+    #[inline(always)]
+    fn fields<const DECIMAL_ENC: bool, const SCALED: bool>(
+        &mut self,
+        r: &mut BitReader<'_>,
+    ) -> Result<(), ChunkError> {
         // Both fields from one buffered word when they are short (fields
         // that run past the buffered bits fail the length check).
         if DECIMAL_ENC {
             let top = r.peek();
-            // Both fields within the next 10 bits: one table look-up.
-            let pair = DECIMAL_PAIRS[(top >> (64 - PAIR_BITS)) as usize];
-            let n = pair & 0xff;
-            if n != 0 && n <= r.buffered() {
-                r.consume(n);
-                self.advance_t((pair >> 8) as u8 as i8 as u64)?;
-                self.advance_n::<SCALED>((pair >> 16) as u8 as i8 as u64);
-                return Ok(());
+            if top >> 63 == 0 {
+                // A regular timestamp ('0', the usual case) and a value
+                // field of at most 12 bits: one look-up.
+                let (n, dd) =
+                    field_entry(DECIMAL_FIELDS[((top << 1) >> (64 - FIELD_BITS)) as usize]);
+                if n != 0 && n < r.buffered() {
+                    r.consume(n + 1);
+                    self.advance_t(0)?;
+                    self.advance_n::<SCALED>(dd);
+                    return Ok(());
+                }
+            } else {
+                // Both fields within the next 10 bits: one look-up.
+                let pair = DECIMAL_PAIRS[(top >> (64 - PAIR_BITS)) as usize];
+                let n = pair & 63;
+                if n != 0 && n <= r.buffered() {
+                    r.consume_low6(pair);
+                    self.advance_t((pair >> 8) as u8 as i8 as u64)?;
+                    self.advance_n::<SCALED>((pair >> 16) as u8 as i8 as u64);
+                    return Ok(());
+                }
+            }
+            // Both fields of at most 12 bits: a look-up each.
+            let (n1, dod) = field_entry(DECIMAL_FIELDS[(top >> (64 - FIELD_BITS)) as usize]);
+            if n1 != 0 {
+                // n1 <= 12, so the shift is in range.
+                let second = DECIMAL_FIELDS[((top << n1) >> (64 - FIELD_BITS)) as usize];
+                let (n2, dd) = field_entry(second);
+                if n2 != 0 && n1 + n2 <= r.buffered() {
+                    r.consume(n1 + n2);
+                    self.advance_t(dod)?;
+                    self.advance_n::<SCALED>(dd);
+                    return Ok(());
+                }
             }
             if let Some((dod, n1)) = DECIMAL.peek_short(top) {
                 // n1 <= 28, so the shift is in range.
@@ -96,29 +156,34 @@ impl State {
                 return Ok(());
             }
         }
-        self.next_slow::<DECIMAL_ENC, SCALED>(r)
+        // By value: a `&mut` to the loop's state would make it live in
+        // memory for the whole loop, not just for this rare call.
+        let (s, rest) = Self::next_slow::<DECIMAL_ENC, SCALED>(*self, *r)?;
+        *self = s;
+        *r = rest;
+        Ok(())
     }
 
     /// [`State::next`] with every field read and checked on its own (a
     /// field in a wide bucket, or one that runs past the buffered bits).
     #[inline(never)]
-    fn next_slow<const DECIMAL_ENC: bool, const SCALED: bool>(
-        &mut self,
-        r: &mut BitReader<'_>,
-    ) -> Result<(), ChunkError> {
+    fn next_slow<'a, const DECIMAL_ENC: bool, const SCALED: bool>(
+        mut self,
+        mut r: BitReader<'a>,
+    ) -> Result<(Self, BitReader<'a>), ChunkError> {
         let dod = if DECIMAL_ENC {
-            DECIMAL.read(r)?
+            DECIMAL.read(&mut r)?
         } else {
-            GORILLA.read(r)?
+            GORILLA.read(&mut r)?
         };
         self.advance_t(dod)?;
         if DECIMAL_ENC {
-            let dd = DECIMAL.read(r)?;
+            let dd = DECIMAL.read(&mut r)?;
             self.advance_n::<SCALED>(dd);
         } else {
-            self.v = self.read_xor(r)?;
+            self.v = self.read_xor(&mut r)?;
         }
-        Ok(())
+        Ok((self, r))
     }
 
     /// Moves the timestamp on by the delta-of-delta `dod`.
@@ -340,35 +405,48 @@ impl<'a, const DECIMAL_ENC: bool, const SCALED: bool> Samples<'a, DECIMAL_ENC, S
                 None => Err(ChunkError::Truncated),
             };
         }
-        let old_len = out.len();
-        out.resize(old_len + self.count, Sample { t: 0, v: 0.0 });
-        let res = self.fill(&mut out[old_len..]);
-        if res.is_err() {
-            out.truncate(old_len);
-        }
-        res
+        out.reserve(self.count);
+        let slots = &mut out.spare_capacity_mut()[..self.count];
+        self.fill(slots)?;
+        // SAFETY: `fill` returned Ok, so it wrote every one of the first
+        // `count` spare slots (the loops below write each slot before
+        // moving on and return early only with an error), and `reserve`
+        // made `len + count` at most the capacity. `Sample` is `Copy`, so
+        // nothing was there to drop.
+        unsafe { out.set_len(out.len() + self.count) };
+        Ok(())
     }
 
     /// Decodes the whole chunk into `out`, which holds exactly `count`
-    /// slots (at least one).
+    /// slots (at least one), writing every slot if it returns Ok.
     #[inline(always)]
-    fn fill(&self, out: &mut [Sample]) -> Result<(), ChunkError> {
+    fn fill(&self, out: &mut [MaybeUninit<Sample>]) -> Result<(), ChunkError> {
         let mut r = self.reader;
         let mut s = self.state;
         let Some((first, rest)) = out.split_first_mut() else {
             return Ok(());
         };
         s.first::<DECIMAL_ENC, SCALED>(&mut r)?;
-        *first = Sample {
+        first.write(Sample {
             t: s.t,
             v: f64::from_bits(s.v),
-        };
-        for slot in rest {
-            s.next::<DECIMAL_ENC, SCALED>(&mut r)?;
-            *slot = Sample {
+        });
+        // Two loops: while 8 whole bytes are left to load, then the rest.
+        let mut i = 0;
+        while i < rest.len() && r.can_refill_fast() {
+            s.next_fast::<DECIMAL_ENC, SCALED>(&mut r)?;
+            rest[i].write(Sample {
                 t: s.t,
                 v: f64::from_bits(s.v),
-            };
+            });
+            i += 1;
+        }
+        for slot in &mut rest[i..] {
+            s.next::<DECIMAL_ENC, SCALED>(&mut r)?;
+            slot.write(Sample {
+                t: s.t,
+                v: f64::from_bits(s.v),
+            });
         }
         finish(r, s.t, self.max_t)
     }

@@ -1,14 +1,20 @@
-//! The open (head) chunk: appends samples and writes whichever encoding is
-//! smaller.
+//! The open (head) chunk: appends samples in the decimal encoding while the
+//! values allow it, else in Gorilla.
 //!
 //! While every value so far is an exact decimal ([`fit_scale`]), the
-//! encoder writes the decimal stream (encoding 2) and keeps a running count
-//! of the bits the Gorilla stream (encoding 1) of the same samples would
-//! take. A value that needs a larger scale re-encodes the chunk at that
-//! scale; a value that is no decimal at all re-encodes it as Gorilla, which
-//! it then stays. Both happen at most a few times per chunk. The bytes are
-//! decimal if that is no larger than Gorilla, else the samples are
-//! re-encoded as Gorilla at that point.
+//! encoder writes the decimal stream (encoding 2). A value that needs a
+//! larger scale re-encodes the chunk at that scale; a value that is no
+//! decimal at all re-encodes it as Gorilla (encoding 1), which it then
+//! stays. Both happen at most a few times per chunk.
+//!
+//! The bytes are the decimal stream unless it takes more than
+//! [`GORILLA_CHECK_BITS`] bits per sample; only then are the samples also
+//! encoded as Gorilla, and the smaller stream wins. Counting the Gorilla
+//! bits of every sample as it comes (the XOR window's chain of compares)
+//! cost a fifth of the encoder's time, and it paid off rarely: on the chunk
+//! bench's realistic mix, Gorilla was smaller in 44 of 1000 chunks, by 1 to
+//! 11 % (integer gauges that step and stay, which delta-of-delta pays for
+//! twice), 0.14 % of the total size.
 
 use query::model::Sample;
 
@@ -88,9 +94,13 @@ pub struct ChunkEncoder {
     /// Decimal mode: the last scaled value and delta (wrapping).
     last_i: u64,
     last_di: u64,
-    /// Decimal mode: bits of the Gorilla stream of the same samples.
-    gorilla_bits: u32,
 }
+
+/// Bits per sample above which [`ChunkEncoder::bytes`] also tries Gorilla
+/// for a decimal chunk. None of the chunk bench's decimal chunks comes near
+/// (2-decimal gauges take 14); streams this expensive are high-entropy
+/// values with many digits, where Gorilla may be the smaller.
+pub(crate) const GORILLA_CHECK_BITS: usize = 24;
 
 impl ChunkEncoder {
     /// An empty chunk.
@@ -190,24 +200,22 @@ impl ChunkEncoder {
     #[inline(always)]
     fn push_decimal(&mut self, t: i64, v: f64) {
         let vbits = v.to_bits();
-        // A repeated value needs no check: it is '0' in Gorilla and
-        // delta 0 here.
-        let (i, gorilla_value_bits) = if vbits == self.xor.last_v {
-            (self.last_i, 1)
+        // A repeated value needs no check: its delta is 0.
+        let i = if vbits == self.xor.last_v {
+            self.last_i
         } else {
             let Some(i) = scaled(v, self.scale) else {
                 return self.escalate(t, v);
             };
-            let (_, hn, _, pn) = self.xor.next(vbits);
-            (i, hn + pn)
+            self.xor.last_v = vbits;
+            i
         };
         let dod = self.next_dod(t);
         let di = i.wrapping_sub(self.last_i);
         let ddi = di.wrapping_sub(self.last_di);
         if dod == 0 {
-            // A regular timestamp (the usual case): '0' here and in Gorilla,
-            // so it needs no table look-up.
-            self.gorilla_bits += 1 + gorilla_value_bits;
+            // A regular timestamp (the usual case): '0', so it needs no
+            // table look-up.
             if ddi == 0 {
                 self.bits.write(0, 2);
             } else {
@@ -221,7 +229,7 @@ impl ChunkEncoder {
                 }
             }
         } else {
-            self.push_fields(dod, ddi, gorilla_value_bits);
+            self.push_fields(dod, ddi);
         }
         self.last_i = i;
         self.last_di = di;
@@ -229,12 +237,10 @@ impl ChunkEncoder {
         self.count += 1;
     }
 
-    /// Writes the decimal fields of a sample and counts its Gorilla bits.
+    /// Writes the decimal fields of a sample.
     #[inline(always)]
-    fn push_fields(&mut self, dod: u64, ddi: u64, gorilla_value_bits: u32) {
-        let dod_class = class(dod);
-        self.gorilla_bits += GORILLA.field(dod_class).len + gorilla_value_bits;
-        let (a, b) = (DECIMAL.field(dod_class), DECIMAL.field(class(ddi)));
+    fn push_fields(&mut self, dod: u64, ddi: u64) {
+        let (a, b) = (DECIMAL.field(class(dod)), DECIMAL.field(class(ddi)));
         if a.len + b.len <= 64 {
             // Both fields in one write (the usual case); b.len <= 63.
             let bits = ((a.hi | (dod & a.mask)) << b.len) | b.hi | (ddi & b.mask);
@@ -259,8 +265,7 @@ impl ChunkEncoder {
         };
         self.scale = k;
         self.min_t = t;
-        let (_, hn, _, pn) = self.xor.next(v.to_bits());
-        self.gorilla_bits = hn + pn;
+        self.xor.last_v = v.to_bits();
         // Sample 0's field holds i(0) itself: delta(0) = 0 and i(-1) = 0.
         DECIMAL.write(&mut self.bits, i);
         self.last_i = i;
@@ -336,18 +341,16 @@ impl ChunkEncoder {
     /// Appends the encoded chunk to `out` (as [`ChunkEncoder::bytes`],
     /// without allocating a new vector).
     pub fn write_bytes(&self, out: &mut Vec<u8>) {
-        if self.mode == Mode::Decimal && self.count > 0 {
+        if self.mode == Mode::Decimal && self.bits.len() > GORILLA_CHECK_BITS * self.len() {
+            let mut g = ChunkEncoder {
+                mode: Mode::Gorilla,
+                ..ChunkEncoder::default()
+            };
+            for s in self.samples() {
+                g.push_gorilla(s.t, s.v.to_bits());
+            }
             // The headers differ only in the decimal scale byte.
-            let decimal = 1 + self.bits.len().div_ceil(8);
-            let gorilla = (self.gorilla_bits as usize).div_ceil(8);
-            if gorilla < decimal {
-                let mut g = ChunkEncoder {
-                    mode: Mode::Gorilla,
-                    ..ChunkEncoder::default()
-                };
-                for s in self.samples() {
-                    g.push_gorilla(s.t, s.v.to_bits());
-                }
+            if g.bits.len().div_ceil(8) < 1 + self.bits.len().div_ceil(8) {
                 return g.write_stream(out);
             }
         }
@@ -362,6 +365,12 @@ impl ChunkEncoder {
             self.write_stream(&mut out);
             out
         })
+    }
+
+    /// Bits in the stream of the current mode.
+    #[cfg(test)]
+    pub(crate) fn stream_bits(&self) -> usize {
+        self.bits.len()
     }
 
     /// Writes the stream of the current mode with its header.

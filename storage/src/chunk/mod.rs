@@ -5,7 +5,7 @@
 //! with at most [`MAX_SCALE`] fraction digits).
 //!
 //! [`ChunkEncoder`] is the open (head) chunk that samples are appended to;
-//! it writes whichever encoding is smaller. [`ChunkIter`], [`decode`] and
+//! it writes decimal while the values allow it, else Gorilla. [`ChunkIter`], [`decode`] and
 //! [`decode_into`] read either encoding back; [`header`] peeks at the count
 //! and time range without decoding.
 //!
@@ -98,9 +98,10 @@
 //!                  after that (wrapping 64-bit arithmetic).
 //! ```
 //!
-//! The encoder takes the least scale that fits every value of the chunk,
-//! and writes encoding 2 only when it is no longer than encoding 1 would
-//! be for the same samples.
+//! The encoder takes the least scale that fits every value of the chunk.
+//! It writes encoding 2 whenever every value fits, unless that takes more
+//! than 24 bits per sample and encoding 1 would be shorter (see
+//! `encode.rs` for why it does not compare the two on every chunk).
 //!
 //! # Decoding
 //!
