@@ -244,32 +244,38 @@ const fn pair_table(b: &Buckets) -> [u32; 1 << PAIR_BITS] {
 /// Stream bits that index [`DECIMAL_FIELDS`].
 pub(crate) const FIELD_BITS: u32 = 12;
 
-/// One encoding 2 field decoded from the next [`FIELD_BITS`] stream bits,
-/// when it ends within them: `len | (D as i12) << 4` (D is in
-/// -127..=128), or 0 if it does not fit. The decoder takes the two fields
-/// of a sample that misses [`DECIMAL_PAIRS`] (a 12-bit field, e.g. a
-/// 2-decimal gauge's value change) from here before it decodes them bit by
-/// bit.
-pub(crate) static DECIMAL_FIELDS: [u16; 1 << FIELD_BITS] = field_table(&DECIMAL_BUCKETS);
+/// Encoding 2 fields of at most [`FIELD_BITS`] bits, by the next
+/// [`FIELD_BITS`] stream bits: `len1` is the field's length plus one (0 if
+/// no field ends within them), `d` its `D` (in -127..=128). Two arrays, not
+/// one of packed entries, so that the length needs no masking on the
+/// decoder's critical path. The decoder takes a regular timestamp ('0')
+/// and the value field after it from here, the length plus one counting
+/// the '0'; and, one field at a time, a sample that misses
+/// [`DECIMAL_PAIRS`] (e.g. a 2-decimal gauge's 12-bit value change).
+pub(crate) struct FieldTable {
+    pub(crate) len1: [u8; 1 << FIELD_BITS],
+    pub(crate) d: [i16; 1 << FIELD_BITS],
+}
 
-const fn field_table(b: &Buckets) -> [u16; 1 << FIELD_BITS] {
-    let mut t = [0u16; 1 << FIELD_BITS];
+/// The [`FieldTable`] of encoding 2 (12 KiB).
+pub(crate) static DECIMAL_FIELDS: FieldTable = field_table(&DECIMAL_BUCKETS);
+
+const fn field_table(b: &Buckets) -> FieldTable {
+    let mut t = FieldTable {
+        len1: [0; 1 << FIELD_BITS],
+        d: [0; 1 << FIELD_BITS],
+    };
     let mut i = 0;
-    while i < t.len() {
+    while i < t.len1.len() {
         if let Some((d, n)) = b.peek_short((i as u64) << (64 - FIELD_BITS)) {
             if n <= FIELD_BITS {
-                t[i] = n as u16 | ((d as u16) << 4);
+                t.len1[i] = n as u8 + 1;
+                t.d[i] = d as i16;
             }
         }
         i += 1;
     }
     t
-}
-
-/// The length and `D` of a [`DECIMAL_FIELDS`] entry (length 0: no field).
-#[inline(always)]
-pub(crate) fn field_entry(e: u16) -> (u32, u64) {
-    (u32::from(e & 15), ((e as i16) >> 4) as u64)
 }
 
 #[cfg(test)]
@@ -365,20 +371,20 @@ mod tests {
     #[test]
     fn field_table_agrees_with_the_field_reader() {
         let mut hits = 0;
-        for (i, &e) in DECIMAL_FIELDS.iter().enumerate() {
+        for i in 0..1usize << FIELD_BITS {
             // The 12 index bits, then zeros.
             let bytes = ((i as u16) << (16 - FIELD_BITS)).to_be_bytes();
             let mut r = BitReader::new(&bytes);
             let d = DECIMAL.read(&mut r);
             let used = 16 - r.remaining() as u32;
-            let (len, want) = field_entry(e);
-            if len == 0 {
+            let len1 = u32::from(DECIMAL_FIELDS.len1[i]);
+            if len1 == 0 {
                 assert!(d.is_err() || used > FIELD_BITS, "index {i:#b}");
                 continue;
             }
             hits += 1;
-            assert_eq!(d, Ok(want), "index {i:#b}");
-            assert_eq!(used, len, "index {i:#b}");
+            assert_eq!(d, Ok(DECIMAL_FIELDS.d[i] as u64), "index {i:#b}");
+            assert_eq!(used + 1, len1, "index {i:#b}");
         }
         // '0' (2048), '10xxx' (1024), '110xxxxx' (512), '1110xxxxxxxx' (256).
         assert_eq!(hits, 2048 + 1024 + 512 + 256);

@@ -12,7 +12,7 @@
 //! word. While 8 whole bytes are left, the bulk loop refills without
 //! testing anything. An encoding 2 sample is then, in order:
 //! - a regular timestamp ('0') and a value field of up to 12 bits: one
-//!   look-up in a table of all such fields (`DECIMAL_FIELDS`, 8 KiB);
+//!   look-up in a table of all such fields (`DECIMAL_FIELDS`, 12 KiB);
 //! - two fields that end within 10 bits: one look-up in a table of all such
 //!   pairs (`DECIMAL_PAIRS`, 4 KiB);
 //! - two fields of up to 12 bits: a look-up each;
@@ -26,9 +26,7 @@ use std::mem::MaybeUninit;
 use query::model::Sample;
 
 use super::bits::{BitReader, OutOfBits};
-use super::buckets::{
-    field_entry, DECIMAL, DECIMAL_FIELDS, DECIMAL_PAIRS, FIELD_BITS, GORILLA, PAIR_BITS,
-};
+use super::buckets::{DECIMAL, DECIMAL_FIELDS, DECIMAL_PAIRS, FIELD_BITS, GORILLA, PAIR_BITS};
 use super::{parse_header, ChunkError, Encoding, MAX_SCALE, POW10};
 
 impl From<OutOfBits> for ChunkError {
@@ -104,14 +102,18 @@ impl State {
             let top = r.peek();
             if top >> 63 == 0 {
                 // A regular timestamp ('0', the usual case) and a value
-                // field of at most 12 bits: one look-up.
-                let (n, dd) =
-                    field_entry(DECIMAL_FIELDS[((top << 1) >> (64 - FIELD_BITS)) as usize]);
-                if n != 0 && n < r.buffered() {
-                    r.consume(n + 1);
-                    self.advance_t(0)?;
-                    self.advance_n::<SCALED>(dd);
-                    return Ok(());
+                // field of at most 12 bits: one look-up. The MSB is 0, so
+                // the index is the 12 bits after it.
+                let i = (top >> (63 - FIELD_BITS)) as usize;
+                if let (Some(&n), Some(&dd)) = (DECIMAL_FIELDS.len1.get(i), DECIMAL_FIELDS.d.get(i))
+                {
+                    let n = u32::from(n);
+                    if n != 0 && n <= r.buffered() {
+                        r.consume(n);
+                        self.advance_t(0)?;
+                        self.advance_n::<SCALED>(dd as u64);
+                        return Ok(());
+                    }
                 }
             } else {
                 // Both fields within the next 10 bits: one look-up.
@@ -125,15 +127,17 @@ impl State {
                 }
             }
             // Both fields of at most 12 bits: a look-up each.
-            let (n1, dod) = field_entry(DECIMAL_FIELDS[(top >> (64 - FIELD_BITS)) as usize]);
+            let f = &DECIMAL_FIELDS;
+            let i1 = (top >> (64 - FIELD_BITS)) as usize;
+            let n1 = u32::from(f.len1[i1]);
             if n1 != 0 {
-                // n1 <= 12, so the shift is in range.
-                let second = DECIMAL_FIELDS[((top << n1) >> (64 - FIELD_BITS)) as usize];
-                let (n2, dd) = field_entry(second);
-                if n2 != 0 && n1 + n2 <= r.buffered() {
-                    r.consume(n1 + n2);
-                    self.advance_t(dod)?;
-                    self.advance_n::<SCALED>(dd);
+                // n1 - 1 <= 12, so the shift is in range.
+                let i2 = ((top << (n1 - 1)) >> (64 - FIELD_BITS)) as usize;
+                let n2 = u32::from(f.len1[i2]);
+                if n2 != 0 && n1 + n2 - 2 <= r.buffered() {
+                    r.consume(n1 + n2 - 2);
+                    self.advance_t(f.d[i1] as u64)?;
+                    self.advance_n::<SCALED>(f.d[i2] as u64);
                     return Ok(());
                 }
             }
