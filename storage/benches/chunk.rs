@@ -4,8 +4,14 @@
 //! Run: `cargo bench -p storage --bench chunk -- --warm-up-time 1 --measurement-time 3`
 //! The bytes/sample of every shape, and how many of its chunks the encoder
 //! wrote as encoding 2 (decimal), are printed before the timings.
+//!
+//! `SB_CHUNK_ROUNDS=60 cargo bench -p storage --bench chunk` runs every
+//! routine 60 times instead, the three interleaved, and prints the least
+//! and the median ns/sample of each: on a shared machine the least is the
+//! undisturbed speed and the median shows how much the neighbours slow it.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use query::model::Sample;
@@ -245,9 +251,68 @@ fn bench(c: &mut Criterion, shapes: &[(&str, Vec<Series>)]) {
     g.finish();
 }
 
+/// Times `f` once.
+fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+/// The least and the median of `times`, in ns per sample.
+fn least_and_median(times: &mut [Duration], samples: usize) -> (f64, f64) {
+    times.sort();
+    let ns = |d: Duration| d.as_nanos() as f64 / samples as f64;
+    (ns(times[0]), ns(times[times.len() / 2]))
+}
+
+/// Every routine `n` times, interleaved; prints the least and the median.
+fn rounds(shapes: &[(&str, Vec<Series>)], n: usize) {
+    println!("ns/sample over {n} rounds: least / median");
+    let mut out: Vec<Sample> = Vec::with_capacity(N);
+    for (name, data) in shapes {
+        let samples: usize = data.iter().map(Vec::len).sum();
+        let chunks: Vec<Vec<u8>> = data.iter().map(|s| encode(s).bytes()).collect();
+        let mut t: [Vec<Duration>; 3] = Default::default();
+        for _ in 0..n {
+            t[0].push(time(|| {
+                for s in data {
+                    black_box(encode(s).bytes());
+                }
+            }));
+            t[1].push(time(|| {
+                for c in &chunks {
+                    out.clear();
+                    decode_into(c, &mut out).unwrap();
+                    black_box(&out);
+                }
+            }));
+            t[2].push(time(|| {
+                for c in &chunks {
+                    for s in ChunkIter::new(c).unwrap() {
+                        black_box(s.unwrap());
+                    }
+                }
+            }));
+        }
+        let [enc, dec, iter] = t.map(|mut t| least_and_median(&mut t, samples));
+        println!(
+            "chunk/{name}: encode {:.1} / {:.1}, decode {:.1} / {:.1}, iter {:.1} / {:.1}",
+            enc.0, enc.1, dec.0, dec.1, iter.0, iter.1
+        );
+    }
+}
+
 fn main() {
     let shapes = shapes();
     print_sizes(&shapes);
+    if let Some(n) = std::env::var("SB_CHUNK_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        rounds(&shapes, n);
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c, &shapes);
     c.final_summary();
