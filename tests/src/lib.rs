@@ -21,14 +21,17 @@
 //! data dir (kept across [`Silverback::restart`]) and a log file whose tail
 //! is printed when a start fails ([`Silverback::log_tail`]).
 
+use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
 use proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+use rand::Rng;
 
 pub mod checker;
 pub mod load;
@@ -92,10 +95,47 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A free TCP port on 127.0.0.1 (bound, then released), for a server a
+/// test starts a moment later.
+///
+/// It comes from below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768-60999 by default): a
+/// port from `bind(":0")` is an ephemeral one, and in the moment before the
+/// server binds it, an outgoing connection (the nodes already started
+/// dialling their peers) could take it as its source port, and the server
+/// would fail to start. No port is handed out twice in one test process.
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?;
-    Ok(l.local_addr()?.port())
+    static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let (low, _) = ephemeral_range();
+    let (first, last) = (10_000u16, low.saturating_sub(1).max(10_001));
+    let mut taken = TAKEN
+        .lock()
+        .map_err(|_| anyhow!("port registry poisoned"))?;
+    let taken = taken.get_or_insert_with(HashSet::new);
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(first..=last);
+        if taken.contains(&port) {
+            continue;
+        }
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            drop(l);
+            taken.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free port in {first}..={last} after 1000 tries")
+}
+
+/// The kernel's ephemeral port range (the Linux default if unknown).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|w| w.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
 }
 
 /// How to start one node. `Options::default()` is a single-node cluster with
@@ -266,6 +306,17 @@ impl Silverback {
         Client::new(&self.url())
     }
 
+    /// If the process has exited: its status and the end of its log.
+    pub fn exit_report(&mut self) -> Option<String> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(format!(
+            "silverback node {} exited with {status}; log:\n{}",
+            self.node_id,
+            self.log_tail(20)
+        ))
+    }
+
     /// Waits until `/-/ready` answers 200 (fails early if the process exits).
     pub async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + self.opts.ready_timeout;
@@ -405,8 +456,14 @@ impl Cluster {
                 .await?,
             );
         }
-        for node in &mut nodes {
-            node.wait_ready().await?;
+        for i in 0..nodes.len() {
+            if let Err(e) = nodes[i].wait_ready().await {
+                // A node waits for its peers, so the cause may be another
+                // node that did not start.
+                let others: Vec<String> =
+                    nodes.iter_mut().filter_map(|n| n.exit_report()).collect();
+                bail!("{e:#}\n{}", others.join("\n"));
+            }
         }
         Ok(Cluster { nodes })
     }
