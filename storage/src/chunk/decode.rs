@@ -98,67 +98,13 @@ impl State {
     ) -> Result<(), ChunkError> {
         // Both fields from one buffered word when they are short (fields
         // that run past the buffered bits fail the length check).
-        if DECIMAL_ENC {
-            let top = r.peek();
-            if top >> 63 == 0 {
-                // A regular timestamp ('0', the usual case) and a value
-                // field of at most 12 bits: one look-up. The MSB is 0, so
-                // the index is the 12 bits after it.
-                let i = (top >> (63 - FIELD_BITS)) as usize;
-                if let (Some(&n), Some(&dd)) = (DECIMAL_FIELDS.len1.get(i), DECIMAL_FIELDS.d.get(i))
-                {
-                    let n = u32::from(n);
-                    if n != 0 && n <= r.buffered() {
-                        r.consume(n);
-                        self.advance_t(0)?;
-                        self.advance_n::<SCALED>(dd as u64);
-                        return Ok(());
-                    }
-                }
-            } else {
-                // Both fields within the next 10 bits: one look-up.
-                let pair = DECIMAL_PAIRS[(top >> (64 - PAIR_BITS)) as usize];
-                let n = pair & 63;
-                if n != 0 && n <= r.buffered() {
-                    r.consume_low6(pair);
-                    self.advance_t((pair >> 8) as u8 as i8 as u64)?;
-                    self.advance_n::<SCALED>((pair >> 16) as u8 as i8 as u64);
-                    return Ok(());
-                }
-            }
-            // Both fields of at most 12 bits: a look-up each.
-            let f = &DECIMAL_FIELDS;
-            let i1 = (top >> (64 - FIELD_BITS)) as usize;
-            let n1 = u32::from(f.len1[i1]);
-            if n1 != 0 {
-                // n1 - 1 <= 12, so the shift is in range.
-                let i2 = ((top << (n1 - 1)) >> (64 - FIELD_BITS)) as usize;
-                let n2 = u32::from(f.len1[i2]);
-                if n2 != 0 && n1 + n2 - 2 <= r.buffered() {
-                    r.consume(n1 + n2 - 2);
-                    self.advance_t(f.d[i1] as u64)?;
-                    self.advance_n::<SCALED>(f.d[i2] as u64);
-                    return Ok(());
-                }
-            }
-            if let Some((dod, n1)) = DECIMAL.peek_short(top) {
-                // n1 <= 28, so the shift is in range.
-                if let Some((dd, n2)) = DECIMAL.peek_short(top << n1) {
-                    if n1 + n2 <= r.buffered() {
-                        r.consume(n1 + n2);
-                        self.advance_t(dod)?;
-                        self.advance_n::<SCALED>(dd);
-                        return Ok(());
-                    }
-                }
-            }
-        } else if let Some((dod, n1)) = GORILLA.peek_short(r.peek()) {
-            if n1 <= r.buffered() {
-                r.consume(n1);
-                self.advance_t(dod)?;
-                self.v = self.read_xor(r)?;
-                return Ok(());
-            }
+        let done = if DECIMAL_ENC {
+            self.decimal_fields::<SCALED>(r)?
+        } else {
+            self.gorilla_fields(r)?
+        };
+        if done {
+            return Ok(());
         }
         // By value: a `&mut` to the loop's state would make it live in
         // memory for the whole loop, not just for this rare call.
@@ -166,6 +112,85 @@ impl State {
         *self = s;
         *r = rest;
         Ok(())
+    }
+
+    /// Encoding 2: the fields of a sample from the buffered word, by the
+    /// tables or, up to 28 bits each, directly; false if they are wider or
+    /// run past the buffered bits (nothing is consumed then).
+    #[inline(always)]
+    fn decimal_fields<const SCALED: bool>(
+        &mut self,
+        r: &mut BitReader<'_>,
+    ) -> Result<bool, ChunkError> {
+        let top = r.peek();
+        if top >> 63 == 0 {
+            // A regular timestamp ('0', the usual case) and a value
+            // field of at most 12 bits: one look-up. The MSB is 0, so
+            // the index is the 12 bits after it.
+            let i = (top >> (63 - FIELD_BITS)) as usize;
+            if let (Some(&n), Some(&dd)) = (DECIMAL_FIELDS.len1.get(i), DECIMAL_FIELDS.d.get(i)) {
+                let n = u32::from(n);
+                if n != 0 && n <= r.buffered() {
+                    r.consume(n);
+                    self.advance_t(0)?;
+                    self.advance_n::<SCALED>(dd as u64);
+                    return Ok(true);
+                }
+            }
+        } else {
+            // Both fields within the next 10 bits: one look-up.
+            let pair = DECIMAL_PAIRS[(top >> (64 - PAIR_BITS)) as usize];
+            let n = pair & 63;
+            if n != 0 && n <= r.buffered() {
+                r.consume_low6(pair);
+                self.advance_t((pair >> 8) as u8 as i8 as u64)?;
+                self.advance_n::<SCALED>((pair >> 16) as u8 as i8 as u64);
+                return Ok(true);
+            }
+        }
+        // Both fields of at most 12 bits: a look-up each.
+        let f = &DECIMAL_FIELDS;
+        let i1 = (top >> (64 - FIELD_BITS)) as usize;
+        let n1 = u32::from(f.len1[i1]);
+        if n1 != 0 {
+            // n1 - 1 <= 12, so the shift is in range.
+            let i2 = ((top << (n1 - 1)) >> (64 - FIELD_BITS)) as usize;
+            let n2 = u32::from(f.len1[i2]);
+            if n2 != 0 && n1 + n2 - 2 <= r.buffered() {
+                r.consume(n1 + n2 - 2);
+                self.advance_t(f.d[i1] as u64)?;
+                self.advance_n::<SCALED>(f.d[i2] as u64);
+                return Ok(true);
+            }
+        }
+        if let Some((dod, n1)) = DECIMAL.peek_short(top) {
+            // n1 <= 28, so the shift is in range.
+            if let Some((dd, n2)) = DECIMAL.peek_short(top << n1) {
+                if n1 + n2 <= r.buffered() {
+                    r.consume(n1 + n2);
+                    self.advance_t(dod)?;
+                    self.advance_n::<SCALED>(dd);
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Encoding 1: a short timestamp field from the buffered word, then the
+    /// value field; false if the timestamp field is wide or runs past the
+    /// buffered bits (nothing is consumed then).
+    #[inline(always)]
+    fn gorilla_fields(&mut self, r: &mut BitReader<'_>) -> Result<bool, ChunkError> {
+        if let Some((dod, n1)) = GORILLA.peek_short(r.peek()) {
+            if n1 <= r.buffered() {
+                r.consume(n1);
+                self.advance_t(dod)?;
+                self.v = self.read_xor(r)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// [`State::next`] with every field read and checked on its own (a
