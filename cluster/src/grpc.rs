@@ -63,7 +63,13 @@ fn kind_pb(k: ErrorKind) -> pb::ErrorKind {
 impl Service {
     async fn raft_call(&self, mut req: pb::RaftRequest) -> Result<pb::RaftResponse, Status> {
         let node = self.node()?;
-        let Some(g) = node.group(req.group_id) else {
+        // Votes reach any hosted group; entries and snapshots only a
+        // replica the cluster map gives this node (see `group_for_log`).
+        let group = match pb::RaftKind::try_from(req.kind) {
+            Ok(pb::RaftKind::Vote) => node.group(req.group_id),
+            _ => node.group_for_log(req.group_id),
+        };
+        let Some(g) = group else {
             return Ok(pb::RaftResponse {
                 payload: Vec::new(),
                 error: format!("node {} does not host group {}", node.id(), req.group_id),
@@ -373,6 +379,7 @@ impl Cluster for Service {
         Ok(Response::new(pb::HealthResponse {
             node_id: node.id(),
             ready: node.is_ready(),
+            meta_applied: node.meta_applied(),
         }))
     }
 }

@@ -96,16 +96,17 @@ impl Node {
             .filter(|p| *p != self.id)
             .map(|p| async move {
                 let Ok(mut c) = self.deps.router.client(p) else {
-                    return (p, false);
+                    return (p, None);
                 };
                 let mut req = tonic::Request::new(pb::HealthRequest { from_node: self.id });
                 req.set_timeout(Duration::from_secs(1));
-                (p, c.health(req).await.is_ok())
+                (p, c.health(req).await.ok().map(|r| r.into_inner()))
             });
         let now = Instant::now();
-        for (p, ok) in join_all(probes).await {
-            if ok {
+        for (p, reply) in join_all(probes).await {
+            if let Some(r) = reply {
                 self.last_seen.lock().insert(p, now);
+                self.peer_meta_applied.lock().insert(p, r.meta_applied);
             }
         }
     }
@@ -187,7 +188,7 @@ impl Node {
     /// Stops this node's replica of `shard` and deletes its data and log.
     async fn close_shard_group(&self, shard: u32) -> Result<(), ClusterError> {
         let g = shard_group(shard);
-        let Some(group) = self.groups.write().remove(&g) else {
+        let Some(group) = self.remove_group_unless_hosted(shard) else {
             return Ok(());
         };
         self.leader_hints.write().remove(&g);
@@ -244,6 +245,9 @@ impl Node {
         }
 
         let moves: Vec<(u32, Move)> = self.meta.read().moves.clone().into_iter().collect();
+        self.move_gates
+            .lock()
+            .retain(|(shard, to), _| moves.iter().any(|(s, mv)| s == shard && mv.to == Some(*to)));
         let results = join_all(
             moves
                 .into_iter()
@@ -341,8 +345,40 @@ impl Node {
         Ok(())
     }
 
+    /// Whether the target of a move on `shard` has the move in its copy of
+    /// the cluster map. Until it has, it may still hold an old replica of
+    /// the shard (from before it was down and replaced) that its map tells
+    /// it to delete: a leader that matched the new learner's log against
+    /// that copy would then see it vanish after counting it towards
+    /// commits, losing acknowledged writes. Once the move is in its map,
+    /// the target keeps the replica. The bar is the meta log index this
+    /// leader had applied when it first saw the move (which holds the move).
+    fn move_target_is_current(&self, shard: u32, to: NodeId) -> bool {
+        let need = *self
+            .move_gates
+            .lock()
+            .entry((shard, to))
+            .or_insert_with(|| self.meta_applied());
+        let has = if to == self.id {
+            self.meta_applied()
+        } else {
+            self.peer_meta_applied.lock().get(&to).copied().unwrap_or(0)
+        };
+        has >= need
+    }
+
     /// Asks the shard's leader to carry out `mv`; `Some(voters)` once done.
     async fn poll_move(&self, shard: u32, mv: Move) -> Result<Option<Vec<NodeId>>, ClusterError> {
+        if let Some(to) = mv.to {
+            if !self.move_target_is_current(shard, to) {
+                tracing::debug!(
+                    shard,
+                    to,
+                    "move waits for its target to catch up with the map"
+                );
+                return Ok(None);
+            }
+        }
         let g = shard_group(shard);
         let add = mv.to.unwrap_or(0);
         let remove = mv.from.unwrap_or(0);

@@ -48,6 +48,12 @@ pub struct Node {
     replay_targets: Mutex<HashMap<GroupId, u64>>,
     /// When each peer last answered a health probe.
     pub(crate) last_seen: Mutex<HashMap<NodeId, Instant>>,
+    /// The meta log index each peer had applied at its last probe.
+    pub(crate) peer_meta_applied: Mutex<HashMap<NodeId, u64>>,
+    /// On the meta leader: for a move's `(shard, target)`, the meta log
+    /// index the target must have applied before the move starts (see
+    /// `poll_move`).
+    pub(crate) move_gates: Mutex<HashMap<(u32, NodeId), u64>>,
     /// Replica changes this node runs as a shard leader.
     pub(crate) replica_changes: Mutex<HashMap<u32, crate::membership::ChangeTask>>,
     ready: AtomicBool,
@@ -149,6 +155,8 @@ impl Node {
             leader_hints: RwLock::new(HashMap::new()),
             replay_targets: Mutex::new(HashMap::new()),
             last_seen: Mutex::new(HashMap::new()),
+            peer_meta_applied: Mutex::new(HashMap::new()),
+            move_gates: Mutex::new(HashMap::new()),
             replica_changes: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             stop,
@@ -304,9 +312,50 @@ impl Node {
         }
     }
 
+    /// The last meta-group log index this node has applied (0: none).
+    pub fn meta_applied(&self) -> u64 {
+        self.group(META_GROUP)
+            .and_then(|g| g.raft.metrics().borrow().last_applied.map(|l| l.index))
+            .unwrap_or(0)
+    }
+
     /// The hosted group `g`, if any.
     pub(crate) fn group(&self, g: GroupId) -> Option<Group> {
         self.groups.read().get(&g).cloned()
+    }
+
+    /// The hosted group `g`, if it may take log entries and snapshots from
+    /// its leader: a shard's replica only while this node's copy of the
+    /// cluster map says it hosts the shard (any group before the map is
+    /// set up).
+    ///
+    /// A node that comes back after its replicas were moved away still has
+    /// their old copies until it catches up with the map and deletes them.
+    /// If a leader adding this node back matched its log against such a
+    /// copy, and the copy was then deleted, the leader would see the log go
+    /// backwards (openraft panics) after counting it towards commits. Taking
+    /// no entries until the map has the move to this node, after which the
+    /// copy is kept, closes that window. Checked under the map's lock, as
+    /// [`Node::remove_group_unless_hosted`] is.
+    pub(crate) fn group_for_log(&self, g: GroupId) -> Option<Group> {
+        let meta = self.meta.read();
+        if let Some(shard) = group_shard(g) {
+            if meta.initialised() && !meta.hosts(self.id, shard) {
+                return None;
+            }
+        }
+        self.group(g)
+    }
+
+    /// Takes the replica of `shard` out of the hosted groups, unless this
+    /// node's copy of the cluster map says it hosts the shard (checked under
+    /// the map's lock, see [`Node::group_for_log`]).
+    pub(crate) fn remove_group_unless_hosted(&self, shard: u32) -> Option<Group> {
+        let meta = self.meta.read();
+        if meta.hosts(self.id, shard) {
+            return None;
+        }
+        self.groups.write().remove(&shard_group(shard))
     }
 
     /// This node's id.
