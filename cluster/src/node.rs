@@ -327,16 +327,14 @@ impl Node {
     /// The hosted group `g`, if it may take log entries and snapshots from
     /// its leader: a shard's replica only while this node's copy of the
     /// cluster map says it hosts the shard (any group before the map is
-    /// set up).
+    /// set up). Checked under the map's lock, as
+    /// [`Node::remove_group_unless_hosted`] is, so a replica that the map
+    /// has told this node to delete takes no more entries.
     ///
-    /// A node that comes back after its replicas were moved away still has
-    /// their old copies until it catches up with the map and deletes them.
-    /// If a leader adding this node back matched its log against such a
-    /// copy, and the copy was then deleted, the leader would see the log go
-    /// backwards (openraft panics) after counting it towards commits. Taking
-    /// no entries until the map has the move to this node, after which the
-    /// copy is kept, closes that window. Checked under the map's lock, as
-    /// [`Node::remove_group_unless_hosted`] is.
+    /// This alone does not stop a leader from matching a new learner
+    /// against an old copy: a node that comes back after being replaced
+    /// still has a map that gives it the shard until it catches up. That
+    /// is the meta leader's wait in `poll_move`.
     pub(crate) fn group_for_log(&self, g: GroupId) -> Option<Group> {
         let meta = self.meta.read();
         if let Some(shard) = group_shard(g) {

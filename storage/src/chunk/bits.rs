@@ -161,19 +161,19 @@ impl<'a> BitReader<'a> {
         if self.avail >= 56 {
             return;
         }
-        let take = ((63 - self.avail) / 8) as usize; // whole bytes that fit
-        let (word, take) = match self.bytes.get(self.next..self.next + 8) {
-            Some(w) => (u64::from_be_bytes(w.try_into().unwrap_or([0; 8])), take),
-            None if self.next >= self.bytes.len() => return,
-            None => (
-                tail_word(self.bytes, self.next),
-                take.min(self.bytes.len() - self.next),
-            ),
-        };
-        // `avail <= 55`, so the shift is in range.
-        self.buf |= word >> self.avail;
-        self.next += take;
-        self.avail += take as u32 * 8;
+        if self.can_refill_fast() {
+            return self.refill_fast();
+        }
+        let left = self.bytes.len() - self.next;
+        if left == 0 {
+            return;
+        }
+        // Whole bytes that fit, at most those left; `avail <= 55`, so the
+        // shift is in range.
+        let take = ((63 - self.avail) / 8).min(left as u32);
+        self.buf |= tail_word(self.bytes, self.next) >> self.avail;
+        self.next += take as usize;
+        self.avail += take * 8;
     }
 
     /// True if 8 whole stream bytes follow the buffered bits, so that
