@@ -6,14 +6,13 @@ use std::sync::{Arc, Weak};
 use proto::cluster as pb;
 use proto::cluster::cluster_server::Cluster;
 use query::model::Matcher;
-use storage::{SeriesRef, WriteBatch};
 use tonic::{Request, Response, Status};
 
 use crate::convert::{labels_to_pb, matchers_from_pb};
 use crate::error::{ClusterError, ErrorKind};
 use crate::group::Group;
 use crate::node::Node;
-use crate::proposer::{IncomingSeries, ProposeError};
+use crate::proposer::ProposeError;
 use crate::read::{read_local, ReadOp, ReadOut};
 use crate::rpc;
 use crate::types::{shard_group, GroupId};
@@ -120,36 +119,28 @@ impl Service {
         let Some(p) = node.group(g).and_then(|x: Group| x.proposer) else {
             return Ok(fail(ClusterError::NoLeader { group: g }));
         };
-        let series = match WriteBatch::decode(&req.batch) {
-            Ok(WriteBatch::Samples(v)) => v,
-            Ok(WriteBatch::Retention { .. }) => {
-                return Ok(fail(ClusterError::BadData(
-                    "retention cannot be forwarded".into(),
-                )))
-            }
+        // Bytes from a peer: checked whole before they reach the log.
+        match storage::BatchView::check(&req.batch) {
+            Ok(_) => {}
             Err(e) => {
                 return Ok(fail(ClusterError::BadData(format!(
                     "cannot decode batch: {e}"
                 ))))
             }
-        };
-        let mut incoming = Vec::with_capacity(series.len());
-        for s in series {
-            match s.series {
-                SeriesRef::Labels(labels) => incoming.push(IncomingSeries {
-                    labels,
-                    samples: s.samples,
-                }),
-                SeriesRef::Id(_) => {
-                    return Ok(fail(ClusterError::BadData(
-                        "forwarded batches must name series by labels".into(),
-                    )))
-                }
-            }
         }
-        match p.write(incoming).await {
+        if !matches!(
+            storage::BatchView::open(&req.batch),
+            Ok(storage::BatchView::Samples(_))
+        ) {
+            return Ok(fail(ClusterError::BadData(
+                "only samples can be forwarded".into(),
+            )));
+        }
+        match p.write(req.batch).await {
             Ok(o) => Ok(pb::ShardWriteResponse {
                 accepted: o.accepted,
+                series_ids: o.series_ids.iter().map(|i| i.unwrap_or(0)).collect(),
+                unknown: o.unknown.iter().map(|&i| i as u64).collect(),
                 rejections: o
                     .rejected
                     .into_iter()

@@ -69,7 +69,7 @@ mod write;
 pub use config::NodeConfig;
 pub use error::{ClusterError, ErrorKind};
 pub use node::Node;
-pub use proposer::IncomingSeries;
+pub use proposer::{IncomingSeries, ShardOutcome};
 pub use read::ClusterQuerier;
 pub use status::{ClusterStatus, GroupStats, MoveStatus, NodeStats, NodeStatus, ShardStatus};
 pub use types::{NodeId, Rejection};

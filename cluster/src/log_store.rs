@@ -129,6 +129,31 @@ impl LogStore {
         }
     }
 
+    /// Deletes the entries up to and including `log_id` and records it as
+    /// the last purged id (`sync`: the pointer is synced to disk at once).
+    /// Only for ids a durable state-machine checkpoint covers.
+    pub fn purge_through(&self, log_id: LogId<NodeId>, sync: bool) -> Result<(), AnyError> {
+        self.put_meta(keys::META_PURGED, &log_id, sync)?;
+        let cf = self.cf(CF_LOG)?;
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(
+            cf,
+            keys::log_key(self.group, 0),
+            keys::log_key(self.group, log_id.index.saturating_add(1)),
+        );
+        self.db.rocks().write(b).map_err(io_err)
+    }
+
+    /// Compacts the log column family (after purges at shutdown, so the
+    /// purged entries leave the disk instead of waiting for compaction).
+    pub fn compact_all(&self) -> Result<(), AnyError> {
+        let cf = self.cf(CF_LOG)?;
+        self.db
+            .rocks()
+            .compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        Ok(())
+    }
+
     /// Deletes every trace of this group (its replica moved away).
     pub fn destroy(&self) -> Result<(), AnyError> {
         let mut b = WriteBatch::default();
@@ -292,18 +317,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
-        self.put_meta(keys::META_PURGED, &log_id, false)
-            .map_err(StorageIOError::write_logs)?;
-        let cf = self.cf(CF_LOG).map_err(StorageIOError::write_logs)?;
-        let mut b = WriteBatch::default();
-        b.delete_range_cf(
-            cf,
-            keys::log_key(self.group, 0),
-            keys::log_key(self.group, log_id.index.saturating_add(1)),
-        );
-        self.db
-            .rocks()
-            .write(b)
-            .map_err(|e| StorageIOError::write_logs(io_err(e)).into())
+        self.purge_through(log_id, false)
+            .map_err(|e| StorageIOError::write_logs(e).into())
     }
 }

@@ -259,7 +259,6 @@ impl Node {
             .map_err(ClusterError::internal)?;
         let proposer = Proposer::start(
             raft.clone(),
-            st.clone(),
             self.cfg.max_batch_callers,
             self.cfg.proposer_queue,
         );
@@ -540,8 +539,15 @@ impl Node {
                         "cannot checkpoint shard {}: {e}",
                         s.id()
                     )));
+                } else {
+                    self.purge_checkpointed(g.id, &s);
                 }
             }
+        }
+        // The purged entries leave the disk now rather than at some later
+        // compaction: a stopped node's data dir holds data, not old log.
+        if let Err(e) = self.deps.parts(crate::types::META_GROUP).0.compact_all() {
+            tracing::warn!(error = %e, "cannot compact the raft log");
         }
         let tasks: Vec<JoinHandle<()>> = self.tasks.lock().drain(..).collect();
         for t in tasks {
@@ -555,6 +561,23 @@ impl Node {
 }
 
 impl Node {
+    /// After a checkpoint at shutdown: the log up to the checkpointed entry
+    /// is not needed for recovery any more, so it is purged (a lagging
+    /// follower then catches up from a snapshot of this replica).
+    fn purge_checkpointed(&self, group: GroupId, s: &storage::Shard) {
+        let Some(meta) = s.user_meta() else { return };
+        let Ok(meta) = serde_json::from_slice::<crate::shard_sm::SmMeta>(&meta) else {
+            return;
+        };
+        let Some(last) = meta.last_applied else {
+            return;
+        };
+        let (log, _) = self.deps.parts(group);
+        if let Err(e) = log.purge_through(last, true) {
+            tracing::warn!(group, error = %e, "cannot purge the raft log at shutdown");
+        }
+    }
+
     /// A receiver that turns true when the node stops.
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()

@@ -2,19 +2,20 @@
 //! one shard are queued (bounded), and each round takes every queued write
 //! (up to a limit) into ONE Raft entry, one sub-batch per caller, so each
 //! caller still learns its own outcome. A few entries may be in flight at
-//! once. Series the shard already knows are named by id; ids the shard does
-//! not know (any more) come back as `unknown_ids` and are retried with
-//! labels.
+//! once. Batches arrive encoded (the ingest side names known series by id)
+//! and go into the entry as they are; ids the shard does not know (any
+//! more) come back in [`ShardOutcome::unknown`] for the caller to resend
+//! with labels.
 
 use std::sync::Arc;
 
 use openraft::error::{ClientWriteError, RaftError};
 use query::model::{Labels, Sample};
-use storage::{SeriesRef, SeriesSamples, Shard, WriteBatch};
+use storage::WriteBatch;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::group::RaftHandle;
-use crate::types::{merge_rejections, BatchOutcome, NodeId, Rejection, Request, Response};
+use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response};
 
 /// Entries of one shard in flight at once.
 const MAX_IN_FLIGHT: usize = 4;
@@ -35,6 +36,12 @@ pub struct ShardOutcome {
     pub accepted: u64,
     /// Rejections by reason.
     pub rejected: Vec<Rejection>,
+    /// Per series of the batch, in its order: the id the shard gave it
+    /// (`None` if rejected).
+    pub series_ids: Vec<Option<u64>>,
+    /// Positions of series named by an id the shard does not know (any
+    /// more): the caller resends them with labels.
+    pub unknown: Vec<usize>,
 }
 
 /// Why a proposal did not happen.
@@ -48,13 +55,9 @@ pub enum ProposeError {
     Failed(String),
 }
 
-enum Work {
-    Series(Vec<IncomingSeries>),
-    Raw(WriteBatch),
-}
-
 struct Job {
-    work: Work,
+    /// An encoded storage batch.
+    batch: Vec<u8>,
     reply: oneshot::Sender<Result<ShardOutcome, ProposeError>>,
 }
 
@@ -66,41 +69,39 @@ pub struct Proposer {
 
 impl Proposer {
     /// Starts the proposer task of a shard group.
-    pub fn start(raft: RaftHandle, shard: Arc<Shard>, max_callers: usize, queue: usize) -> Self {
+    pub fn start(raft: RaftHandle, max_callers: usize, queue: usize) -> Self {
         let (tx, rx) = mpsc::channel(queue.max(1));
         tokio::spawn(run(
             raft,
-            shard,
             rx,
             max_callers.clamp(1, crate::shard_sm::MAX_SUB_BATCHES),
         ));
         Proposer { tx }
     }
 
-    /// Proposes `series` and waits until they are committed and applied.
-    pub async fn write(&self, series: Vec<IncomingSeries>) -> Result<ShardOutcome, ProposeError> {
-        self.submit(Work::Series(series)).await
-    }
-
-    /// Proposes a raw batch (e.g. retention).
-    pub async fn write_raw(&self, batch: WriteBatch) -> Result<ShardOutcome, ProposeError> {
-        self.submit(Work::Raw(batch)).await
-    }
-
-    async fn submit(&self, work: Work) -> Result<ShardOutcome, ProposeError> {
+    /// Proposes an encoded batch ([`storage::BatchEncoder`] bytes) and
+    /// waits until it is committed and applied.
+    pub async fn write(&self, batch: Vec<u8>) -> Result<ShardOutcome, ProposeError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.try_send(Job { work, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => ProposeError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => {
-                ProposeError::Failed("shard proposer stopped".into())
-            }
-        })?;
+        self.tx
+            .try_send(Job { batch, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => ProposeError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => {
+                    ProposeError::Failed("shard proposer stopped".into())
+                }
+            })?;
         rx.await
             .map_err(|_| ProposeError::Failed("shard proposer stopped".into()))?
     }
+
+    /// Proposes a batch (e.g. retention).
+    pub async fn write_raw(&self, batch: WriteBatch) -> Result<ShardOutcome, ProposeError> {
+        self.write(batch.to_bytes()).await
+    }
 }
 
-async fn run(raft: RaftHandle, shard: Arc<Shard>, mut rx: mpsc::Receiver<Job>, max: usize) {
+async fn run(raft: RaftHandle, mut rx: mpsc::Receiver<Job>, max: usize) {
     let sem = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = sem.clone().acquire_owned().await else {
@@ -113,59 +114,23 @@ async fn run(raft: RaftHandle, shard: Arc<Shard>, mut rx: mpsc::Receiver<Job>, m
                 Err(_) => break,
             }
         }
-        let prepared: Vec<Prepared> = jobs.into_iter().map(|j| prepare(&shard, j)).collect();
         let raft = raft.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            propose(&raft, prepared).await;
+            propose(&raft, jobs).await;
         });
     }
 }
 
-/// A job turned into its sub-batch.
-struct Prepared {
-    batch: WriteBatch,
-    /// Labels of each series (for a retry by labels), empty for raw work.
-    labels: Vec<Labels>,
-    reply: oneshot::Sender<Result<ShardOutcome, ProposeError>>,
-}
-
-fn prepare(shard: &Shard, job: Job) -> Prepared {
-    match job.work {
-        Work::Raw(batch) => Prepared {
-            batch,
-            labels: Vec::new(),
-            reply: job.reply,
-        },
-        Work::Series(series) => {
-            let mut labels = Vec::with_capacity(series.len());
-            let mut v = Vec::with_capacity(series.len());
-            for s in series {
-                let r = match shard.lookup(&s.labels) {
-                    Some(id) => SeriesRef::Id(id),
-                    None => SeriesRef::Labels(s.labels.clone()),
-                };
-                labels.push(s.labels);
-                v.push(SeriesSamples {
-                    series: r,
-                    samples: s.samples,
-                });
-            }
-            Prepared {
-                batch: WriteBatch::Samples(v),
-                labels,
-                reply: job.reply,
-            }
-        }
+async fn propose(raft: &RaftHandle, jobs: Vec<Job>) {
+    let n = jobs.len();
+    let mut replies = Vec::with_capacity(n);
+    let mut subs = Vec::with_capacity(n);
+    for j in jobs {
+        subs.push(j.batch);
+        replies.push(j.reply);
     }
-}
-
-async fn client_write(
-    raft: &RaftHandle,
-    subs: Vec<Vec<u8>>,
-) -> Result<Vec<BatchOutcome>, ProposeError> {
-    let n = subs.len();
-    match raft.client_write(Request::Write(subs)).await {
+    let res = match raft.client_write(Request::Write(subs)).await {
         Ok(resp) => match resp.data {
             Response::Write(outs) if outs.len() == n => Ok(outs),
             other => Err(ProposeError::Failed(format!(
@@ -176,63 +141,32 @@ async fn client_write(
             ProposeError::NotLeader(f.leader_id.zip(f.leader_node.map(|n| n.addr))),
         ),
         Err(e) => Err(ProposeError::Failed(e.to_string())),
-    }
-}
-
-async fn propose(raft: &RaftHandle, jobs: Vec<Prepared>) {
-    let subs = jobs.iter().map(|j| j.batch.to_bytes()).collect();
-    let outs = match client_write(raft, subs).await {
-        Ok(o) => o,
-        Err(e) => {
-            for j in jobs {
-                let _ = j.reply.send(Err(e.clone()));
+    };
+    match res {
+        Ok(outs) => {
+            for (reply, out) in replies.into_iter().zip(outs) {
+                let _ = reply.send(Ok(outcome(out)));
             }
-            return;
         }
-    };
-    for (job, out) in jobs.into_iter().zip(outs) {
-        let res = finish(raft, &job, out).await;
-        let _ = job.reply.send(res);
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
     }
 }
 
-/// Turns a sub-batch outcome into the caller's, retrying series whose id
-/// the shard did not know with their labels.
-async fn finish(
-    raft: &RaftHandle,
-    job: &Prepared,
-    out: BatchOutcome,
-) -> Result<ShardOutcome, ProposeError> {
-    let mut res = ShardOutcome {
+fn outcome(out: BatchOutcome) -> ShardOutcome {
+    let unknown = storage::RejectReason::UnknownSeriesId.to_string();
+    ShardOutcome {
         accepted: out.accepted,
-        rejected: Vec::new(),
-    };
-    if out.unknown_ids.is_empty() {
-        res.rejected = out.rejected;
-        return Ok(res);
+        // Unknown ids are not the client's problem: the caller resends them.
+        rejected: out
+            .rejected
+            .into_iter()
+            .filter(|r| r.reason != unknown)
+            .collect(),
+        series_ids: out.series_ids,
+        unknown: out.unknown_ids,
     }
-    res.rejected = out
-        .rejected
-        .into_iter()
-        .filter(|r| r.reason != storage::RejectReason::UnknownSeriesId.to_string())
-        .collect();
-    let WriteBatch::Samples(series) = &job.batch else {
-        return Ok(res);
-    };
-    let retry: Vec<SeriesSamples> = out
-        .unknown_ids
-        .iter()
-        .filter_map(|&i| {
-            Some(SeriesSamples {
-                series: SeriesRef::Labels(job.labels.get(i)?.clone()),
-                samples: series.get(i)?.samples.clone(),
-            })
-        })
-        .collect();
-    let again = client_write(raft, vec![WriteBatch::Samples(retry).to_bytes()]).await?;
-    for o in again {
-        res.accepted += o.accepted;
-        merge_rejections(&mut res.rejected, o.rejected);
-    }
-    Ok(res)
 }

@@ -24,7 +24,7 @@ use openraft::{
     StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use storage::{SeriesRef, Shard, WriteBatch};
+use storage::Shard;
 
 use crate::codec::Entry;
 use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response, TypeConfig};
@@ -86,9 +86,11 @@ impl ShardStateMachine {
     fn apply_write(&self, index: u64, batches: &[Vec<u8>]) -> Result<Vec<BatchOutcome>, SErr> {
         let mut outs = Vec::with_capacity(batches.len());
         for (k, b) in batches.iter().enumerate().take(MAX_SUB_BATCHES) {
-            let wb = match WriteBatch::decode(b) {
-                Ok(wb) => wb,
-                Err(e) => {
+            // Every replica sees the same bytes, so a batch that does not
+            // decode is refused the same way everywhere, with nothing applied.
+            let o = match self.shard.apply_encoded(storage_index(index, k), b) {
+                Ok(o) => o,
+                Err(storage::StorageError::Batch(e)) => {
                     outs.push(BatchOutcome {
                         rejected: vec![Rejection {
                             reason: "invalid batch".into(),
@@ -99,20 +101,7 @@ impl ShardStateMachine {
                     });
                     continue;
                 }
-            };
-            let o = self
-                .shard
-                .apply(storage_index(index, k), &wb)
-                .map_err(|e| StorageIOError::write_state_machine(any(e)))?;
-            let unknown_ids = match &wb {
-                WriteBatch::Samples(v) => v
-                    .iter()
-                    .zip(&o.series_ids)
-                    .enumerate()
-                    .filter(|(_, (s, id))| id.is_none() && matches!(s.series, SeriesRef::Id(_)))
-                    .map(|(i, _)| i)
-                    .collect(),
-                WriteBatch::Retention { .. } => Vec::new(),
+                Err(e) => return Err(StorageIOError::write_state_machine(any(e)).into()),
             };
             outs.push(BatchOutcome {
                 accepted: o.accepted,
@@ -126,7 +115,7 @@ impl ShardStateMachine {
                     })
                     .collect(),
                 series_ids: o.series_ids,
-                unknown_ids,
+                unknown_ids: o.unknown_ids,
             });
         }
         Ok(outs)

@@ -1,12 +1,15 @@
-//! The write path: validate, split by shard, propose each part on the
-//! shard's leader (the local proposer, or forwarded over gRPC), wait until
-//! committed and applied, and add up what was accepted and rejected.
+//! The write path: each shard's part travels as one encoded batch
+//! ([`storage::BatchEncoder`] bytes) to the shard's leader (the local
+//! proposer, or forwarded over gRPC as the same bytes), is committed and
+//! applied, and comes back with what was accepted and rejected and the ids
+//! the shard gave each series (which the ingest cache keeps).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::future::join_all;
-use storage::{SeriesRef, SeriesSamples, WriteBatch};
+use storage::BatchEncoder;
 
 use crate::error::ClusterError;
 use crate::node::Node;
@@ -50,13 +53,16 @@ pub(crate) enum Attempt {
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 impl Node {
-    /// Writes series: invalid ones are rejected (and counted), valid ones go
-    /// to their shards' leaders. Returns once every part is committed and
+    /// Writes series given with labels (rules, the self-scrape): invalid
+    /// ones are rejected (and counted), valid ones go to their shards'
+    /// leaders, named by labels. Returns once every part is committed and
     /// applied, or the first error (NoLeader when a shard has no leader
-    /// within the RPC timeout; other parts may have been written).
+    /// within the RPC timeout; other parts may have been written). The
+    /// remote-write path encodes its own batches and calls
+    /// [`Node::write_shard`].
     pub async fn write(&self, series: Vec<IncomingSeries>) -> Result<WriteOutcome, ClusterError> {
         let mut out = WriteOutcome::default();
-        let mut by_shard: HashMap<u32, Vec<IncomingSeries>> = HashMap::new();
+        let mut by_shard: HashMap<u32, BatchEncoder> = HashMap::new();
         for s in series {
             if s.samples.is_empty() {
                 continue;
@@ -75,12 +81,12 @@ impl Node {
             by_shard
                 .entry(shard_of(&s.labels, self.shard_count))
                 .or_default()
-                .push(s);
+                .push_labels(&s.labels, &s.samples);
         }
         let results = join_all(
             by_shard
                 .into_iter()
-                .map(|(shard, ss)| self.write_shard(shard, ss)),
+                .map(|(shard, b)| self.write_shard(shard, Bytes::from(b.finish()))),
         )
         .await;
         let mut first_err = None;
@@ -101,19 +107,21 @@ impl Node {
         }
     }
 
-    /// Writes one shard's part, following leader changes until the RPC
-    /// timeout.
-    pub(crate) async fn write_shard(
+    /// Writes one shard's encoded batch ([`storage::BatchEncoder`] bytes)
+    /// on the shard's leader (this node's proposer, or forwarded over gRPC),
+    /// following leader changes until the RPC timeout. Every attempt sends
+    /// the same shared bytes.
+    pub async fn write_shard(
         &self,
         shard: u32,
-        series: Vec<IncomingSeries>,
+        batch: Bytes,
     ) -> Result<ShardOutcome, ClusterError> {
         let g = shard_group(shard);
         let deadline = Instant::now() + self.cfg.rpc_timeout;
         loop {
             let res = match self.leader_of(g) {
-                Some(l) if l == self.id => self.write_local(g, series.clone()).await,
-                Some(l) => self.write_remote(shard, l, &series).await,
+                Some(l) if l == self.id => self.write_local(g, batch.to_vec()).await,
+                Some(l) => self.write_remote(shard, l, &batch).await,
                 None => Err(Attempt::Retry),
             };
             match res {
@@ -131,13 +139,13 @@ impl Node {
     pub(crate) async fn write_local(
         &self,
         g: GroupId,
-        series: Vec<IncomingSeries>,
+        batch: Vec<u8>,
     ) -> Result<ShardOutcome, Attempt> {
         let Some(p) = self.group(g).and_then(|x| x.proposer) else {
             self.leader_hints.write().remove(&g);
             return Err(Attempt::Retry);
         };
-        match p.write(series).await {
+        match p.write(batch).await {
             Ok(o) => Ok(o),
             Err(e) => Err(self.propose_failure(g, e)),
         }
@@ -164,25 +172,16 @@ impl Node {
         &self,
         shard: u32,
         leader: NodeId,
-        series: &[IncomingSeries],
+        batch: &Bytes,
     ) -> Result<ShardOutcome, Attempt> {
         let g = shard_group(shard);
-        let batch = WriteBatch::Samples(
-            series
-                .iter()
-                .map(|s| SeriesSamples {
-                    series: SeriesRef::Labels(s.labels.clone()),
-                    samples: s.samples.clone(),
-                })
-                .collect(),
-        );
         let Ok(mut c) = self.deps.router.client(leader) else {
             self.guess_next_leader(g, leader);
             return Err(Attempt::Retry);
         };
         let req = proto::cluster::ShardWriteRequest {
             shard,
-            batch: batch.to_bytes(),
+            batch: batch.to_vec(),
         };
         let r = match c.write(req).await {
             Ok(r) => r.into_inner(),
@@ -211,6 +210,16 @@ impl Node {
                         count: x.count,
                         example: x.example,
                     })
+                    .collect(),
+                series_ids: r
+                    .series_ids
+                    .into_iter()
+                    .map(|i| (i != 0).then_some(i))
+                    .collect(),
+                unknown: r
+                    .unknown
+                    .into_iter()
+                    .filter_map(|i| usize::try_from(i).ok())
                     .collect(),
             }),
             K::Overloaded => Err(Attempt::Fail(ClusterError::Overloaded(r.error))),

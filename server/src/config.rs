@@ -125,6 +125,16 @@ pub struct RunArgs {
     /// Most queries evaluated at once; more wait [default: 20]
     #[arg(long, value_name = "N")]
     pub max_concurrent_queries: Option<usize>,
+    /// Samples later than now plus this are refused (a sender with a wrong
+    /// clock would otherwise block its series' real samples as out of
+    /// order) [default: 10m]
+    #[arg(long, value_name = "DURATION")]
+    pub max_future: Option<PromDuration>,
+    /// Series whose shard and id the ingest cache remembers (about 40 bytes
+    /// each; a known series skips label parsing and validation)
+    /// [default: 2000000]
+    #[arg(long, value_name = "N")]
+    pub ingest_cache_series: Option<usize>,
 
     /// Require HTTP basic auth with this user name on every endpoint except
     /// /-/healthy and /-/ready (needs --basic-auth-password-file)
@@ -177,6 +187,8 @@ pub struct FileConfig {
     pub max_query_samples: Option<usize>,
     pub query_timeout: Option<PromDuration>,
     pub max_concurrent_queries: Option<usize>,
+    pub max_future: Option<PromDuration>,
+    pub ingest_cache_series: Option<usize>,
     pub basic_auth_username: Option<String>,
     pub basic_auth_password_file: Option<PathBuf>,
     pub bearer_token_file: Option<PathBuf>,
@@ -196,6 +208,8 @@ pub struct Limits {
     pub max_query_samples: usize,
     pub query_timeout: PromDuration,
     pub max_concurrent_queries: usize,
+    pub max_future: PromDuration,
+    pub ingest_cache_series: usize,
 }
 
 impl Default for Limits {
@@ -209,6 +223,8 @@ impl Default for Limits {
             max_query_samples: 50_000_000,
             query_timeout: PromDuration::from_millis(120_000),
             max_concurrent_queries: 20,
+            max_future: PromDuration::from_millis(600_000),
+            ingest_cache_series: 2_000_000,
         }
     }
 }
@@ -404,6 +420,8 @@ impl Config {
     pub fn merge(args: &RunArgs, file: &FileConfig) -> Result<Config, ConfigError> {
         let d = Limits::default();
         let limits = Limits {
+            max_future: pick!(args, file, max_future, d.max_future),
+            ingest_cache_series: pick!(args, file, ingest_cache_series, d.ingest_cache_series),
             max_body_bytes: pick!(args, file, max_body_bytes, d.max_body_bytes),
             max_series_per_request: pick!(
                 args,

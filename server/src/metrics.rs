@@ -67,6 +67,11 @@ pub struct Metrics {
     pub ingest_requests: Counter,
     /// Exemplars received and not stored.
     pub exemplars_dropped: Counter,
+    /// Remote-write series found in the ingest cache.
+    pub ingest_cache_hits: Counter,
+    /// Remote-write series not in the ingest cache (validated, sent by
+    /// labels).
+    pub ingest_cache_misses: Counter,
     /// HTTP request latency per route.
     pub http_duration: Family<HandlerLabel, Histogram>,
     /// HTTP requests per route and status code.
@@ -118,6 +123,8 @@ impl Metrics {
             ingest_rejected: Family::default(),
             ingest_requests: Counter::default(),
             exemplars_dropped: Counter::default(),
+            ingest_cache_hits: Counter::default(),
+            ingest_cache_misses: Counter::default(),
             http_duration: Family::new_with_constructor(latency_histogram),
             http_requests: Family::default(),
             query_duration: Family::new_with_constructor(latency_histogram),
@@ -166,6 +173,16 @@ impl Metrics {
             "ingest_exemplars_dropped",
             "Exemplars received and not stored (exemplar storage is not implemented).",
             exemplars_dropped
+        );
+        reg!(
+            "ingest_cache_hits",
+            "Remote-write series found in the ingest cache (written by id, labels not parsed).",
+            ingest_cache_hits
+        );
+        reg!(
+            "ingest_cache_misses",
+            "Remote-write series not in the ingest cache (validated once and written by labels).",
+            ingest_cache_misses
         );
         reg!(
             "rule_evaluations",

@@ -28,18 +28,21 @@ use std::time::Instant;
 
 use query::model::{Labels, Matcher, Sample};
 use rand::{Rng, SeedableRng};
-use storage::{Db, SeriesRef, SeriesSamples, StorageOptions, WriteBatch};
+use storage::{BatchEncoder, Db, SeriesRef, SeriesSamples, StorageOptions, WriteBatch};
 
 /// Counts live heap bytes.
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Counts allocations (alloc, alloc_zeroed and realloc calls).
+static ALLOCS: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: every method forwards to `System` with the caller's arguments
 // unchanged and only adds atomic bookkeeping, so `System`'s guarantees hold.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded contract (see above).
         unsafe { System.alloc(l) }
     }
@@ -50,11 +53,13 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded contract (see above).
         unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded contract (see above).
         unsafe { System.realloc(p, l, new) }
     }
@@ -147,59 +152,70 @@ fn main() {
     bench_select_and_disk(select_series);
 }
 
-/// Applies `rounds` scrapes of `n` series in batches of 2000 samples.
-/// Returns (first-round samples/s, later rounds samples/s).
+/// Applies `rounds` scrapes of `n` series in batches of 2000 samples,
+/// encoded as the ingest path encodes them ([`BatchEncoder`]) and applied
+/// as the state machine applies them ([`storage::Shard::apply_encoded`]);
+/// only the applies are timed. Returns (first-round samples/s, later rounds
+/// samples/s, later rounds allocations per sample).
 fn run_rounds(
     shard: &storage::Shard,
     n: u64,
     rounds: u64,
     idx: &mut u64,
     quiet: bool,
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut gens: Vec<Gen> = (0..n).map(Gen::new).collect();
     let mut ids: Vec<u64> = vec![0; n as usize];
-    let (mut first, mut rest) = (0.0, 0.0);
+    let (mut first, mut rest, mut allocs) = (0.0, 0.0, 0.0);
     for round in 0..rounds {
         let t = 1_700_000_000_000 + round as i64 * 15_000;
-        let start = Instant::now();
-        let mut applied = 0u64;
-        for chunk_start in (0..n).step_by(2000) {
-            let end = (chunk_start + 2000).min(n);
-            let v: Vec<SeriesSamples> = (chunk_start..end)
-                .map(|i| SeriesSamples {
-                    series: if round == 0 {
-                        SeriesRef::Labels(labels_of(i))
-                    } else {
-                        SeriesRef::Id(ids[i as usize])
-                    },
-                    samples: vec![Sample {
+        let batches: Vec<(u64, Vec<u8>)> = (0..n)
+            .step_by(2000)
+            .map(|chunk_start| {
+                let mut b = BatchEncoder::new();
+                for i in chunk_start..(chunk_start + 2000).min(n) {
+                    let s = [Sample {
                         t,
                         v: gens[i as usize].next(&mut rng),
-                    }],
-                })
-                .collect();
+                    }];
+                    if round == 0 {
+                        b.push_labels(&labels_of(i), &s);
+                    } else {
+                        b.push_id(ids[i as usize], &s);
+                    }
+                }
+                (chunk_start, b.finish())
+            })
+            .collect();
+        let start = Instant::now();
+        let allocs_before = ALLOCS.load(Ordering::Relaxed);
+        let mut applied = 0u64;
+        for (chunk_start, bytes) in &batches {
             *idx += 1;
-            let out = shard.apply(*idx, &WriteBatch::Samples(v)).expect("apply");
+            let out = shard.apply_encoded(*idx, bytes).expect("apply");
             assert_eq!(out.rejected_count(), 0, "{:?}", out.rejected);
             if round == 0 {
                 for (k, id) in out.series_ids.iter().enumerate() {
-                    ids[chunk_start as usize + k] = id.expect("created");
+                    ids[*chunk_start as usize + k] = id.expect("created");
                 }
             }
             applied += out.accepted;
         }
         let rate = applied as f64 / start.elapsed().as_secs_f64();
+        let per_sample =
+            (ALLOCS.load(Ordering::Relaxed) - allocs_before) as f64 / applied.max(1) as f64;
         if round == 0 {
             first = rate;
         } else {
             rest += rate / (rounds - 1) as f64;
+            allocs += per_sample / (rounds - 1) as f64;
         }
         if !quiet && round == 0 {
-            println!("  round 0 (series created): {rate:.0} samples/s");
+            println!("  round 0 (series created): {rate:.0} samples/s, {per_sample:.2} allocations/sample");
         }
     }
-    (first, rest)
+    (first, rest, allocs)
 }
 
 fn bench_apply(n: u64, rounds: u64) {
@@ -207,8 +223,8 @@ fn bench_apply(n: u64, rounds: u64) {
     let db = Db::open(dir.path(), StorageOptions::default()).expect("open");
     let shard = db.shard(0).expect("shard");
     let mut idx = 0;
-    let (_, rest) = run_rounds(&shard, n, rounds.max(2), &mut idx, false);
-    println!("apply: {rest:.0} samples/s (batches of 2000 samples across {n} series, rounds 1..{rounds} by id)");
+    let (_, rest, allocs) = run_rounds(&shard, n, rounds.max(2), &mut idx, false);
+    println!("apply: {rest:.0} samples/s, {allocs:.3} allocations/sample (batches of 2000 samples across {n} series, rounds 1..{rounds} by id)");
     let t = Instant::now();
     shard.checkpoint().expect("checkpoint");
     println!(

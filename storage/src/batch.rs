@@ -14,6 +14,8 @@
 //!   samples  = t0 zigzag-varint | v0 u64 LE (f64 bits)
 //!              (dt zigzag-varint | v u64 LE)*   dt = t_i - t_{i-1} (wrapping)
 //! kind 2     = Retention: cutoff_ms zigzag-varint
+//! kind 3     = Series:    series* up to the end of the batch (no count, so
+//!                         [`BatchEncoder`] can write series as they come)
 //! ```
 //! Decoding checks every length against the bytes left, so arbitrary input
 //! yields an error, never a panic or a huge allocation. Label strings must be
@@ -29,6 +31,7 @@ use crate::varint::{put_i64, put_u64, Reader};
 const VERSION: u8 = 1;
 const KIND_SAMPLES: u8 = 1;
 const KIND_RETENTION: u8 = 2;
+const KIND_SERIES: u8 = 3;
 const REF_LABELS: u8 = 0;
 const REF_ID: u8 = 1;
 
@@ -139,6 +142,13 @@ impl WriteBatch {
             KIND_RETENTION => WriteBatch::Retention {
                 cutoff_ms: r.i64().ok_or_else(|| tr(&r))?,
             },
+            KIND_SERIES => {
+                let mut series = Vec::new();
+                while !r.is_empty() {
+                    series.push(decode_series(&mut r).ok_or_else(|| tr(&r))??);
+                }
+                WriteBatch::Samples(series)
+            }
             tag => return Err(BatchError::Tag { what: "batch", tag }),
         };
         if !r.is_empty() {
@@ -158,24 +168,42 @@ impl WriteBatch {
 
 fn encode_series(s: &SeriesSamples, out: &mut Vec<u8>) {
     match &s.series {
-        SeriesRef::Labels(l) => {
-            out.push(REF_LABELS);
-            put_u64(out, l.len() as u64);
-            for lab in l.iter() {
-                put_u64(out, lab.name.len() as u64);
-                out.extend_from_slice(lab.name.as_bytes());
-                put_u64(out, lab.value.len() as u64);
-                out.extend_from_slice(lab.value.as_bytes());
-            }
-        }
-        SeriesRef::Id(id) => {
-            out.push(REF_ID);
-            put_u64(out, *id);
-        }
+        SeriesRef::Labels(l) => encode_label_ref(
+            l.iter().map(|x| (x.name.as_str(), x.value.as_str())),
+            l.len(),
+            out,
+        ),
+        SeriesRef::Id(id) => encode_id_ref(*id, out),
     }
-    put_u64(out, s.samples.len() as u64);
+    encode_samples(&s.samples, out);
+}
+
+fn encode_label_ref<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    n: usize,
+    out: &mut Vec<u8>,
+) {
+    out.push(REF_LABELS);
+    put_u64(out, n as u64);
+    for (name, value) in pairs {
+        put_u64(out, name.len() as u64);
+        out.extend_from_slice(name.as_bytes());
+        put_u64(out, value.len() as u64);
+        out.extend_from_slice(value.as_bytes());
+    }
+}
+
+fn encode_id_ref(id: u64, out: &mut Vec<u8>) {
+    out.push(REF_ID);
+    put_u64(out, id);
+}
+
+fn encode_samples(samples: &[Sample], out: &mut Vec<u8>) {
+    put_u64(out, samples.len() as u64);
+    // at most 10 bytes of delta and 8 of value per sample
+    out.reserve(samples.len() * 18);
     let mut prev = 0i64;
-    for (i, smp) in s.samples.iter().enumerate() {
+    for (i, smp) in samples.iter().enumerate() {
         let d = if i == 0 {
             smp.t
         } else {
@@ -189,7 +217,18 @@ fn encode_series(s: &SeriesSamples, out: &mut Vec<u8>) {
 
 /// `None` = truncated; `Some(Err)` = malformed.
 fn decode_series(r: &mut Reader) -> Option<Result<SeriesSamples, BatchError>> {
-    let series = match r.u8()? {
+    let series = match decode_ref(r)? {
+        Ok(s) => s,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut samples = Vec::new();
+    decode_samples_into(r, &mut samples)?;
+    Some(Ok(SeriesSamples { series, samples }))
+}
+
+/// `None` = truncated; `Some(Err)` = malformed.
+fn decode_ref(r: &mut Reader) -> Option<Result<SeriesRef, BatchError>> {
+    Some(Ok(match r.u8()? {
         REF_LABELS => {
             let n = r.u64()?;
             let mut v = Vec::with_capacity((n as usize).min(r.remaining() / 2));
@@ -217,28 +256,190 @@ fn decode_series(r: &mut Reader) -> Option<Result<SeriesSamples, BatchError>> {
                 tag,
             }))
         }
-    };
-    Some(Ok(SeriesSamples {
-        series,
-        samples: decode_samples(r)?,
     }))
 }
 
-fn decode_samples(r: &mut Reader) -> Option<Vec<Sample>> {
+/// Decodes one series' samples into `out` (cleared first); `None` if
+/// truncated.
+fn decode_samples_into(r: &mut Reader, out: &mut Vec<Sample>) -> Option<()> {
+    out.clear();
     let n = r.u64()?;
     // every sample takes at least 9 bytes
-    let mut v = Vec::with_capacity((n as usize).min(r.remaining() / 9));
+    out.reserve((n as usize).min(r.remaining() / 9));
     let mut t = 0i64;
     for i in 0..n {
         let d = r.i64()?;
         t = if i == 0 { d } else { t.wrapping_add(d) };
         let bits = u64::from_le_bytes(r.array::<8>()?);
-        v.push(Sample {
+        out.push(Sample {
             t,
             v: f64::from_bits(bits),
         });
     }
-    Some(v)
+    Some(())
+}
+
+/// Writes a samples batch series by series straight into its bytes (kind 3:
+/// no series count up front), so an ingest protocol can route each series
+/// to its shard's encoder as it decodes it, with no intermediate records.
+#[derive(Clone, Debug)]
+pub struct BatchEncoder {
+    buf: Vec<u8>,
+    series: usize,
+    samples: usize,
+}
+
+impl Default for BatchEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchEncoder {
+    /// An empty batch.
+    pub fn new() -> Self {
+        BatchEncoder {
+            buf: vec![VERSION, KIND_SERIES],
+            series: 0,
+            samples: 0,
+        }
+    }
+
+    /// Adds a series named by its id.
+    pub fn push_id(&mut self, id: u64, samples: &[Sample]) {
+        encode_id_ref(id, &mut self.buf);
+        self.push_samples(samples);
+    }
+
+    /// Adds a series named by its labels (canonical: sorted, unique names,
+    /// non-empty values, as [`Labels`] keeps them).
+    pub fn push_labels(&mut self, labels: &Labels, samples: &[Sample]) {
+        encode_label_ref(
+            labels.iter().map(|x| (x.name.as_str(), x.value.as_str())),
+            labels.len(),
+            &mut self.buf,
+        );
+        self.push_samples(samples);
+    }
+
+    fn push_samples(&mut self, samples: &[Sample]) {
+        encode_samples(samples, &mut self.buf);
+        self.series += 1;
+        self.samples += samples.len();
+    }
+
+    /// Series added so far.
+    pub fn series(&self) -> usize {
+        self.series
+    }
+
+    /// Samples added so far.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// True when no series was added.
+    pub fn is_empty(&self) -> bool {
+        self.series == 0
+    }
+
+    /// The encoded batch.
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// What an encoded batch holds, read without building a [`WriteBatch`].
+pub enum BatchView<'a> {
+    /// Samples, read series by series.
+    Samples(SeriesReader<'a>),
+    /// A retention cut-off.
+    Retention {
+        /// See [`WriteBatch::Retention`].
+        cutoff_ms: i64,
+    },
+}
+
+impl<'a> BatchView<'a> {
+    /// Reads the header of an encoded batch.
+    pub fn open(b: &'a [u8]) -> Result<Self, BatchError> {
+        let mut r = Reader::new(b);
+        let version = r.u8().ok_or(BatchError::Truncated(0))?;
+        if version != VERSION {
+            return Err(BatchError::Version(version));
+        }
+        let kind = r.u8().ok_or(BatchError::Truncated(1))?;
+        let left = match kind {
+            KIND_SAMPLES => Some(r.u64().ok_or(BatchError::Truncated(2))?),
+            KIND_SERIES => None,
+            KIND_RETENTION => {
+                let cutoff_ms = r.i64().ok_or(BatchError::Truncated(2))?;
+                if !r.is_empty() {
+                    return Err(BatchError::Trailing(r.remaining()));
+                }
+                return Ok(BatchView::Retention { cutoff_ms });
+            }
+            tag => return Err(BatchError::Tag { what: "batch", tag }),
+        };
+        Ok(BatchView::Samples(SeriesReader { b, r, left }))
+    }
+
+    /// Checks a whole batch without allocating per series (labels are
+    /// checked for UTF-8 and canonical order); returns the number of series
+    /// and samples. Bytes from a peer go through this before they are
+    /// proposed.
+    pub fn check(b: &'a [u8]) -> Result<(usize, usize), BatchError> {
+        match BatchView::open(b)? {
+            BatchView::Retention { .. } => Ok((0, 0)),
+            BatchView::Samples(mut rd) => {
+                let (mut series, mut samples) = (0, 0);
+                let mut buf = Vec::new();
+                while rd.next_series(&mut buf)?.is_some() {
+                    series += 1;
+                    samples += buf.len();
+                }
+                Ok((series, samples))
+            }
+        }
+    }
+}
+
+/// Reads the series of a samples batch one at a time.
+pub struct SeriesReader<'a> {
+    b: &'a [u8],
+    r: Reader<'a>,
+    /// Series left (kind 1), or `None`: up to the end (kind 3).
+    left: Option<u64>,
+}
+
+impl SeriesReader<'_> {
+    /// The next series: its reference, with its samples decoded into
+    /// `samples` (cleared first; reuse one vector across calls). `Ok(None)`
+    /// at the end; an error on malformed bytes or trailing bytes.
+    pub fn next_series(
+        &mut self,
+        samples: &mut Vec<Sample>,
+    ) -> Result<Option<SeriesRef>, BatchError> {
+        let at_end = match &mut self.left {
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => self.r.is_empty(),
+        };
+        if at_end {
+            if !self.r.is_empty() {
+                return Err(BatchError::Trailing(self.r.remaining()));
+            }
+            return Ok(None);
+        }
+        let total = self.b.len();
+        let tr = |r: &Reader| BatchError::Truncated(total - r.remaining());
+        let series = decode_ref(&mut self.r).ok_or_else(|| tr(&self.r))??;
+        decode_samples_into(&mut self.r, samples).ok_or_else(|| tr(&self.r))?;
+        Ok(Some(series))
+    }
 }
 
 #[cfg(test)]

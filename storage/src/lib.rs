@@ -49,7 +49,9 @@ mod shard;
 pub mod snapshot;
 mod varint;
 
-pub use batch::{BatchError, SeriesRef, SeriesSamples, WriteBatch};
+pub use batch::{
+    BatchEncoder, BatchError, BatchView, SeriesReader, SeriesRef, SeriesSamples, WriteBatch,
+};
 pub use db::{Db, StorageOptions};
 pub use error::{ErrorKind, StorageError};
 pub use labels::{valid_label_name, validate_labels};

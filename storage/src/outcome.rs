@@ -67,6 +67,9 @@ pub struct ApplyOutcome {
     /// Per `SeriesSamples` entry of the batch: the series id, `None` if the
     /// series was rejected (invalid labels, unknown id).
     pub series_ids: Vec<Option<u64>>,
+    /// Positions (in `series_ids`) of series named by an id this shard does
+    /// not know: the sender resends them with labels.
+    pub unknown_ids: Vec<usize>,
     /// True when the entry's log index was already applied (replay after a
     /// restart): nothing changed. `series_ids` still holds the current ids
     /// of series named by labels.

@@ -94,6 +94,49 @@ async fn invalid_series_are_named_and_valid_ones_stored() {
     );
 }
 
+/// Issue 14: a sample from a wrong clock (year 2255) is refused per sample
+/// with the series named, and does not block the series' real samples
+/// (before, it was stored and every later sample was out of order); a
+/// sample older than the retention is refused the same way.
+#[tokio::test]
+async fn samples_outside_now_plus_max_future_and_retention_are_refused() {
+    let node = Silverback::start(Options::default()).await.unwrap();
+    let c = node.client();
+    let t = now_ms();
+    let year_2255 = 9_000_000_000_000;
+    let (st, body) = c
+        .write(&[series(
+            "skewed",
+            &[("job", "a")],
+            &[(t, 1.0), (year_2255, 2.0)],
+        )])
+        .await
+        .unwrap();
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("skewed") && body.contains("future"), "{body}");
+    let (st, body) = c
+        .write(&[series("skewed", &[("job", "a")], &[(t + 1000, 3.0)])])
+        .await
+        .unwrap();
+    assert_eq!(st, 204, "the real sample after the skewed one: {body}");
+    let v = c.query("skewed", (t + 1000) as f64 / 1000.0).await.unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "3", "{v}");
+    let (st, body) = c
+        .write(&[series("ancient", &[], &[(t - 20 * 86_400_000, 1.0)])])
+        .await
+        .unwrap();
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        body.contains("ancient") && body.contains("retention"),
+        "{body}"
+    );
+    let (_, metrics) = c.get_text("/metrics").await.unwrap();
+    for reason in ["too_far_in_future", "too_old"] {
+        let line = format!("silverback_ingest_rejected_samples_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+}
+
 #[tokio::test]
 async fn limits_413_and_400() {
     let mut o = Options::default();

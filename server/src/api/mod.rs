@@ -83,6 +83,8 @@ pub struct AppState {
     pub started: chrono::DateTime<chrono::Utc>,
     /// Rule manager state (set by the rules module when it runs).
     pub rules: rules::RulesSlot,
+    /// Raw labels -> shard and series id, for remote write.
+    pub ingest_cache: crate::ingest::cache::IngestCache,
 }
 
 /// The state as axum shares it.
@@ -94,6 +96,7 @@ impl AppState {
         AppState {
             node,
             query_slots: Semaphore::new(cfg.limits.max_concurrent_queries),
+            ingest_cache: crate::ingest::cache::IngestCache::new(cfg.limits.ingest_cache_series),
             cfg,
             metrics,
             metadata: MetadataStore::default(),

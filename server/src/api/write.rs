@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::{cluster_error, Shared};
 use crate::error::{ApiError, ErrorKind};
-use crate::ingest::{remote_write, BatchBuilder, Refused, WriteSeries};
+use crate::ingest::shards::{ShardBatches, TimeWindow};
+use crate::ingest::{remote_write, Refused, WriteSeries};
 
 /// Most refused series named in one error message.
 const MAX_NAMED: usize = 5;
@@ -34,29 +35,47 @@ async fn handle(s: &Shared, body: Body) -> Result<(), ApiError> {
         )
     })?;
     s.metrics.ingest_requests.inc();
-    let req = remote_write::decode(&bytes, limit.saturating_mul(remote_write::MAX_EXPANSION))?;
-    let mut b = BatchBuilder::new(&s.cfg.limits);
-    let extras = remote_write::feed(req, &mut b)?;
+    let raw = remote_write::decompress(&bytes, limit.saturating_mul(remote_write::MAX_EXPANSION))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let window = TimeWindow {
+        min_t: now.saturating_sub(duration_ms(s.cfg.retention.0)),
+        max_t: now.saturating_add(duration_ms(s.cfg.limits.max_future.0)),
+    };
+    let mut b = ShardBatches::new(
+        &s.cfg.limits,
+        &s.ingest_cache,
+        s.node.shard_count(),
+        window,
+        remote_write::reread,
+    );
+    let extras = remote_write::feed(&raw, &mut b, &s.cfg.limits)?;
     s.metadata.record(extras.metadata);
     s.metrics.exemplars_dropped.inc_by(extras.exemplars);
-    let BatchBuilder {
-        series, refused, ..
-    } = b;
-    write_series(s, series, refused).await
+    s.metrics.ingest_cache_hits.inc_by(b.cache_hits);
+    s.metrics.ingest_cache_misses.inc_by(b.cache_misses);
+    let refused = std::mem::take(&mut b.refused);
+    let out = if b.is_empty() {
+        cluster::WriteOutcome::default()
+    } else {
+        b.send(&s.node).await.map_err(cluster_error)?
+    };
+    report(s, refused, out)
 }
 
-/// Writes validated series through the cluster and reports refusals (also
-/// used by the self-scrape).
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Writes validated series through the cluster and reports refusals (the
+/// self-scrape's path: its series come with parsed labels).
 pub async fn write_series(
     s: &Shared,
     series: Vec<WriteSeries>,
     refused: Vec<Refused>,
 ) -> Result<(), ApiError> {
-    for r in &refused {
-        s.metrics.reject(r.reason.as_str(), r.samples);
-    }
-    let mut problems: Vec<String> = refused.iter().map(|r| r.msg.clone()).collect();
-    if !series.is_empty() {
+    let out = if series.is_empty() {
+        cluster::WriteOutcome::default()
+    } else {
         let incoming = series
             .into_iter()
             .map(|w| cluster::IncomingSeries {
@@ -64,15 +83,25 @@ pub async fn write_series(
                 samples: w.samples,
             })
             .collect();
-        let out = s.node.write(incoming).await.map_err(cluster_error)?;
-        s.metrics.ingest_samples.inc_by(out.accepted);
-        for r in &out.rejected {
-            s.metrics.reject(&r.reason.replace(' ', "_"), r.count);
-            problems.push(format!(
-                "{} ({} samples), e.g. series {}",
-                r.reason, r.count, r.example
-            ));
-        }
+        s.node.write(incoming).await.map_err(cluster_error)?
+    };
+    report(s, refused, out)
+}
+
+/// Counts what was stored and refused, and answers 400 naming the first
+/// few problems when anything was refused.
+fn report(s: &Shared, refused: Vec<Refused>, out: cluster::WriteOutcome) -> Result<(), ApiError> {
+    for r in &refused {
+        s.metrics.reject(r.reason.as_str(), r.samples);
+    }
+    let mut problems: Vec<String> = refused.into_iter().map(|r| r.msg).collect();
+    s.metrics.ingest_samples.inc_by(out.accepted);
+    for r in &out.rejected {
+        s.metrics.reject(&r.reason.replace(' ', "_"), r.count);
+        problems.push(format!(
+            "{} ({} samples), e.g. series {}",
+            r.reason, r.count, r.example
+        ));
     }
     if problems.is_empty() {
         return Ok(());

@@ -1,9 +1,15 @@
-//! Ingestion: one module per protocol ([`remote_write`]) feeding one
-//! [`BatchBuilder`], which validates series against the [`Limits`] and
-//! collects the valid ones for the cluster write, plus per-series rejections
-//! for the client's error message.
+//! Ingestion: one module per protocol ([`remote_write`]) feeding one batch
+//! builder, [`shards::ShardBatches`], which looks each series up in the
+//! [`cache::IngestCache`], validates unknown ones against the [`Limits`]
+//! once, and encodes one batch per shard; per-series and per-sample
+//! refusals go into the client's error message. [`BatchBuilder`] is the
+//! simpler builder for series that arrive with parsed labels (the
+//! self-scrape).
 
+pub mod cache;
 pub mod remote_write;
+pub mod shards;
+pub mod wire;
 
 use query::model::{Label, Labels, Sample};
 
@@ -30,6 +36,10 @@ pub enum RejectReason {
     TooManyLabels,
     /// Native histograms are not supported yet.
     NativeHistogram,
+    /// A sample later than now + `--max-future`.
+    TooFarInFuture,
+    /// A sample older than the retention.
+    TooOld,
 }
 
 impl RejectReason {
@@ -40,6 +50,8 @@ impl RejectReason {
             RejectReason::LabelTooLong => "label_too_long",
             RejectReason::TooManyLabels => "too_many_labels",
             RejectReason::NativeHistogram => "native_histogram",
+            RejectReason::TooFarInFuture => "too_far_in_future",
+            RejectReason::TooOld => "too_old",
         }
     }
 }
@@ -67,7 +79,9 @@ pub struct BatchBuilder<'a> {
     pub samples: u64,
 }
 
-fn series_name(pairs: &[Label]) -> String {
+/// A label set as sent, in Prometheus notation (sorted, duplicates shown
+/// once).
+pub fn series_name(pairs: &[Label]) -> String {
     Labels::from_sorted({
         let mut v = pairs.to_vec();
         v.sort();
@@ -101,7 +115,7 @@ impl<'a> BatchBuilder<'a> {
     /// why it was refused.
     pub fn add(&mut self, pairs: Vec<Label>, samples: Vec<Sample>) {
         let n = samples.len() as u64;
-        match self.check_labels(pairs) {
+        match check_labels(self.limits, pairs) {
             Ok(labels) => {
                 self.samples += n;
                 self.series.push(WriteSeries { labels, samples });
@@ -109,36 +123,38 @@ impl<'a> BatchBuilder<'a> {
             Err((reason, msg)) => self.refuse(reason, msg, n),
         }
     }
+}
 
-    fn check_labels(&self, mut pairs: Vec<Label>) -> Result<Labels, (RejectReason, String)> {
-        let l = self.limits;
-        // Empty values mean "no such label" in Prometheus.
-        pairs.retain(|p| !p.value.is_empty());
-        if pairs.len() > l.max_labels_per_series {
+/// Validates labels as sent against the limits and Prometheus' rules and
+/// returns them canonical (sorted, empty values dropped), or why not.
+pub fn check_labels(l: &Limits, mut pairs: Vec<Label>) -> Result<Labels, (RejectReason, String)> {
+    // Empty values mean "no such label" in Prometheus.
+    pairs.retain(|p| !p.value.is_empty());
+    if pairs.len() > l.max_labels_per_series {
+        return Err((
+            RejectReason::TooManyLabels,
+            format!(
+                "series {} has {} labels, more than --max-labels-per-series={}",
+                series_name(&pairs),
+                pairs.len(),
+                l.max_labels_per_series
+            ),
+        ));
+    }
+    for p in &pairs {
+        if p.name.len() > l.max_label_name_length {
             return Err((
-                RejectReason::TooManyLabels,
+                RejectReason::LabelTooLong,
                 format!(
-                    "series {} has {} labels, more than --max-labels-per-series={}",
+                    "series {}: label name {:?} is longer than --max-label-name-length={}",
                     series_name(&pairs),
-                    pairs.len(),
-                    l.max_labels_per_series
+                    p.name,
+                    l.max_label_name_length
                 ),
             ));
         }
-        for p in &pairs {
-            if p.name.len() > l.max_label_name_length {
-                return Err((
-                    RejectReason::LabelTooLong,
-                    format!(
-                        "series {}: label name {:?} is longer than --max-label-name-length={}",
-                        series_name(&pairs),
-                        p.name,
-                        l.max_label_name_length
-                    ),
-                ));
-            }
-            if p.value.len() > l.max_label_value_length {
-                return Err((
+        if p.value.len() > l.max_label_value_length {
+            return Err((
                     RejectReason::LabelTooLong,
                     format!(
                         "series {}: value of label {:?} is {} bytes, longer than --max-label-value-length={}",
@@ -148,24 +164,22 @@ impl<'a> BatchBuilder<'a> {
                         l.max_label_value_length
                     ),
                 ));
-            }
         }
-        pairs.sort();
-        if let Some(w) = pairs.windows(2).find(|w| w[0].name == w[1].name) {
-            let name = w[0].name.clone();
-            return Err((
-                RejectReason::InvalidLabels,
-                format!(
-                    "series {}: duplicate label name {name:?}",
-                    series_name(&pairs)
-                ),
-            ));
-        }
-        let labels = Labels::from_sorted(pairs);
-        storage::validate_labels(&labels)
-            .map_err(|e| (RejectReason::InvalidLabels, e.to_string()))?;
-        Ok(labels)
     }
+    pairs.sort();
+    if let Some(w) = pairs.windows(2).find(|w| w[0].name == w[1].name) {
+        let name = w[0].name.clone();
+        return Err((
+            RejectReason::InvalidLabels,
+            format!(
+                "series {}: duplicate label name {name:?}",
+                series_name(&pairs)
+            ),
+        ));
+    }
+    let labels = Labels::from_sorted(pairs);
+    storage::validate_labels(&labels).map_err(|e| (RejectReason::InvalidLabels, e.to_string()))?;
+    Ok(labels)
 }
 
 #[cfg(test)]

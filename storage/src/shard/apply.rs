@@ -9,7 +9,8 @@ use super::{ApplyState, Shard};
 use crate::head::{Appended, MemSeries};
 use crate::outcome::Rejections;
 use crate::{
-    labels, ApplyOutcome, RejectReason, SeriesRef, SeriesSamples, StorageError, WriteBatch,
+    labels, ApplyOutcome, BatchView, RejectReason, SeriesRef, SeriesSamples, StorageError,
+    WriteBatch,
 };
 
 impl Shard {
@@ -24,18 +25,7 @@ impl Shard {
         self.check_dropped()?;
         if log_index <= self.applied.load(Ordering::Acquire) {
             let series_ids = match batch {
-                WriteBatch::Samples(v) => v
-                    .iter()
-                    .map(|s| match &s.series {
-                        SeriesRef::Labels(l) => self.lookup(l),
-                        SeriesRef::Id(id) => self
-                            .stripe(*id)
-                            .read()
-                            .series
-                            .contains_key(id)
-                            .then_some(*id),
-                    })
-                    .collect(),
+                WriteBatch::Samples(v) => v.iter().map(|s| self.current_id(&s.series)).collect(),
                 WriteBatch::Retention { .. } => Vec::new(),
             };
             return Ok(ApplyOutcome {
@@ -55,48 +45,116 @@ impl Shard {
         Ok(out)
     }
 
+    /// Applies one encoded batch ([`crate::BatchEncoder`] or
+    /// [`WriteBatch::encode`] bytes) without building a [`WriteBatch`]:
+    /// series are read one at a time and their samples decoded into one
+    /// reused buffer. Same rules and outcome as [`Shard::apply`]; bytes that
+    /// do not decode are an error and change nothing (the batch is checked
+    /// whole before anything is applied).
+    pub fn apply_encoded(
+        &self,
+        log_index: u64,
+        bytes: &[u8],
+    ) -> Result<ApplyOutcome, StorageError> {
+        BatchView::check(bytes)?;
+        let mut rd = match BatchView::open(bytes)? {
+            BatchView::Retention { cutoff_ms } => {
+                return self.apply(log_index, &WriteBatch::Retention { cutoff_ms })
+            }
+            BatchView::Samples(rd) => rd,
+        };
+        let mut st = self.state.lock();
+        self.check_dropped()?;
+        let replay = log_index <= self.applied.load(Ordering::Acquire);
+        let mut out = ApplyOutcome {
+            already_applied: replay,
+            ..Default::default()
+        };
+        let mut rej = Rejections::default();
+        let mut samples = Vec::new();
+        while let Some(r) = rd.next_series(&mut samples)? {
+            let id = if replay {
+                self.current_id(&r)
+            } else {
+                self.apply_series(&mut st, &r, &samples, &mut rej, &mut out.accepted)
+            };
+            if id.is_none() && matches!(r, SeriesRef::Id(_)) {
+                out.unknown_ids.push(out.series_ids.len());
+            }
+            out.series_ids.push(id);
+        }
+        if !replay {
+            out.rejected = rej.finish();
+            self.applied.store(log_index, Ordering::Release);
+        }
+        Ok(out)
+    }
+
+    /// The id of a series as named in a batch, if it exists (no change).
+    fn current_id(&self, r: &SeriesRef) -> Option<u64> {
+        match r {
+            SeriesRef::Labels(l) => self.lookup(l),
+            SeriesRef::Id(id) => self
+                .stripe(*id)
+                .read()
+                .series
+                .contains_key(id)
+                .then_some(*id),
+        }
+    }
+
     fn apply_samples(&self, st: &mut ApplyState, series: &[SeriesSamples]) -> ApplyOutcome {
         let mut rej = Rejections::default();
-        let mut accepted = 0u64;
-        let mut ids = Vec::with_capacity(series.len());
-        let window = self.db.opts.out_of_order_window_ms;
+        let mut out = ApplyOutcome::default();
         for s in series {
-            let n = s.samples.len() as u64;
-            let id = match &s.series {
-                SeriesRef::Labels(l) => match crate::validate_labels(l) {
-                    Ok(()) => self.get_or_create(st, l),
-                    Err(e) => {
-                        rej.add(RejectReason::InvalidLabels, n.max(1), || e.to_string());
-                        ids.push(None);
-                        continue;
-                    }
-                },
-                SeriesRef::Id(id) => *id,
-            };
-            let mut stripe = self.stripe(id).write();
-            let Some(m) = stripe.series.get_mut(&id) else {
-                rej.add(RejectReason::UnknownSeriesId, n.max(1), || {
-                    format!(
-                        "series id {id} is not in shard {}; resend with labels",
-                        self.id
-                    )
-                });
-                ids.push(None);
-                continue;
-            };
-            ids.push(Some(id));
-            let was_dirty = m.dirty;
-            accepted += append_all(m, &s.samples, window, &mut st.next_chunk_seq, &mut rej);
-            if m.dirty && !was_dirty {
-                st.dirty.push(id);
+            let id = self.apply_series(st, &s.series, &s.samples, &mut rej, &mut out.accepted);
+            if id.is_none() && matches!(s.series, SeriesRef::Id(_)) {
+                out.unknown_ids.push(out.series_ids.len());
             }
+            out.series_ids.push(id);
         }
-        ApplyOutcome {
-            accepted,
-            rejected: rej.finish(),
-            series_ids: ids,
-            already_applied: false,
+        out.rejected = rej.finish();
+        out
+    }
+
+    /// Finds or creates one series and appends its samples; its id, or
+    /// `None` when the whole series was rejected.
+    fn apply_series(
+        &self,
+        st: &mut ApplyState,
+        series: &SeriesRef,
+        samples: &[Sample],
+        rej: &mut Rejections,
+        accepted: &mut u64,
+    ) -> Option<u64> {
+        let n = samples.len() as u64;
+        let id = match series {
+            SeriesRef::Labels(l) => match crate::validate_labels(l) {
+                Ok(()) => self.get_or_create(st, l),
+                Err(e) => {
+                    rej.add(RejectReason::InvalidLabels, n.max(1), || e.to_string());
+                    return None;
+                }
+            },
+            SeriesRef::Id(id) => *id,
+        };
+        let mut stripe = self.stripe(id).write();
+        let Some(m) = stripe.series.get_mut(&id) else {
+            rej.add(RejectReason::UnknownSeriesId, n.max(1), || {
+                format!(
+                    "series id {id} is not in shard {}; resend with labels",
+                    self.id
+                )
+            });
+            return None;
+        };
+        let was_dirty = m.dirty;
+        let window = self.db.opts.out_of_order_window_ms;
+        *accepted += append_all(m, samples, window, &mut st.next_chunk_seq, rej);
+        if m.dirty && !was_dirty {
+            st.dirty.push(id);
         }
+        Some(id)
     }
 
     fn get_or_create(&self, st: &mut ApplyState, l: &query::model::Labels) -> u64 {
