@@ -37,7 +37,7 @@ use crate::ast::{Expr, ValueType};
 use crate::eval::plan::{self, PlanCtx};
 use crate::eval::{self, EvalError, Evaluator, Fetched, Steps, Val};
 use crate::model::{Labels, Queryable, QueryableError, Sample, SeriesData};
-use crate::parser::{parse, ParseError};
+use crate::parser::{parse_with, ParseError, ParseOptions};
 
 /// Engine limits and defaults.
 #[derive(Clone, Debug)]
@@ -50,6 +50,10 @@ pub struct EngineOptions {
     pub timeout: Duration,
     /// Default subquery step when `[range:]` omits it (ms).
     pub default_eval_interval_ms: i64,
+    /// Experimental syntax accepted by [`Engine::instant`], [`Engine::range`]
+    /// and [`Engine::parse`] (Prometheus' `--enable-feature` switches; by
+    /// default none, so experimental functions are refused as upstream).
+    pub parse: ParseOptions,
 }
 
 impl Default for EngineOptions {
@@ -59,6 +63,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_eval_interval_ms: 60_000,
+            parse: ParseOptions::NONE,
         }
     }
 }
@@ -189,6 +194,11 @@ impl Engine {
         &self.opts
     }
 
+    /// Parses `query` with the engine's [`EngineOptions::parse`] switches.
+    pub fn parse(&self, query: &str) -> Result<Expr, ParseError> {
+        parse_with(query, self.opts.parse)
+    }
+
     /// Parses and evaluates `query` at `t_ms`.
     pub async fn instant(
         &self,
@@ -196,7 +206,7 @@ impl Engine {
         query: &str,
         t_ms: i64,
     ) -> Result<QueryOutput, QueryError> {
-        let expr = parse(query)?;
+        let expr = self.parse(query)?;
         self.instant_expr(q, &expr, t_ms).await
     }
 
@@ -209,7 +219,7 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryOutput, QueryError> {
-        let expr = parse(query)?;
+        let expr = self.parse(query)?;
         self.range_expr(q, &expr, start_ms, end_ms, step_ms).await
     }
 
@@ -303,9 +313,13 @@ impl Engine {
         if steps.n > self.opts.max_samples {
             return Err(QueryError::TooManySamples("query execution".into()));
         }
+        // `@ end()` and `end()` are the query's `end` parameter, which a
+        // range query's last step may fall short of (Prometheus gives
+        // `PreprocessExpr` the query's end, not the last step).
         let ctx = PlanCtx {
             start,
             end: steps.end(),
+            at_end: end,
             lookback: self.opts.lookback_delta_ms,
         };
         let mut data = Fetched::new();
@@ -340,8 +354,9 @@ impl Engine {
             data: &data,
             lookback: self.opts.lookback_delta_ms,
             query_start: start,
-            query_end: steps.end(),
-            query_step: if instant { 0 } else { step },
+            query_end: end,
+            // Prometheus' `step()` is 0 when start and end coincide.
+            query_step: if instant || start == end { 0 } else { step },
             default_step: self.opts.default_eval_interval_ms,
             deadline,
             cancel: &cancel.0,

@@ -2,8 +2,9 @@
 //! and our own (`query/testdata/*.test`) against the engine over a
 //! [`MemQueryable`].
 //!
-//! Per file it prints evals passed / failed / skipped, then one total line
-//! `N passed, M failed, K skipped`. Skips come from `query/testdata/SKIPS.txt`
+//! Per file it prints evals passed / failed / skipped (shown with
+//! `--nocapture` or on failure), then one total line `PromQL test files: N
+//! passed, M failed, K skipped` that is always shown. Skips come from `query/testdata/SKIPS.txt`
 //! (each with a reason) or are automatic for evals that touch native
 //! histogram data (`{{...}}` series, `load_with_nhcb`). Skipped evals still
 //! run, and their would-pass count is printed, so the list stays honest.
@@ -18,6 +19,7 @@ mod format;
 mod testfile;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use testfile::{run_file, FileStats, Skips};
@@ -91,8 +93,12 @@ fn promql_test_files() {
         total.add(&st);
         per_file.insert(name, st);
     }
-    println!(
-        "{} passed, {} failed, {} skipped",
+    // The total goes to the process' own stderr handle, which the test
+    // harness does not capture (it captures `print!`/`eprint!` only), so
+    // `cargo test` and CI's log show it without `--nocapture`.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "PromQL test files: {} passed, {} failed, {} skipped",
         total.passed,
         total.failed,
         total.skipped_native + total.skipped_listed

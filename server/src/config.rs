@@ -12,9 +12,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use query::parser::ParseOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::PromDuration;
+
+/// `--enable-feature` name for the experimental PromQL functions
+/// (Prometheus' name).
+pub const FEATURE_EXPERIMENTAL_FUNCTIONS: &str = query::parser::EXPERIMENTAL_FUNCTIONS_FEATURE;
+/// `--enable-feature` name for `step()` / `range()` in duration expressions
+/// (Prometheus' name).
+pub const FEATURE_DURATION_EXPR: &str = "promql-duration-expr";
+/// Every `--enable-feature` name Silverback acts on.
+pub const KNOWN_FEATURES: &[&str] = &[FEATURE_EXPERIMENTAL_FUNCTIONS, FEATURE_DURATION_EXPR];
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -135,6 +145,13 @@ pub struct RunArgs {
     /// [default: 2000000]
     #[arg(long, value_name = "N")]
     pub ingest_cache_series: Option<usize>,
+    /// Prometheus feature to switch on; comma-separated or repeated:
+    /// `promql-experimental-functions` (experimental PromQL functions such
+    /// as sort_by_label, and the limitk / limit_ratio aggregations),
+    /// `promql-duration-expr` (step() and range() in durations). Unknown
+    /// names are logged and ignored, as Prometheus does
+    #[arg(long = "enable-feature", value_name = "NAME", value_delimiter = ',')]
+    pub enable_feature: Vec<String>,
 
     /// Require HTTP basic auth with this user name on every endpoint except
     /// /-/healthy and /-/ready (needs --basic-auth-password-file)
@@ -189,6 +206,7 @@ pub struct FileConfig {
     pub max_concurrent_queries: Option<usize>,
     pub max_future: Option<PromDuration>,
     pub ingest_cache_series: Option<usize>,
+    pub enable_feature: Option<Vec<String>>,
     pub basic_auth_username: Option<String>,
     pub basic_auth_password_file: Option<PathBuf>,
     pub bearer_token_file: Option<PathBuf>,
@@ -277,6 +295,8 @@ pub struct Config {
     pub self_scrape_interval: PromDuration,
     #[serde(flatten)]
     pub limits: Limits,
+    /// `--enable-feature` names, split at commas.
+    pub enable_feature: Vec<String>,
     pub basic_auth_username: Option<String>,
     pub basic_auth_password_file: Option<PathBuf>,
     pub bearer_token_file: Option<PathBuf>,
@@ -495,6 +515,12 @@ impl Config {
                 PromDuration::from_millis(15_000)
             ),
             limits,
+            enable_feature: pick_vec(&args.enable_feature, &file.enable_feature)
+                .iter()
+                .flat_map(|f| f.split(','))
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect(),
             basic_auth_username: args
                 .basic_auth_username
                 .clone()
@@ -514,6 +540,27 @@ impl Config {
         cfg.validate()?;
         cfg.auth = cfg.load_auth()?;
         Ok(cfg)
+    }
+
+    /// The parser switches `--enable-feature` turns on, for every query the
+    /// server parses (API, rule files).
+    pub fn parse_options(&self) -> ParseOptions {
+        let on = |f: &str| self.enable_feature.iter().any(|x| x == f);
+        ParseOptions {
+            experimental_functions: on(FEATURE_EXPERIMENTAL_FUNCTIONS),
+            duration_expr_functions: on(FEATURE_DURATION_EXPR),
+            ..ParseOptions::NONE
+        }
+    }
+
+    /// `--enable-feature` names Silverback does not know (logged at start
+    /// and otherwise ignored, as Prometheus does).
+    pub fn unknown_features(&self) -> Vec<&str> {
+        self.enable_feature
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !KNOWN_FEATURES.contains(f))
+            .collect()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -739,6 +786,37 @@ mod tests {
         assert_eq!(f["max-body-bytes"], "33554432");
         assert_eq!(f["peers"], "1=a:1");
         assert_eq!(f["join"], "");
+    }
+
+    #[test]
+    fn enable_feature_flag_and_key() {
+        let c = Config::merge(&RunArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!(c.parse_options(), ParseOptions::NONE);
+        let c = Config::merge(
+            &args(&[
+                "--enable-feature",
+                "promql-experimental-functions,no-such-thing",
+                "--enable-feature=promql-duration-expr",
+            ]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        let o = c.parse_options();
+        assert!(o.experimental_functions && o.duration_expr_functions);
+        assert!(!o.fill_modifiers && !o.extended_range_selectors);
+        assert_eq!(c.unknown_features(), vec!["no-such-thing"]);
+        assert_eq!(
+            c.flags()["enable-feature"],
+            "promql-experimental-functions,no-such-thing,promql-duration-expr"
+        );
+        // The YAML key, also comma-separated inside an item.
+        let f = file("enable_feature: [\"promql-experimental-functions, x\"]\n").unwrap();
+        let c = Config::merge(&RunArgs::default(), &f).unwrap();
+        assert!(c.parse_options().experimental_functions);
+        assert_eq!(c.unknown_features(), vec!["x"]);
+        // A flag on the command line replaces the file's list.
+        let c = Config::merge(&args(&["--enable-feature", "y"]), &f).unwrap();
+        assert!(!c.parse_options().experimental_functions);
     }
 
     #[test]

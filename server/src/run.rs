@@ -74,6 +74,7 @@ fn start_rules(
         engine: Engine::new(EngineOptions {
             max_samples: cfg.limits.max_query_samples,
             timeout: cfg.limits.query_timeout.0,
+            parse: cfg.parse_options(),
             ..EngineOptions::default()
         }),
         external_url: format!(
@@ -151,6 +152,12 @@ pub async fn shutdown_signal() {
 /// Runs the server until a signal arrives.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
+    for f in cfg.unknown_features() {
+        tracing::warn!(option = f, "Unknown option for --enable-feature; ignored");
+    }
+    if cfg.parse_options().experimental_functions {
+        tracing::info!("Experimental PromQL functions enabled.");
+    }
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create --data-dir {}", cfg.data_dir.display()))?;
     // TLS files and the port are checked first, so a bad certificate or a

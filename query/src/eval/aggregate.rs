@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::gomath::{go_g, ParamRange};
 use super::rangefn::{kahan_inc, quantile};
 use super::{exec_err, format_float, EResult, Evaluator, Series, Steps, Val};
 use crate::ast::{AggregateExpr, AggregateOp, Expr};
@@ -147,9 +148,24 @@ impl Evaluator<'_> {
             }
             AggregateOp::Quantile => {
                 let q = param.unwrap_or_default();
-                if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+                // Prometheus warns once for NaN, once for the largest value
+                // above 1 and once for the smallest below 0 (Go's Max/Min
+                // fold, so a NaN step hides the others).
+                let pr = ParamRange::new(&q, is_literal(&a.param));
+                let mut bad = Vec::new();
+                if pr.has_nan {
+                    bad.push(f64::NAN);
+                }
+                if pr.max > 1.0 {
+                    bad.push(pr.max);
+                }
+                if pr.min < 0.0 {
+                    bad.push(pr.min);
+                }
+                for b in bad {
                     self.warn(format!(
-                        "PromQL warning: quantile value should be between 0 and 1, got {bad}"
+                        "PromQL warning: quantile value should be between 0 and 1, got {}",
+                        go_g(b)
                     ));
                 }
                 let mut out = Vec::with_capacity(groups.len());
@@ -221,33 +237,42 @@ impl Evaluator<'_> {
         steps: &Steps,
         param_expr: &Option<Box<Expr>>,
     ) -> EResult<Vec<Series>> {
-        let _ = param_expr;
+        // The checks of Prometheus' rangeEvalAgg, on the parameter's range
+        // over all steps folded with Go's math.Max/Min (a NaN step makes the
+        // maximum NaN, so `max < 1` does not return early before the NaN
+        // error).
+        let pr = ParamRange::new(param, is_literal(param_expr));
         if op == AggregateOp::LimitRatio {
-            if param.iter().all(|p| *p == 0.0) {
+            if pr.max == 0.0 && pr.min == 0.0 {
                 return Ok(Vec::new());
             }
-            if param.iter().any(|p| p.is_nan()) {
+            if pr.has_nan {
                 return exec_err("Ratio value is NaN");
             }
-            if let Some(p) = param.iter().find(|p| p.abs() > 1.0) {
-                let bound = if *p > 1.0 { 1.0 } else { -1.0 };
+            if pr.max > 1.0 {
                 self.warn(format!(
-                    "PromQL warning: ratio value should be between -1 and 1, got {p}, capping to {bound}"
+                    "PromQL warning: ratio value should be between -1 and 1, got {}, capping to 1",
+                    go_g(pr.max)
+                ));
+            }
+            if pr.min < -1.0 {
+                self.warn(format!(
+                    "PromQL warning: ratio value should be between -1 and 1, got {}, capping to -1",
+                    go_g(pr.min)
                 ));
             }
         } else {
-            let max = param.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            if max < 1.0 && !param.iter().any(|p| p.is_nan()) {
+            if pr.max < 1.0 {
                 return Ok(Vec::new());
             }
-            if param.iter().any(|p| p.is_nan()) {
+            if pr.has_nan {
                 return exec_err("Parameter value is NaN");
             }
-            if let Some(p) = param.iter().find(|p| **p <= i64::MIN as f64) {
-                return exec_err(format!("Scalar value {p} underflows int64"));
+            if pr.min <= i64::MIN as f64 {
+                return exec_err(format!("Scalar value {} underflows int64", go_g(pr.min)));
             }
-            if let Some(p) = param.iter().find(|p| **p >= i64::MAX as f64) {
-                return exec_err(format!("Scalar value {p} overflows int64"));
+            if pr.max >= i64::MAX as f64 {
+                return exec_err(format!("Scalar value {} overflows int64", go_g(pr.max)));
             }
         }
         let mut selected: Vec<Vec<Option<f64>>> = vec![vec![None; steps.n]; input.len()];
@@ -400,4 +425,14 @@ fn label_hash(labels: &Labels) -> u64 {
         b.push(0xff);
     }
     xxhash_rust::xxh64::xxh64(&b, 0)
+}
+
+/// Whether an aggregation parameter is a number literal (Prometheus takes
+/// its value as both minimum and maximum).
+fn is_literal(p: &Option<Box<Expr>>) -> bool {
+    let mut p = p.as_deref();
+    while let Some(Expr::Paren(x)) = p {
+        p = Some(x.as_ref());
+    }
+    matches!(p, Some(Expr::Number(_)))
 }

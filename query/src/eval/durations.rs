@@ -43,9 +43,9 @@ fn value(e: &Expr, ctx: &DurationCtx) -> Result<f64, String> {
             "min_of" | "max_of" if c.args.len() == 2 => {
                 let (a, b) = (value(&c.args[0], ctx)?, value(&c.args[1], ctx)?);
                 if c.func == "min_of" {
-                    a.min(b)
+                    super::gomath::go_min(a, b)
                 } else {
-                    a.max(b)
+                    super::gomath::go_max(a, b)
                 }
             }
             f => return Err(format!("unexpected function {f:?} in duration expression")),

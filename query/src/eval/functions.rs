@@ -4,6 +4,7 @@
 use chrono::{DateTime, Datelike, Timelike};
 use regex::Regex;
 
+use super::gomath::{go_max, go_min};
 use super::rangefn as rf;
 use super::selector::windows;
 use super::{exec_err, EResult, Evaluator, Series, Steps, Val};
@@ -267,15 +268,7 @@ impl Evaluator<'_> {
                 Ok(Val::Scalar(
                     a.iter()
                         .zip(&b)
-                        .map(|(&x, &y)| {
-                            if x.is_nan() || y.is_nan() {
-                                f64::NAN
-                            } else if min {
-                                x.min(y)
-                            } else {
-                                x.max(y)
-                            }
-                        })
+                        .map(|(&x, &y)| if min { go_min(x, y) } else { go_max(x, y) })
                         .collect(),
                 ))
             }
@@ -321,11 +314,12 @@ impl Evaluator<'_> {
                         self.eval_scalar(&c.args[1], steps)?,
                     ),
                 };
+                // Go's math.Max/Min: a NaN bound or sample gives NaN.
                 Ok(map_values_step(v, |x, i| {
                     if hi[i] < lo[i] {
                         None
                     } else {
-                        Some(lo[i].max(hi[i].min(x)))
+                        Some(go_max(lo[i], go_min(hi[i], x)))
                     }
                 }))
             }
@@ -366,12 +360,15 @@ impl Evaluator<'_> {
         }
         let input = self.range_input(&c.args[ri], steps)?;
         if name == "quantile_over_time" {
-            if let Some(q) = params[0]
+            // One warning per distinct bad value, as Prometheus checks
+            // every step.
+            for q in params[0]
                 .iter()
-                .find(|q| q.is_nan() || **q < 0.0 || **q > 1.0)
+                .filter(|q| q.is_nan() || **q < 0.0 || **q > 1.0)
             {
                 self.warn(format!(
-                    "PromQL warning: quantile value should be between 0 and 1, got {q}"
+                    "PromQL warning: quantile value should be between 0 and 1, got {}",
+                    super::gomath::go_g(*q)
                 ));
             }
         }

@@ -88,7 +88,10 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> BucketQuant
         return out;
     }
     let mut rank = q * observations;
-    let b = merged[..merged.len() - 1].partition_point(|x| x.1 < rank);
+    // Go's sort.Search with `count >= rank`: with a NaN count or rank the
+    // predicate is not monotonic, and Go's bisection decides (a NaN total
+    // count picks the last finite bucket's bound, not NaN).
+    let b = super::gomath::go_search(merged.len() - 1, |i| merged[i].1 >= rank);
     out.value = if b == merged.len() - 1 {
         merged[merged.len() - 2].0
     } else if b == 0 && merged[0].0 <= 0.0 {
@@ -272,10 +275,13 @@ impl Evaluator<'_> {
         out
     }
 
+    /// One warning per distinct out-of-range `q` (Prometheus checks every
+    /// step).
     fn warn_bad_quantiles(&mut self, q: &[f64]) {
-        if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+        for bad in q.iter().filter(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
             self.warn(format!(
-                "PromQL warning: quantile value should be between 0 and 1, got {bad}"
+                "PromQL warning: quantile value should be between 0 and 1, got {}",
+                super::gomath::go_g(*bad)
             ));
         }
     }

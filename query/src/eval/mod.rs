@@ -16,6 +16,7 @@ mod aggregate;
 mod binary;
 pub(crate) mod durations;
 mod functions;
+pub(crate) mod gomath;
 mod histogram;
 pub(crate) mod info;
 pub(crate) mod plan;
@@ -126,7 +127,9 @@ pub(crate) fn sel_key(vs: &VectorSelector) -> usize {
 pub(crate) struct Evaluator<'a> {
     pub data: &'a Fetched,
     pub lookback: i64,
-    /// Query start/end, for `@ start()` / `@ end()`.
+    /// Query start/end, for `@ start()` / `@ end()` and `start()` / `end()`
+    /// / `range()`; `query_end` is the query's `end` parameter, not its last
+    /// step.
     pub query_start: i64,
     pub query_end: i64,
     /// Query step (0 for instant queries), for `step()`.

@@ -29,8 +29,13 @@ impl<'e> Fetch<'e> {
 
 /// Query-wide parameters of the plan.
 pub(crate) struct PlanCtx {
+    /// Query start (first step), also `@ start()`.
     pub start: i64,
+    /// Last step of the query.
     pub end: i64,
+    /// The query's `end` parameter, for `@ end()`: after the last step when
+    /// `end - start` is not a multiple of the step.
+    pub at_end: i64,
     pub lookback: i64,
 }
 
@@ -39,7 +44,7 @@ impl PlanCtx {
         at.map(|a| match a {
             AtModifier::Timestamp(t) => t,
             AtModifier::Start => self.start,
-            AtModifier::End => self.end,
+            AtModifier::End => self.at_end,
         })
     }
 }

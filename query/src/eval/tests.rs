@@ -117,6 +117,53 @@ mod engine {
     }
 
     #[test]
+    fn experimental_functions_follow_the_engine_option() {
+        let m = store();
+        let q = "sort_by_label(x, \"i\")";
+        let err = run(Engine::default().instant(&m, q, 15_000)).unwrap_err();
+        assert_eq!(err.kind(), "bad_data");
+        assert!(
+            err.to_string()
+                .contains("--enable-feature=promql-experimental-functions"),
+            "{err}"
+        );
+        let on = Engine::new(EngineOptions {
+            parse: crate::parser::ParseOptions {
+                experimental_functions: true,
+                ..crate::parser::ParseOptions::NONE
+            },
+            ..EngineOptions::default()
+        });
+        let out = run(on.instant(&m, q, 15_000)).expect("enabled");
+        assert!(matches!(out.value, Value::Vector(v) if !v.is_empty()));
+        assert!(on.parse("limitk(1, x)").is_ok());
+        assert!(Engine::default().parse("limitk(1, x)").is_err());
+    }
+
+    #[test]
+    fn at_end_is_the_query_end_not_the_last_step() {
+        // x: one sample every 15 s (see `store`); end 110 s is not on the
+        // 30 s grid (last step 90 s): `x @ end()` must read the sample at
+        // 105 s, not the one at 90 s.
+        let m = store();
+        let e = Engine::default();
+        let out = run(e.range(&m, "x @ end()", 0, 110_000, 30_000)).expect("range");
+        let Value::Matrix(at_end) = out.value else {
+            panic!("not a matrix")
+        };
+        let out = run(e.instant(&m, "x", 110_000)).expect("instant");
+        let Value::Vector(at_110) = out.value else {
+            panic!("not a vector")
+        };
+        assert_eq!(at_end.len(), 10);
+        for s in &at_end {
+            let want = at_110.iter().find(|x| x.labels == s.labels).map(|x| x.v);
+            assert_eq!(s.samples.len(), 4);
+            assert!(s.samples.iter().all(|p| Some(p.v) == want), "{}", s.labels);
+        }
+    }
+
+    #[test]
     fn range_query_matches_instant_queries() {
         let m = store();
         let e = Engine::default();

@@ -14,6 +14,7 @@ use super::extended::Fill;
 use super::functions::function_sig;
 use super::lexer::Token;
 use super::ParseError;
+use super::EXPERIMENTAL_FUNCTIONS_FEATURE;
 
 type PResult<T> = Result<T, ParseError>;
 
@@ -318,13 +319,27 @@ pub(crate) fn subquery(
 
 /// `name(args)`: known function, arity, argument types.
 #[inline(never)]
-pub(crate) fn call(name: String, args: Vec<Node>, span: Span) -> PResult<Node> {
+pub(crate) fn call(
+    name: String,
+    args: Vec<Node>,
+    span: Span,
+    experimental_functions: bool,
+) -> PResult<Node> {
     let Some(f) = function_sig(&name) else {
         return Err(err(
             span.start,
             format!("unknown function with name {name:?}"),
         ));
     };
+    if f.experimental && !experimental_functions {
+        // Prometheus says `function "x" is not enabled`; the rest says how.
+        return Err(err(
+            span.start,
+            format!(
+                "function {name:?} is not enabled: it is experimental and must be enabled with --enable-feature={EXPERIMENTAL_FUNCTIONS_FEATURE}"
+            ),
+        ));
+    }
     let nargs = f.arg_types.len();
     if f.variadic == 0 {
         if nargs != args.len() {
@@ -392,11 +407,21 @@ pub(crate) fn aggregation(
     grouping: Option<(bool, Vec<String>)>,
     mut args: Vec<Node>,
     span: Span,
+    experimental_functions: bool,
 ) -> PResult<Node> {
     if args.is_empty() {
         return Err(err(
             span.start,
             "no arguments for aggregate expression provided",
+        ));
+    }
+    if !experimental_functions && matches!(op, AggregateOp::Limitk | AggregateOp::LimitRatio) {
+        return Err(err(
+            span.start,
+            format!(
+                "{}() is experimental and must be enabled with --enable-feature={EXPERIMENTAL_FUNCTIONS_FEATURE}",
+                op.as_str()
+            ),
         ));
     }
     let want = if op.has_param() { 2 } else { 1 };

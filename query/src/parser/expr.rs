@@ -566,7 +566,12 @@ impl<'a> Parser<'a> {
         } else {
             self.call_args()?
         };
-        check::call(name, args, span(start, end))
+        check::call(
+            name,
+            args,
+            span(start, end),
+            self.opts.experimental_functions,
+        )
     }
 
     #[inline(never)]
@@ -584,7 +589,13 @@ impl<'a> Parser<'a> {
             grouping = Some((without, self.grouping_labels()?));
             end = self.prev_end();
         }
-        check::aggregation(op, grouping, args, span(start, end))
+        check::aggregation(
+            op,
+            grouping,
+            args,
+            span(start, end),
+            self.opts.experimental_functions,
+        )
     }
 
     /// `name{matchers}`, `name`, `{matchers}`; the current token is the one

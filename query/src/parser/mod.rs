@@ -105,9 +105,21 @@ impl ParseError {
     }
 }
 
+/// The `--enable-feature` name (Prometheus') that switches on the
+/// experimental functions and the `limitk` / `limit_ratio` aggregations.
+pub const EXPERIMENTAL_FUNCTIONS_FEATURE: &str = "promql-experimental-functions";
+
 /// Parser switches for experimental Prometheus syntax.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ParseOptions {
+    /// Accept the functions Prometheus marks experimental
+    /// ([`FunctionSig::experimental`](functions::FunctionSig): `sort_by_label`,
+    /// `double_exponential_smoothing`, `info`, `mad_over_time`, `ts_of_*`,
+    /// `start()`/`end()`/`range()`/`step()`, ...) and the `limitk` /
+    /// `limit_ratio` aggregations (Prometheus'
+    /// `--enable-feature=promql-experimental-functions`). Without it they are
+    /// parse errors that say how to enable them.
+    pub experimental_functions: bool,
     /// Accept `step()` and `range()` in duration expressions
     /// (`foo[step() * 2]`, `foo offset -range()`). They are kept as scalar
     /// expressions in the AST's `*_expr` fields, which the evaluator must
@@ -128,12 +140,14 @@ impl ParseOptions {
     /// Prometheus' defaults: no experimental syntax (same as `default()`,
     /// usable in `const` struct updates: `ParseOptions { x: true, ..NONE }`).
     pub const NONE: ParseOptions = ParseOptions {
+        experimental_functions: false,
         duration_expr_functions: false,
         fill_modifiers: false,
         extended_range_selectors: false,
     };
     /// Every experimental syntax this parser knows.
     pub const ALL: ParseOptions = ParseOptions {
+        experimental_functions: true,
         duration_expr_functions: true,
         fill_modifiers: true,
         extended_range_selectors: true,

@@ -97,7 +97,7 @@ fn prints_canonical_form() {
     f("a + on (by, group_left) b", "a + on (by, group_left) b");
     f("offset offset 5m", "offset offset 5m");
     f("without{a=\"b\"} + count", "without{a=\"b\"} + count");
-    f("step() + start() + time()", "step() + start() + time()");
+    f("time() + pi()", "time() + pi()");
     f("by + offset", "by + offset");
 }
 
@@ -364,6 +364,68 @@ fn reports_prometheus_errors() {
         "invalid label name for grouping: \"\"",
         8,
     );
+}
+
+#[test]
+fn experimental_functions_need_the_feature() {
+    // (query, message, position) without the feature; each parses with it.
+    let f = |q: &str, msg: &str, pos: usize| {
+        let e = parse(q).expect_err(q);
+        assert_eq!((e.msg.as_str(), e.pos), (msg, pos), "query {q:?}");
+        let on = ParseOptions {
+            experimental_functions: true,
+            ..ParseOptions::NONE
+        };
+        if let Err(e) = parse_with(q, on) {
+            panic!("{q:?} with the feature: {e}");
+        }
+    };
+    let how =
+        "is experimental and must be enabled with --enable-feature=promql-experimental-functions";
+    f(
+        "sort_by_label(up, \"job\")",
+        &format!("function \"sort_by_label\" is not enabled: it {how}"),
+        0,
+    );
+    f(
+        "1 + step()",
+        &format!("function \"step\" is not enabled: it {how}"),
+        4,
+    );
+    f(
+        "sum(double_exponential_smoothing(x[5m], 0.5, 0.5))",
+        &format!("function \"double_exponential_smoothing\" is not enabled: it {how}"),
+        4,
+    );
+    f("limitk(1, up)", &format!("limitk() {how}"), 0);
+    f(
+        "x + limit_ratio(0.5, up)",
+        &format!("limit_ratio() {how}"),
+        4,
+    );
+    // Every function the table marks experimental is refused, every other
+    // one is not refused for that reason.
+    for sig in functions::functions() {
+        let args: Vec<&str> = sig
+            .arg_types
+            .iter()
+            .map(|t| match t {
+                crate::ast::ValueType::Scalar => "1",
+                crate::ast::ValueType::Vector => "x",
+                crate::ast::ValueType::Matrix => "x[5m]",
+                crate::ast::ValueType::String => "\"a\"",
+            })
+            .collect();
+        let mut q = format!("{}({})", sig.name, args.join(", "));
+        if sig.name == "info" {
+            // Its second argument is a bare label selector.
+            q = "info(x, {a=\"b\"})".to_string();
+        }
+        let refused = parse(&q)
+            .err()
+            .is_some_and(|e| e.msg.contains("is not enabled"));
+        assert_eq!(refused, sig.experimental, "{q}");
+    }
 }
 
 #[test]

@@ -61,17 +61,39 @@ pub fn check_result(cmd: &EvalCmd, res: Result<QueryOutput, QueryError>) -> Resu
     if e.info && out.infos.is_empty() {
         return Err("expected info annotations, got none".into());
     }
-    // Annotation texts, compared without upstream's position suffix.
-    {
-        for (want, got, kind) in [
-            (&e.warn_msgs, &out.warnings, "warning"),
-            (&e.info_msgs, &out.infos, "info"),
-        ] {
-            for w in want.iter() {
-                if !got.contains(w) {
-                    return Err(format!("expected {kind} {w:?}, got {got:?}"));
-                }
+    // Annotation texts, compared without upstream's position suffix
+    // (upstream's validateExpectedAnnotationsOfType): every expected text or
+    // regex must match an annotation, and when any is given, every
+    // annotation of that kind must match one of them.
+    for (msgs, regexes, got, kind) in [
+        (&e.warn_msgs, &e.warn_regexes, &out.warnings, "warning"),
+        (&e.info_msgs, &e.info_regexes, &out.infos, "info"),
+    ] {
+        let mut res = Vec::new();
+        for r in regexes.iter() {
+            res.push(regex::Regex::new(r).map_err(|x| format!("bad regex in test: {x}"))?);
+        }
+        for w in msgs.iter() {
+            if !got.contains(w) {
+                return Err(format!("expected {kind} {w:?}, got {got:?}"));
             }
+        }
+        for r in &res {
+            if !got.iter().any(|g| r.is_match(g)) {
+                return Err(format!(
+                    "expected {kind} matching {:?}, got {got:?}",
+                    r.as_str()
+                ));
+            }
+        }
+        if msgs.is_empty() && res.is_empty() {
+            continue;
+        }
+        if let Some(extra) = got
+            .iter()
+            .find(|g| !msgs.contains(g) && !res.iter().any(|r| r.is_match(g)))
+        {
+            return Err(format!("unexpected {kind} {extra:?}"));
         }
     }
     if e.no_warn && !out.warnings.is_empty() {
@@ -132,6 +154,9 @@ pub fn compare_value(cmd: &EvalCmd, v: &Value) -> Result<(), String> {
             if e.ordered {
                 return Err("expected ordered result, but query returned a matrix".into());
             }
+            if e.scalar.is_some() {
+                return Err("expected scalar, got matrix".into());
+            }
             let (start, step) = match (cmd.range, e.range_vector) {
                 (_, Some((from, _, step))) => (from, step),
                 (Some((from, _, step)), None) => (from, step),
@@ -180,7 +205,7 @@ pub fn compare_value(cmd: &EvalCmd, v: &Value) -> Result<(), String> {
                 }
             }
             for exp in &e.series {
-                if !seen.contains(&exp.labels) && exp.vals.iter().any(Option::is_some) {
+                if !seen.contains(&exp.labels) {
                     return Err(format!("expected metric {} not found", exp.labels));
                 }
             }

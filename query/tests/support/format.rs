@@ -228,6 +228,10 @@ pub struct Expect {
     pub warn_msgs: Vec<String>,
     /// `expect info msg: ...` texts, position suffix removed.
     pub info_msgs: Vec<String>,
+    /// `expect warn regex: ...`, a trailing position pattern removed.
+    pub warn_regexes: Vec<String>,
+    /// `expect info regex: ...`, a trailing position pattern removed.
+    pub info_regexes: Vec<String>,
     pub no_warn: bool,
     pub no_info: bool,
     pub string: Option<String>,
@@ -281,12 +285,16 @@ fn parse_expect_line(l: &str, e: &mut Expect) -> Option<()> {
             e.warn = true;
             if let Some(m) = arg.strip_prefix("msg:") {
                 e.warn_msgs.push(strip_position(m.trim()));
+            } else if let Some(r) = arg.strip_prefix("regex:") {
+                e.warn_regexes.push(strip_position_regex(r.trim()));
             }
         }
         "info" => {
             e.info = true;
             if let Some(m) = arg.strip_prefix("msg:") {
                 e.info_msgs.push(strip_position(m.trim()));
+            } else if let Some(r) = arg.strip_prefix("regex:") {
+                e.info_regexes.push(strip_position_regex(r.trim()));
             }
         }
         "no_warn" => e.no_warn = true,
@@ -377,4 +385,15 @@ fn strip_position(m: &str) -> String {
         }
     }
     m.to_string()
+}
+
+/// Removes a trailing position pattern ` \(1:21\)` or ` \([0-9]+:[0-9]+\)`
+/// from an annotation regex, as [`strip_position`] does for texts.
+fn strip_position_regex(r: &str) -> String {
+    if r.ends_with("\\)") {
+        if let Some(i) = r.rfind(" \\(") {
+            return r[..i].to_string();
+        }
+    }
+    r.to_string()
 }

@@ -11,8 +11,10 @@ use query::model::Labels;
 use crate::check::{check_result, compare_value};
 use crate::format::{build_eval, parse_duration, parse_series_line, EvalCmd};
 
-/// Upstream's test parser enables the experimental syntax.
+/// Upstream's test parser (`promqltest.TestParserOpts`) enables the
+/// experimental functions and duration expressions for every file.
 const PARSE_OPTS: query::parser::ParseOptions = query::parser::ParseOptions {
+    experimental_functions: true,
     duration_expr_functions: true,
     ..query::parser::ParseOptions::NONE
 };
@@ -250,6 +252,12 @@ impl Runner<'_> {
                 } else {
                     self.stats.skipped_listed += 1;
                 }
+                if native
+                    && std::env::var("PROMQL_TEST_LIST_NATIVE").is_ok()
+                    && !cmd.expect.series.iter().any(|s| s.native)
+                {
+                    println!("NATIVEFLOAT {}:{} {:?}", self.file, cmd.line, r);
+                }
                 if r.is_ok() {
                     self.stats.skipped_would_pass += 1;
                 } else if self.verbose {
@@ -367,6 +375,7 @@ pub async fn run_file(file: &str, text: &str, skips: &Skips, verbose: bool) -> F
         .collect();
     let opts = EngineOptions {
         max_samples: 50_000_000,
+        parse: PARSE_OPTS,
         ..EngineOptions::default()
     };
     let mut r = Runner {

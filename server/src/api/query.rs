@@ -62,6 +62,7 @@ where
     let engine = Engine::new(EngineOptions {
         max_samples: s.cfg.limits.max_query_samples,
         timeout: to,
+        parse: s.cfg.parse_options(),
         ..EngineOptions::default()
     });
     let start = Instant::now();
@@ -144,28 +145,30 @@ pub async fn range(State(s): State<Shared>, p: Params) -> Result<Response, ApiEr
     .await
 }
 
-fn parse(p: &Params) -> Result<query::ast::Expr, ApiError> {
+/// Parses the `query` parameter with the server's `--enable-feature`
+/// switches.
+fn parse(s: &Shared, p: &Params) -> Result<query::ast::Expr, ApiError> {
     let q = query_text(p)?;
-    query::parser::parse(q)
+    query::parser::parse_with(q, s.cfg.parse_options())
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
 }
 
 /// `GET|POST /api/v1/format_query`: the query in canonical form.
-pub async fn format(p: Params) -> Result<Response, ApiError> {
-    let e = parse(&p)?;
+pub async fn format(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
+    let e = parse(&s, &p)?;
     Ok(Success::new(e.to_string()).into_response())
 }
 
 /// `GET|POST /api/v1/parse_query`: the syntax tree as JSON.
-pub async fn parse_tree(p: Params) -> Result<Response, ApiError> {
-    let e = parse(&p)?;
+pub async fn parse_tree(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
+    let e = parse(&s, &p)?;
     Ok(Success::new(super::ast_json::to_json(&e)).into_response())
 }
 
 /// `GET|POST /api/v1/query_exemplars`: exemplars are not stored, so the
 /// result is always empty (the query is still validated).
-pub async fn exemplars(p: Params) -> Result<Response, ApiError> {
-    parse(&p)?;
+pub async fn exemplars(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
+    parse(&s, &p)?;
     let empty: [(); 0] = [];
     Ok(Success::new(empty).into_response())
 }

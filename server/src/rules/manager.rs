@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use chrono::SecondsFormat;
 use parking_lot::{Mutex, RwLock};
 use query::model::Labels;
+use query::parser::ParseOptions;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use tokio::task::JoinHandle;
@@ -62,7 +63,7 @@ impl Manager {
         alertmanagers: &[String],
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Manager>, String> {
-        let groups = load(&patterns)?;
+        let groups = load(&patterns, ctx.engine.options().parse)?;
         let m = Arc::new_cyclic(|me| Manager {
             me: me.clone(),
             node,
@@ -244,8 +245,8 @@ async fn run_group(m: Arc<Manager>, runner: Arc<Runner>) {
     }
 }
 
-fn load(patterns: &[String]) -> Result<Vec<GroupSpec>, String> {
-    load_all(patterns).map_err(|errs| {
+fn load(patterns: &[String], opts: ParseOptions) -> Result<Vec<GroupSpec>, String> {
+    load_all(patterns, opts).map_err(|errs| {
         errs.iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
@@ -313,7 +314,7 @@ impl RulesApi for Manager {
     /// Re-reads the rule files; on error the running rules stay. Alert
     /// state carries over through the meta group.
     async fn reload(&self) -> Result<(), String> {
-        let groups = load(&self.patterns)?;
+        let groups = load(&self.patterns, self.ctx.engine.options().parse)?;
         self.install(groups);
         Ok(())
     }

@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use query::parser::ParseOptions;
 use serde::Deserialize;
 
 use super::template::Template;
@@ -238,6 +239,7 @@ fn locate(src: &str) -> (Vec<usize>, Vec<usize>) {
 fn validate_rule(
     r: &RuleDef,
     group_labels: &BTreeMap<String, ScalarString>,
+    opts: ParseOptions,
 ) -> Result<RuleSpec, String> {
     let name = match (&r.record, &r.alert) {
         (Some(_), Some(_)) => return Err("only one of 'record' and 'alert' must be set".into()),
@@ -248,7 +250,8 @@ fn validate_rule(
     if expr.is_empty() {
         return Err("field 'expr' must be set in rule".into());
     }
-    query::parser::parse(&expr).map_err(|e| format!("could not parse expression: {e}"))?;
+    query::parser::parse_with(&expr, opts)
+        .map_err(|e| format!("could not parse expression: {e}"))?;
     let mut labels: BTreeMap<String, String> = group_labels
         .iter()
         .map(|(k, v)| (k.clone(), v.0.clone()))
@@ -316,9 +319,20 @@ fn validate_rule(
     })
 }
 
-/// Parses and validates rule file text. `file` is only used in messages and
-/// as part of the group keys. Returns every error found.
+/// Parses and validates rule file text with Prometheus' default parser
+/// (no experimental functions). `file` is only used in messages and as part
+/// of the group keys. Returns every error found.
 pub fn parse_rule_file(file: &str, src: &str) -> Result<Vec<GroupSpec>, Vec<RulesError>> {
+    parse_rule_file_with(file, src, ParseOptions::NONE)
+}
+
+/// [`parse_rule_file`] whose expressions are parsed with `opts` (the
+/// server's `--enable-feature` switches).
+pub fn parse_rule_file_with(
+    file: &str,
+    src: &str,
+    opts: ParseOptions,
+) -> Result<Vec<GroupSpec>, Vec<RulesError>> {
     let mk = |line: usize, msg: String| RulesError::Invalid {
         file: file.to_string(),
         line,
@@ -366,7 +380,7 @@ pub fn parse_rule_file(file: &str, src: &str) -> Result<Vec<GroupSpec>, Vec<Rule
         for (ri, r) in g.rules.iter().enumerate() {
             let line = rule_lines.get(rule_no).copied().unwrap_or(gline);
             rule_no += 1;
-            match validate_rule(r, &g.labels) {
+            match validate_rule(r, &g.labels, opts) {
                 Ok(spec) => rules.push(spec),
                 Err(msg) => {
                     let rname = r
@@ -398,8 +412,13 @@ pub fn parse_rule_file(file: &str, src: &str) -> Result<Vec<GroupSpec>, Vec<Rule
     }
 }
 
-/// Reads and validates one file.
+/// Reads and validates one file (Prometheus' default parser).
 pub fn load_file(path: &Path) -> Result<Vec<GroupSpec>, Vec<RulesError>> {
+    load_file_with(path, ParseOptions::NONE)
+}
+
+/// [`load_file`] whose expressions are parsed with `opts`.
+pub fn load_file_with(path: &Path, opts: ParseOptions) -> Result<Vec<GroupSpec>, Vec<RulesError>> {
     let name = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| {
         vec![RulesError::Io {
@@ -407,7 +426,7 @@ pub fn load_file(path: &Path) -> Result<Vec<GroupSpec>, Vec<RulesError>> {
             msg: e.to_string(),
         }]
     })?;
-    parse_rule_file(&name, &src)
+    parse_rule_file_with(&name, &src, opts)
 }
 
 /// Expands glob patterns (sorted matches; a pattern without wildcards must
@@ -427,14 +446,18 @@ pub fn expand_globs(patterns: &[String]) -> Result<Vec<std::path::PathBuf>, Rule
     Ok(out)
 }
 
-/// Loads every file matched by `patterns`; any invalid file rejects the
-/// whole set (the caller keeps its previous rules).
-pub fn load_all(patterns: &[String]) -> Result<Vec<GroupSpec>, Vec<RulesError>> {
+/// Loads every file matched by `patterns`, parsing expressions with `opts`;
+/// any invalid file rejects the whole set (the caller keeps its previous
+/// rules).
+pub fn load_all(
+    patterns: &[String],
+    opts: ParseOptions,
+) -> Result<Vec<GroupSpec>, Vec<RulesError>> {
     let files = expand_globs(patterns).map_err(|e| vec![e])?;
     let mut groups = Vec::new();
     let mut errs = Vec::new();
     for f in files {
-        match load_file(&f) {
+        match load_file_with(&f, opts) {
             Ok(g) => groups.extend(g),
             Err(e) => errs.extend(e),
         }
@@ -482,6 +505,22 @@ mod tests {
             }
             k => panic!("wrong kind {k:?}"),
         }
+    }
+
+    #[test]
+    fn experimental_functions_follow_the_parse_options() {
+        let src = "groups:\n- name: a\n  rules:\n  - record: x:sorted\n    expr: sort_by_label(x, \"job\")\n";
+        let e = errs(src);
+        assert!(
+            e.contains("--enable-feature=promql-experimental-functions"),
+            "{e}"
+        );
+        let on = ParseOptions {
+            experimental_functions: true,
+            ..ParseOptions::NONE
+        };
+        let g = parse_rule_file_with("f.yml", src, on).unwrap();
+        assert_eq!(g[0].rules.len(), 1);
     }
 
     #[test]
