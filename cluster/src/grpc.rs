@@ -13,7 +13,7 @@ use crate::error::{ClusterError, ErrorKind};
 use crate::group::Group;
 use crate::node::Node;
 use crate::proposer::ProposeError;
-use crate::read::{read_local, ReadOp, ReadOut};
+use crate::read::{read_local, tsdb_to_pb, ReadOp, ReadOut};
 use crate::rpc;
 use crate::types::{shard_group, GroupId};
 
@@ -270,6 +270,29 @@ impl Cluster for Service {
         let r = r.into_inner();
         let op = ReadOp::LabelValues(r.name.clone());
         Ok(Response::new(self.labels_reply(r.shard, op, &r).await))
+    }
+
+    async fn tsdb_stats(
+        &self,
+        r: Request<pb::TsdbStatsRequest>,
+    ) -> Result<Response<pb::TsdbStatsResponse>, Status> {
+        let r = r.into_inner();
+        let out = match self.local_read(r.shard, ReadOp::TsdbStats, &[], 0, 0).await {
+            Ok(Ok(ReadOut::Tsdb(st))) => tsdb_to_pb(st),
+            Ok(Ok(_)) => pb::TsdbStatsResponse {
+                error: "invariant broken: tsdb stats returned another shape".into(),
+                ..Default::default()
+            },
+            Ok(Err(rd)) => pb::TsdbStatsResponse {
+                redirect: Some(rd),
+                ..Default::default()
+            },
+            Err(e) => pb::TsdbStatsResponse {
+                error: e.to_string(),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(out))
     }
 
     async fn series(

@@ -25,6 +25,7 @@ pub(crate) enum ReadOp {
     LabelNames,
     LabelValues(String),
     Series,
+    TsdbStats,
 }
 
 /// A per-shard read's answer.
@@ -33,6 +34,7 @@ pub(crate) enum ReadOut {
     Chunks(Vec<storage::SeriesChunks>),
     Strings(Vec<String>),
     Labels(Vec<Labels>),
+    Tsdb(storage::TsdbStats),
 }
 
 /// Reads a local shard.
@@ -49,6 +51,7 @@ pub(crate) fn read_local(
         ReadOp::LabelNames => ReadOut::Strings(shard.label_names(ms, min_t, max_t)?),
         ReadOp::LabelValues(n) => ReadOut::Strings(shard.label_values(n, ms, min_t, max_t)?),
         ReadOp::Series => ReadOut::Labels(shard.series(ms, min_t, max_t)?),
+        ReadOp::TsdbStats => ReadOut::Tsdb(shard.tsdb_stats()),
     })
 }
 
@@ -232,7 +235,70 @@ impl Node {
                         .collect(),
                 ))
             }
+            ReadOp::TsdbStats => {
+                let r = c
+                    .tsdb_stats(pb::TsdbStatsRequest { shard })
+                    .await
+                    .map_err(transport)?
+                    .into_inner();
+                if self.redirected(shard, to, r.redirect) {
+                    return Err(Attempt::Retry);
+                }
+                if !r.error.is_empty() {
+                    return fail(r.error);
+                }
+                Ok(ReadOut::Tsdb(tsdb_from_pb(r.num_series, r.names)))
+            }
         }
+    }
+
+    /// Cardinality figures of every shard, merged (for
+    /// `/api/v1/status/tsdb`): each shard's leader reads them off its
+    /// in-memory index, so no series is walked.
+    pub async fn tsdb_stats(&self) -> Result<storage::TsdbStats, ClusterError> {
+        let n = self.shard_count();
+        let res = join_all((0..n).map(|s| self.read_shard(s, &ReadOp::TsdbStats, &[], 0, 0))).await;
+        let mut all = storage::TsdbStats::default();
+        for r in res {
+            if let ReadOut::Tsdb(st) = r? {
+                all.merge(st);
+            }
+        }
+        Ok(all)
+    }
+}
+
+/// [`storage::TsdbStats`] from its wire form.
+fn tsdb_from_pb(
+    num_series: u64,
+    names: Vec<proto::cluster::LabelValueCounts>,
+) -> storage::TsdbStats {
+    storage::TsdbStats {
+        num_series,
+        pairs: names
+            .into_iter()
+            .map(|n| (n.name, n.values.into_iter().zip(n.counts).collect()))
+            .collect(),
+    }
+}
+
+/// The wire form of [`storage::TsdbStats`].
+pub(crate) fn tsdb_to_pb(st: storage::TsdbStats) -> proto::cluster::TsdbStatsResponse {
+    proto::cluster::TsdbStatsResponse {
+        num_series: st.num_series,
+        names: st
+            .pairs
+            .into_iter()
+            .map(|(name, vals)| {
+                let (values, counts) = vals.into_iter().unzip();
+                proto::cluster::LabelValueCounts {
+                    name,
+                    values,
+                    counts,
+                }
+            })
+            .collect(),
+        ..Default::default()
     }
 }
 

@@ -110,7 +110,10 @@ pub(crate) fn postings_key(shard: u32, name: &str, value: &str, id: u64) -> Vec<
 }
 
 /// Splits a postings key (with its 4-byte shard prefix) into
-/// `(name, value, series_id)`; `None` when malformed.
+/// `(name, value, series_id)`; `None` when malformed. (The postings are
+/// read into the in-memory index from the `series` family, so only the
+/// key-layout tests read postings keys back.)
+#[cfg(test)]
 pub(crate) fn parse_postings_key(k: &[u8]) -> Option<(&[u8], &[u8], u64)> {
     let rest = k.get(4..)?;
     let nul = rest.iter().position(|&b| b == 0)?;

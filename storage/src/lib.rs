@@ -9,7 +9,9 @@
 //!   the Raft log is the WAL), [`Shard::snapshot`]/[`Shard::restore`]
 //!   (format in [`snapshot`]), and the reads [`Shard::select`],
 //!   [`Shard::select_chunks`], [`Shard::label_names`],
-//!   [`Shard::label_values`], [`Shard::series`].
+//!   [`Shard::label_values`], [`Shard::series`] (matchers and label reads
+//!   answered by an in-memory inverted index), [`Shard::tsdb_stats`]
+//!   ([`TsdbStats`], cardinality figures read off that index).
 //! - [`chunk`]: the Gorilla chunk codec; [`merge_chunks`] decodes and merges
 //!   a series' chunks.
 //! - [`LocalQueryable`]: the query engine's `Queryable` over local shards.
@@ -58,4 +60,4 @@ pub use labels::{valid_label_name, validate_labels};
 pub use merge::merge_chunks;
 pub use outcome::{ApplyOutcome, RejectReason, Rejection};
 pub use queryable::LocalQueryable;
-pub use shard::{EncodedChunk, SeriesChunks, Shard, ShardStats};
+pub use shard::{EncodedChunk, SeriesChunks, Shard, ShardStats, TsdbStats};

@@ -46,10 +46,18 @@ fn partial_response(p: &Params) -> bool {
 }
 
 /// Runs `f` under the concurrency limit, the timeout and the metrics.
+///
+/// The evaluation runs on a thread of the blocking pool (driven there by
+/// `Handle::block_on`), never on the runtime's workers, which also drive
+/// the Raft groups: a long query cannot delay heartbeats. The engine checks
+/// its deadline (the same timeout) inside its loops, so a timed-out query
+/// stops mid-way on that thread too.
 async fn run<F, Fut>(s: &Shared, p: &Params, kind: &str, f: F) -> Result<Response, ApiError>
 where
     F: FnOnce(Engine, std::sync::Arc<dyn query::model::Queryable>) -> Fut,
-    Fut: std::future::Future<Output = Result<QueryOutput, query::engine::QueryError>>,
+    Fut: std::future::Future<Output = Result<QueryOutput, query::engine::QueryError>>
+        + Send
+        + 'static,
 {
     let limit = p.limit()?;
     let to = timeout(s, p)?;
@@ -67,7 +75,10 @@ where
     });
     let start = Instant::now();
     let querier = s.node.querier(partial_response(p));
-    let res = tokio::time::timeout(to + Duration::from_millis(100), f(engine, querier)).await;
+    let rt = tokio::runtime::Handle::current();
+    let eval = f(engine, querier);
+    let eval = tokio::task::spawn_blocking(move || rt.block_on(eval));
+    let res = tokio::time::timeout(to + Duration::from_millis(100), eval).await;
     s.metrics.queries_running.dec();
     s.metrics
         .query_duration
@@ -82,7 +93,8 @@ where
                 format!("query timed out in query execution after {to:?}; raise timeout= or --query-timeout"),
             ))
         }
-        Ok(r) => r.map_err(query_error)?,
+        Ok(Err(e)) => return Err(ApiError::internal(format!("query evaluation failed: {e}"))),
+        Ok(Ok(r)) => r.map_err(query_error)?,
     };
     s.metrics.query_samples.inc_by(out.samples_loaded);
     let mut data = QueryData(out.value);

@@ -1,16 +1,12 @@
 //! `/api/v1/status/*`, `/-/healthy`, `/-/ready` and `/metrics`.
 
-use std::collections::{BTreeMap, HashMap};
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use query::model::Matcher;
 use serde_json::json;
 
 use super::json::Success;
-use super::params::{MAX_TIME_MS, MIN_TIME_MS};
-use super::{queryable_error, Shared};
+use super::Shared;
 use crate::error::ApiError;
 
 /// The Prometheus API version Silverback implements (reported as `version`
@@ -91,65 +87,30 @@ pub async fn decommission(
     Ok(Success::new(s.node.status()).into_response())
 }
 
-fn top(counts: HashMap<String, u64>, n: usize) -> Vec<serde_json::Value> {
-    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v.truncate(n);
-    v.into_iter()
-        .map(|(name, value)| json!({"name": name, "value": value}))
-        .collect()
-}
-
 /// `GET /api/v1/status/tsdb` (`limit`, default 10): series counts by metric
-/// name and label pair, computed over every stored series.
+/// name and label pair, from every shard's in-memory index (no walk of the
+/// series).
 pub async fn tsdb(State(s): State<Shared>, p: super::params::Params) -> Result<Response, ApiError> {
     let limit = p.limit()?.unwrap_or(10);
-    let all = Matcher::new(query::model::MatchOp::RegexMatch, "__name__", ".+")
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let series = s
-        .node
-        .querier(false)
-        .series(&[all], MIN_TIME_MS, MAX_TIME_MS)
-        .await
-        .map_err(queryable_error)?;
-    let mut by_metric: HashMap<String, u64> = HashMap::new();
-    let mut by_pair: HashMap<String, u64> = HashMap::new();
-    let mut values_by_name: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
-    for l in &series {
-        *by_metric
-            .entry(l.metric_name().unwrap_or("").to_string())
-            .or_default() += 1;
-        for lab in l {
-            *by_pair
-                .entry(format!("{}={}", lab.name, lab.value))
-                .or_default() += 1;
-            values_by_name
-                .entry(lab.name.clone())
-                .or_default()
-                .insert(lab.value.clone());
-        }
-    }
-    let value_counts = values_by_name
-        .iter()
-        .map(|(k, v)| (k.clone(), v.len() as u64))
-        .collect();
-    let memory = values_by_name
-        .iter()
-        .map(|(k, v)| (k.clone(), v.iter().map(|s| s.len() as u64).sum()))
-        .collect();
+    let st = s.node.tsdb_stats().await.map_err(super::cluster_error)?;
+    let top = |v: Vec<(String, u64)>| -> Vec<serde_json::Value> {
+        v.into_iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect()
+    };
     let stats = s.node.stats();
     Ok(Success::new(json!({
         "headStats": {
-            "numSeries": series.len(),
-            "numLabelPairs": by_pair.len(),
+            "numSeries": st.num_series,
+            "numLabelPairs": st.num_label_pairs(),
             "chunkCount": serde_json::Value::Null,
             "minTime": serde_json::Value::Null,
             "maxTime": serde_json::Value::Null,
         },
-        "seriesCountByMetricName": top(by_metric, limit),
-        "labelValueCountByLabelName": top(value_counts, limit),
-        "memoryInBytesByLabelName": top(memory, limit),
-        "seriesCountByLabelValuePair": top(by_pair, limit),
+        "seriesCountByMetricName": top(st.series_count_by_metric_name(limit)),
+        "labelValueCountByLabelName": top(st.label_value_count_by_label_name(limit)),
+        "memoryInBytesByLabelName": top(st.memory_in_bytes_by_label_name(limit)),
+        "seriesCountByLabelValuePair": top(st.series_count_by_label_value_pair(limit)),
         "diskUsageBytes": stats.disk_usage_bytes,
     }))
     .into_response())

@@ -9,15 +9,21 @@
 //!   applies one entry at a time anyway): id counters and the lists of dirty,
 //!   new and removed series since the last checkpoint.
 //!
+//! - `index`: the in-memory inverted index (label name -> value -> postings,
+//!   see `inverted`), kept in step with `stripes` by `insert_series` and
+//!   `remove_series`; lock order is `index` before a stripe.
+//!
 //! The operations live in their own modules: `apply`, `checkpoint`, `load`,
-//! `read` (+ `index` for matcher resolution), `snapshot`.
+//! `read` (+ `index` for matcher resolution), `snapshot`, `tsdb`.
 
 mod apply;
 mod checkpoint;
 mod index;
+mod inverted;
 mod load;
 mod read;
 mod snapshot;
+mod tsdb;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -32,6 +38,7 @@ use crate::head::MemSeries;
 use crate::labels;
 
 pub use read::{EncodedChunk, SeriesChunks};
+pub use tsdb::TsdbStats;
 
 const STRIPES: usize = 64;
 
@@ -111,6 +118,7 @@ pub struct Shard {
     state: Mutex<ApplyState>,
     /// Ids created since the last checkpoint (not in the postings CF yet).
     new_series: RwLock<Vec<u64>>,
+    index: RwLock<inverted::InvertedIndex>,
     applied: AtomicU64,
     checkpointed: AtomicU64,
     user_meta: Mutex<Option<Vec<u8>>>,
@@ -127,6 +135,7 @@ impl Shard {
             hashes: (0..STRIPES).map(|_| RwLock::default()).collect(),
             state: Mutex::new(ApplyState::default()),
             new_series: RwLock::default(),
+            index: RwLock::default(),
             applied: AtomicU64::new(0),
             checkpointed: AtomicU64::new(0),
             user_meta: Mutex::new(None),
@@ -238,8 +247,9 @@ impl Shard {
         })
     }
 
-    /// Adds a series to both maps.
+    /// Adds a series to both maps and the inverted index.
     fn insert_series(&self, id: u64, m: MemSeries) {
+        self.index.write().add(id, &m.labels);
         let h = labels::hash(&m.labels);
         {
             let mut hs = self.hash_stripe(h).write();
@@ -259,6 +269,7 @@ impl Shard {
     /// Removes a series from both maps, returning it.
     fn remove_series(&self, id: u64) -> Option<MemSeries> {
         let m = self.stripe(id).write().series.remove(&id)?;
+        self.index.write().remove(id, m.labels.clone());
         let h = labels::hash(&m.labels);
         let mut hs = self.hash_stripe(h).write();
         let hs = &mut *hs;
@@ -289,6 +300,7 @@ impl Shard {
             *h.write() = HashStripe::default();
         }
         self.new_series.write().clear();
+        *self.index.write() = inverted::InvertedIndex::default();
         *st = ApplyState::default();
     }
 }

@@ -1,7 +1,11 @@
 //! Reads: `select_chunks` (labels + encoded chunks, for transport), `select`
 //! (decoded and merged), `label_names`, `label_values`, `series`.
 //!
-//! Reads take stripe read locks only; they run concurrently with apply. A
+//! Matchers, `label_names` and `label_values` are answered from the
+//! in-memory inverted index (`super::inverted`), which a read holds a read
+//! lock on while it checks candidate series' time ranges.
+//!
+//! Reads take read locks only; they run concurrently with apply. A
 //! series' in-memory chunks are read before its RocksDB chunks, so a
 //! concurrent checkpoint moving sealed chunks to disk can make a chunk appear
 //! twice (merged away by timestamp) but never vanish.
@@ -47,7 +51,7 @@ impl Shard {
         max_t: i64,
     ) -> Result<Vec<SeriesChunks>, StorageError> {
         self.check_dropped()?;
-        let ids = self.resolve(matchers)?;
+        let ids = self.resolve(&self.index.read(), matchers)?;
         let db = &self.db;
         let mut it = db.rocks.raw_iterator_cf(db.cf(CF_CHUNKS));
         let mut out = Vec::new();
@@ -153,27 +157,66 @@ impl Shard {
 
     /// Label names of the series matching `matchers` (all series when empty)
     /// whose time range overlaps `[min_t, max_t]`, sorted, unique.
+    ///
+    /// Answered from the inverted index: a name is kept once one of its
+    /// series (newest first) is found in the range, so a name costs one
+    /// series look-up when its data is recent.
     pub fn label_names(
         &self,
         matchers: &[Matcher],
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let mut names = BTreeSet::new();
-        self.for_each_series(matchers, min_t, max_t, |enc| {
-            for p in labels::pairs(enc) {
-                let (n, _) = p?;
-                if !names.contains(n) {
-                    names.insert(n.to_string());
+        self.check_dropped()?;
+        let idx = self.index.read();
+        let live = |id: u64| self.live(id, min_t, max_t);
+        if matchers.is_empty() {
+            return Ok(idx
+                .names
+                .iter()
+                .filter(|(_, e)| {
+                    e.values
+                        .values()
+                        .any(|ids| ids.iter().rev().any(|&id| live(id)))
+                })
+                .map(|(n, _)| n.to_string())
+                .collect());
+        }
+        let ids = self.resolve(&idx, matchers)?;
+        let postings: usize = idx.names.values().map(|e| e.postings).sum();
+        if ids.len().saturating_mul(8) <= postings {
+            // Few series: read their labels.
+            let mut names = BTreeSet::new();
+            self.for_each_series_of(&ids, min_t, max_t, |enc| {
+                for p in labels::pairs(enc) {
+                    let (n, _) = p?;
+                    if !names.contains(n) {
+                        names.insert(n.to_string());
+                    }
                 }
-            }
-            Ok(())
-        })?;
-        Ok(names.into_iter().collect())
+                Ok(())
+            })?;
+            return Ok(names.into_iter().collect());
+        }
+        let hit = |post: &[u64]| {
+            post.iter()
+                .rev()
+                .any(|id| ids.binary_search(id).is_ok() && live(*id))
+        };
+        Ok(idx
+            .names
+            .iter()
+            .filter(|(_, e)| e.values.values().any(|p| hit(p)))
+            .map(|(n, _)| n.to_string())
+            .collect())
     }
 
     /// Values of label `name` across matching series (all series when
     /// `matchers` is empty) overlapping the range, sorted, unique.
+    ///
+    /// Answered from the inverted index like [`Shard::label_names`]: a value
+    /// is kept once one of its series is found in the range (and, with
+    /// matchers, among the matching ids).
     pub fn label_values(
         &self,
         name: &str,
@@ -181,15 +224,46 @@ impl Shard {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let mut values = BTreeSet::new();
-        self.for_each_series(matchers, min_t, max_t, |enc| {
-            let v = labels::get(enc, name);
-            if !v.is_empty() && !values.contains(v) {
-                values.insert(v.to_string());
+        self.check_dropped()?;
+        let idx = self.index.read();
+        let Some(entry) = idx.name(name) else {
+            // Still report a bad selector.
+            if !matchers.is_empty() {
+                self.resolve(&idx, matchers)?;
             }
-            Ok(())
-        })?;
-        Ok(values.into_iter().collect())
+            return Ok(Vec::new());
+        };
+        let live = |id: u64| self.live(id, min_t, max_t);
+        if matchers.is_empty() {
+            return Ok(entry
+                .values
+                .iter()
+                .filter(|(_, ids)| ids.iter().rev().any(|&id| live(id)))
+                .map(|(v, _)| v.to_string())
+                .collect());
+        }
+        let ids = self.resolve(&idx, matchers)?;
+        if ids.len().saturating_mul(8) <= entry.postings {
+            let mut values = BTreeSet::new();
+            self.for_each_series_of(&ids, min_t, max_t, |enc| {
+                let v = labels::get(enc, name);
+                if !v.is_empty() && !values.contains(v) {
+                    values.insert(v.to_string());
+                }
+                Ok(())
+            })?;
+            return Ok(values.into_iter().collect());
+        }
+        Ok(entry
+            .values
+            .iter()
+            .filter(|(_, post)| {
+                post.iter()
+                    .rev()
+                    .any(|id| ids.binary_search(id).is_ok() && live(*id))
+            })
+            .map(|(v, _)| v.to_string())
+            .collect())
     }
 
     /// Label sets of matching series whose time range overlaps the range,
@@ -200,43 +274,25 @@ impl Shard {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<Labels>, StorageError> {
-        let mut out = Vec::new();
-        let mut err = None;
-        self.for_each_series_of(&self.resolve(matchers)?, min_t, max_t, |enc| {
-            match labels::decode(enc) {
-                Ok(l) => out.push(l),
-                Err(e) => err = Some(e),
-            }
+        self.check_dropped()?;
+        let ids = self.resolve(&self.index.read(), matchers)?;
+        let mut out = Vec::with_capacity(ids.len());
+        self.for_each_series_of(&ids, min_t, max_t, |enc| {
+            out.push(labels::decode(enc)?);
             Ok(())
         })?;
-        if let Some(e) = err {
-            return Err(e);
-        }
         out.sort();
         Ok(out)
     }
 
-    /// Calls `f` with the label encoding of every series matching `matchers`
-    /// (every series if there are none) whose time range overlaps the range.
-    /// The range test uses the series' first and newest sample times.
-    fn for_each_series(
-        &self,
-        matchers: &[Matcher],
-        min_t: i64,
-        max_t: i64,
-        mut f: impl FnMut(&[u8]) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        self.check_dropped()?;
-        if matchers.is_empty() {
-            for stripe in self.stripes.iter() {
-                let stripe = stripe.read();
-                for m in stripe.series.values().filter(|m| m.overlaps(min_t, max_t)) {
-                    f(&m.labels)?;
-                }
-            }
-            return Ok(());
-        }
-        self.for_each_series_of(&self.resolve(matchers)?, min_t, max_t, f)
+    /// Whether series `id` exists and its time range (first and newest
+    /// sample times) overlaps `[min_t, max_t]`.
+    fn live(&self, id: u64, min_t: i64, max_t: i64) -> bool {
+        self.stripe(id)
+            .read()
+            .series
+            .get(&id)
+            .is_some_and(|m| m.overlaps(min_t, max_t))
     }
 
     fn for_each_series_of(

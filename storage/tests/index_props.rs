@@ -1,0 +1,293 @@
+//! Property test (issue 13): for random series sets, time ranges and
+//! matchers, the shard's in-memory inverted index answers `label_names`,
+//! `label_values`, `series` and `select` exactly as a scan of every series
+//! does, also after retention removed series and after a reopen (the index
+//! rebuilt from disk).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use proptest::prelude::*;
+use query::model::{Label, Labels, MatchOp, Matcher, Sample};
+use storage::{Db, SeriesRef, SeriesSamples, Shard, StorageOptions, WriteBatch};
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+const VALUES: [&str; 4] = ["x", "y", "xy", "z.1"];
+const METRICS: [&str; 3] = ["m1", "m2", "m3"];
+
+/// A generated series: metric, optional values of a, b, c, first sample
+/// time, number of samples (one a minute).
+#[derive(Clone, Debug)]
+struct Gen {
+    metric: usize,
+    vals: [Option<usize>; 3],
+    start: i64,
+    n: i64,
+}
+
+impl Gen {
+    fn labels(&self) -> Labels {
+        let mut v = vec![Label::new("__name__", METRICS[self.metric])];
+        for (i, val) in self.vals.iter().enumerate() {
+            if let Some(x) = val {
+                v.push(Label::new(NAMES[i], VALUES[*x]));
+            }
+        }
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Labels::from_sorted(v)
+    }
+    fn last(&self) -> i64 {
+        self.start + (self.n - 1) * 60_000
+    }
+}
+
+fn gen_series() -> impl Strategy<Value = Gen> {
+    (
+        0..METRICS.len(),
+        proptest::array::uniform3(proptest::option::of(0..VALUES.len())),
+        0i64..20,
+        1i64..10,
+    )
+        .prop_map(|(metric, vals, start, n)| Gen {
+            metric,
+            vals,
+            start: start * 60_000,
+            n,
+        })
+}
+
+fn gen_matcher() -> impl Strategy<Value = Matcher> {
+    let name = prop_oneof![
+        Just("__name__"),
+        Just("a"),
+        Just("b"),
+        Just("c"),
+        Just("nope")
+    ];
+    let value = prop_oneof![
+        Just(""),
+        Just("x"),
+        Just("y"),
+        Just("xy"),
+        Just("m1"),
+        Just("x.*"),
+        Just(".*"),
+        Just(".+"),
+        Just("x|y"),
+        Just("(y|z\\.1)"),
+        Just("m1|m3"),
+        Just("y?"),
+        Just("z.1"),
+    ];
+    let op = prop_oneof![
+        Just(MatchOp::Equal),
+        Just(MatchOp::NotEqual),
+        Just(MatchOp::RegexMatch),
+        Just(MatchOp::RegexNoMatch)
+    ];
+    (op, name, value).prop_map(|(op, n, v)| Matcher::new(op, n, v).unwrap())
+}
+
+/// What a scan of `set` answers.
+struct Scan<'a> {
+    set: &'a [(Labels, i64, i64)],
+}
+
+impl Scan<'_> {
+    fn matching(&self, ms: &[Matcher], min_t: i64, max_t: i64) -> Vec<&Labels> {
+        let mut v: Vec<&Labels> = self
+            .set
+            .iter()
+            .filter(|(l, a, b)| {
+                *a <= max_t && *b >= min_t && ms.iter().all(|m| m.matches_labels(l))
+            })
+            .map(|(l, _, _)| l)
+            .collect();
+        v.sort();
+        v
+    }
+    fn names(&self, ms: &[Matcher], min_t: i64, max_t: i64) -> Vec<String> {
+        let s: BTreeSet<String> = self
+            .matching(ms, min_t, max_t)
+            .iter()
+            .flat_map(|l| l.iter().map(|x| x.name.clone()))
+            .collect();
+        s.into_iter().collect()
+    }
+    fn values(&self, name: &str, ms: &[Matcher], min_t: i64, max_t: i64) -> Vec<String> {
+        let s: BTreeSet<String> = self
+            .matching(ms, min_t, max_t)
+            .iter()
+            .filter_map(|l| l.get(name).map(str::to_string))
+            .collect();
+        s.into_iter().collect()
+    }
+}
+
+fn check(sh: &Shard, set: &[(Labels, i64, i64)], ms: &[Matcher], min_t: i64, max_t: i64) {
+    let scan = Scan { set };
+    let ctx = format!("matchers {ms:?}, range [{min_t}, {max_t}]");
+    let has_selecting = ms.iter().any(|m| !m.matches_empty());
+    // labels / label values without matchers
+    assert_eq!(
+        sh.label_names(&[], min_t, max_t).unwrap(),
+        scan.names(&[], min_t, max_t),
+        "{ctx}"
+    );
+    for n in ["__name__", "a", "c", "nope"] {
+        assert_eq!(
+            sh.label_values(n, &[], min_t, max_t).unwrap(),
+            scan.values(n, &[], min_t, max_t),
+            "values of {n}, {ctx}"
+        );
+    }
+    if !has_selecting {
+        assert!(sh.series(ms, min_t, max_t).is_err(), "{ctx}");
+        assert!(sh.label_names(ms, min_t, max_t).is_err(), "{ctx}");
+        return;
+    }
+    let want: Vec<Labels> = scan
+        .matching(ms, min_t, max_t)
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(sh.series(ms, min_t, max_t).unwrap(), want, "series, {ctx}");
+    let got: Vec<Labels> = sh
+        .select(ms, min_t, max_t)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.labels)
+        .collect();
+    assert_eq!(got, want, "select, {ctx}");
+    assert_eq!(
+        sh.label_names(ms, min_t, max_t).unwrap(),
+        scan.names(ms, min_t, max_t),
+        "{ctx}"
+    );
+    for n in ["__name__", "a", "b", "nope"] {
+        assert_eq!(
+            sh.label_values(n, ms, min_t, max_t).unwrap(),
+            scan.values(n, ms, min_t, max_t),
+            "values of {n}, {ctx}"
+        );
+    }
+}
+
+fn write(sh: &Shard, log_index: u64, gens: &[Gen]) {
+    let batch = WriteBatch::Samples(
+        gens.iter()
+            .map(|g| SeriesSamples {
+                series: SeriesRef::Labels(g.labels()),
+                samples: (0..g.n)
+                    .map(|i| Sample {
+                        t: g.start + i * 60_000,
+                        v: i as f64,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    );
+    sh.apply(log_index, &batch).unwrap();
+}
+
+/// The expected set: one entry per distinct label set (the first generated
+/// wins; later duplicates append samples only when newer).
+fn expected(gens: &[Gen]) -> Vec<(Labels, i64, i64)> {
+    let mut out: Vec<(Labels, i64, i64)> = Vec::new();
+    for g in gens {
+        let l = g.labels();
+        match out.iter_mut().find(|(x, _, _)| *x == l) {
+            Some(e) => {
+                // samples older than the newest are rejected (out of order)
+                if g.last() > e.2 {
+                    e.2 = g.last();
+                }
+            }
+            None => out.push((l, g.start, g.last())),
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn index_answers_what_a_scan_answers(
+        gens in proptest::collection::vec(gen_series(), 1..40),
+        queries in proptest::collection::vec(
+            (proptest::collection::vec(gen_matcher(), 1..4), 0i64..30, 0i64..30),
+            1..6,
+        ),
+        cutoff in proptest::option::of(0i64..30),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut set = {
+            let db = Db::open(dir.path(), StorageOptions::default()).unwrap();
+            let sh = db.shard(0).unwrap();
+            // one series per entry, so each series' samples are in order
+            for (i, g) in gens.iter().enumerate() {
+                write(&sh, i as u64 + 1, std::slice::from_ref(g));
+            }
+            let mut set = expected(&gens);
+            if let Some(c) = cutoff {
+                let cutoff_ms = c * 60_000;
+                sh.apply(gens.len() as u64 + 1, &WriteBatch::Retention { cutoff_ms }).unwrap();
+                set.retain(|(_, _, last)| *last >= cutoff_ms);
+            }
+            for (ms, a, b) in &queries {
+                let (a, b) = (a.min(b) * 60_000, a.max(b) * 60_000);
+                check(&sh, &set, ms, a, b);
+                check(&sh, &set, ms, i64::MIN, i64::MAX);
+            }
+            sh.checkpoint().unwrap();
+            set
+        };
+        // reopen: the index is rebuilt from the series column family
+        let db = Db::open(dir.path(), StorageOptions::default()).unwrap();
+        let sh = db.shard(0).unwrap();
+        set.sort();
+        for (ms, a, b) in &queries {
+            let (a, b) = (a.min(b) * 60_000, a.max(b) * 60_000);
+            check(&sh, &set, ms, a, b);
+        }
+    }
+}
+
+/// Many series removed by retention at once (more than the index removes
+/// lazily) leave no trace in any answer.
+#[test]
+fn mass_retention_leaves_no_trace() {
+    let (_d, db) = open(StorageOptions::default());
+    let sh = db.shard(0).unwrap();
+    let n = 20_000i64;
+    let batch = WriteBatch::Samples(
+        (0..n)
+            .map(|i| {
+                let l = lbl(
+                    if i % 2 == 0 { "even" } else { "odd" },
+                    &[("i", &i.to_string()), ("g", &(i % 7).to_string())],
+                );
+                series(&l, &[(i, 1.0)])
+            })
+            .collect(),
+    );
+    sh.apply(1, &batch).unwrap();
+    // series 0..15000 go: above the lazy-removal threshold
+    sh.apply(2, &WriteBatch::Retention { cutoff_ms: 15_000 })
+        .unwrap();
+    let all = [Matcher::new(MatchOp::RegexMatch, "__name__", ".+").unwrap()];
+    let got = sh.series(&all, i64::MIN, i64::MAX).unwrap();
+    assert_eq!(got.len(), 5_000);
+    let vals = sh.label_values("i", &[], i64::MIN, i64::MAX).unwrap();
+    assert_eq!(vals.len(), 5_000);
+    assert!(!vals.contains(&"14999".to_string()));
+    assert!(vals.contains(&"15000".to_string()));
+    let even = sh
+        .label_values("i", &[Matcher::equal("__name__", "even")], 0, 15_008)
+        .unwrap();
+    assert_eq!(even, vec!["15000", "15002", "15004", "15006", "15008"][..]);
+    let stats = sh.tsdb_stats();
+    assert_eq!(stats.num_series, 5_000);
+}
