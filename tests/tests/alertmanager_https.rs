@@ -23,25 +23,71 @@ impl Drop for Alertmanager {
     }
 }
 
-fn openssl_cert(dir: &Path) {
-    let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("am.key"))
-        .arg("-out")
-        .arg(dir.join("am.crt"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
         .expect("openssl is needed (apt-get install openssl)");
-    assert!(st.success(), "openssl req failed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA (`ca.crt`) and Alertmanager's certificate for 127.0.0.1
+/// signed by it (`am.crt`, `am.key`): rustls, unlike curl, refuses a
+/// self-signed CA certificate as a server's own.
+fn openssl_certs(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=silverback-test-ca",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req", "-subj", "/CN=localhost"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "am.key", "-out", "am.csr"]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .expect("write ext.cnf");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "am.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "am.crt",
+        ],
+    );
 }
 
 fn start_tls_alertmanager(dir: &Path, port: u16) -> Alertmanager {
@@ -95,11 +141,11 @@ async fn am_has_alert(http: &reqwest::Client, url: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_an_https_alertmanager_past_a_dead_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    openssl_cert(dir.path());
+    openssl_certs(dir.path());
     let am_port = free_port().expect("port");
     let mut am = start_tls_alertmanager(dir.path(), am_port);
     let am_url = format!("https://127.0.0.1:{am_port}");
-    let ca = std::fs::read(dir.path().join("am.crt")).expect("ca");
+    let ca = std::fs::read(dir.path().join("ca.crt")).expect("ca");
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
         .timeout(Duration::from_secs(5))
@@ -152,7 +198,7 @@ async fn alerts_reach_an_https_alertmanager_past_a_dead_one() {
             "--alertmanager-url",
             &am_url,
             "--alertmanager-ca-file",
-            dir.path().join("am.crt").to_str().expect("utf-8 path"),
+            dir.path().join("ca.crt").to_str().expect("utf-8 path"),
         ]
         .iter()
         .map(|s| s.to_string()),
