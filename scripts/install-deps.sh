@@ -15,6 +15,8 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 # The TLS test makes a certificate with openssl and talks HTTPS with curl.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The deploy-files test creates the systemd unit's user with systemd-sysusers.
+command -v systemd-sysusers >/dev/null 2>&1 || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

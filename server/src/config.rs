@@ -60,6 +60,12 @@ pub struct RunArgs {
     /// gRPC listen address for node-to-node traffic [default: 127.0.0.1:9301]
     #[arg(long, value_name = "ADDR")]
     pub grpc_listen: Option<SocketAddr>,
+    /// gRPC address other nodes dial to reach this one, when it differs
+    /// from --grpc-listen (e.g. `silverback-3.silverback:9301` when
+    /// listening on 0.0.0.0); needed with --join [default: this node's
+    /// --peers entry, else --grpc-listen]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise_addr: Option<String>,
     /// This node's id, unique in the cluster, > 0 [default: 1]
     #[arg(long, value_name = "ID")]
     pub node_id: Option<u64>,
@@ -98,6 +104,10 @@ pub struct RunArgs {
     /// Alertmanager base URL (e.g. http://127.0.0.1:9093); repeatable
     #[arg(long = "alertmanager-url", value_name = "URL")]
     pub alertmanager_urls: Vec<String>,
+    /// PEM CA certificates trusted for https Alertmanagers, besides the
+    /// system's
+    #[arg(long, value_name = "FILE")]
+    pub alertmanager_ca_file: Option<PathBuf>,
     /// Log format [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -152,6 +162,11 @@ pub struct RunArgs {
     /// names are logged and ignored, as Prometheus does
     #[arg(long = "enable-feature", value_name = "NAME", value_delimiter = ',')]
     pub enable_feature: Vec<String>,
+    /// Most results /api/v1/series, /api/v1/labels and
+    /// /api/v1/label/*/values return; more are cut off with a warning, as a
+    /// smaller `limit` parameter does [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub max_lookup_results: Option<usize>,
 
     /// Require HTTP basic auth with this user name on every endpoint except
     /// /-/healthy and /-/ready (needs --basic-auth-password-file)
@@ -171,6 +186,23 @@ pub struct RunArgs {
     /// PEM private key for --tls-cert-file
     #[arg(long, value_name = "FILE")]
     pub tls_key_file: Option<PathBuf>,
+
+    /// Serve the admin endpoints (/api/v1/admin/...); off by default, as in
+    /// Prometheus, so they answer 503 "admin APIs disabled"
+    #[arg(long)]
+    pub enable_admin_api: bool,
+    /// Longest a client may take to send a request's headers; slower
+    /// connections are closed [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub http_header_read_timeout: Option<PromDuration>,
+    /// Longest an HTTP connection may stay without traffic before it is
+    /// closed [default: 2m]
+    #[arg(long, value_name = "DURATION")]
+    pub http_idle_timeout: Option<PromDuration>,
+    /// Most HTTP connections served at once (TLS handshakes included); more
+    /// wait in the kernel's accept queue [default: 512]
+    #[arg(long, value_name = "N")]
+    pub http_max_connections: Option<usize>,
 }
 
 /// The YAML config file: the same settings as [`RunArgs`], keyed by the flag
@@ -182,6 +214,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub http_listen: Option<SocketAddr>,
     pub grpc_listen: Option<SocketAddr>,
+    pub advertise_addr: Option<String>,
     pub node_id: Option<u64>,
     pub peers: Option<Vec<String>>,
     pub join: Option<String>,
@@ -193,6 +226,7 @@ pub struct FileConfig {
     pub retention: Option<PromDuration>,
     pub rule_files: Option<Vec<String>>,
     pub alertmanager_urls: Option<Vec<String>>,
+    pub alertmanager_ca_file: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub self_scrape_interval: Option<PromDuration>,
@@ -207,11 +241,27 @@ pub struct FileConfig {
     pub max_future: Option<PromDuration>,
     pub ingest_cache_series: Option<usize>,
     pub enable_feature: Option<Vec<String>>,
+    pub max_lookup_results: Option<usize>,
     pub basic_auth_username: Option<String>,
     pub basic_auth_password_file: Option<PathBuf>,
     pub bearer_token_file: Option<PathBuf>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    pub enable_admin_api: Option<bool>,
+    pub http_header_read_timeout: Option<PromDuration>,
+    pub http_idle_timeout: Option<PromDuration>,
+    pub http_max_connections: Option<usize>,
+}
+
+/// The HTTP listener's protections: admin endpoints off by default, and
+/// bounds against slow or idle connections (slowloris).
+#[derive(Clone, Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct HttpConfig {
+    pub enable_admin_api: bool,
+    pub http_header_read_timeout: PromDuration,
+    pub http_idle_timeout: PromDuration,
+    pub http_max_connections: usize,
 }
 
 /// Limits that protect the server from large or abusive requests.
@@ -228,6 +278,7 @@ pub struct Limits {
     pub max_concurrent_queries: usize,
     pub max_future: PromDuration,
     pub ingest_cache_series: usize,
+    pub max_lookup_results: usize,
 }
 
 impl Default for Limits {
@@ -243,6 +294,7 @@ impl Default for Limits {
             max_concurrent_queries: 20,
             max_future: PromDuration::from_millis(600_000),
             ingest_cache_series: 2_000_000,
+            max_lookup_results: 100_000,
         }
     }
 }
@@ -279,6 +331,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
     pub grpc_listen: SocketAddr,
+    pub advertise_addr: Option<String>,
     pub node_id: u64,
     pub peers: Vec<Peer>,
     pub join: Option<String>,
@@ -290,6 +343,7 @@ pub struct Config {
     pub retention: PromDuration,
     pub rule_files: Vec<String>,
     pub alertmanager_urls: Vec<String>,
+    pub alertmanager_ca_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub self_scrape_interval: PromDuration,
@@ -302,6 +356,8 @@ pub struct Config {
     pub bearer_token_file: Option<PathBuf>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    #[serde(flatten)]
+    pub http: HttpConfig,
     /// Credentials loaded from the files above (never serialized).
     #[serde(skip)]
     pub auth: AuthConfig,
@@ -425,6 +481,37 @@ fn pick_vec(args: &[String], file: &Option<Vec<String>>) -> Vec<String> {
     }
 }
 
+impl HttpConfig {
+    fn merge(args: &RunArgs, file: &FileConfig) -> Result<HttpConfig, ConfigError> {
+        let c = HttpConfig {
+            enable_admin_api: args.enable_admin_api || file.enable_admin_api.unwrap_or(false),
+            http_header_read_timeout: pick!(
+                args,
+                file,
+                http_header_read_timeout,
+                PromDuration::from_millis(10_000)
+            ),
+            http_idle_timeout: pick!(
+                args,
+                file,
+                http_idle_timeout,
+                PromDuration::from_millis(120_000)
+            ),
+            http_max_connections: pick!(args, file, http_max_connections, 512),
+        };
+        if c.http_header_read_timeout.0.is_zero() {
+            return Err(invalid("http_header_read_timeout", "must be > 0"));
+        }
+        if c.http_idle_timeout.0.is_zero() {
+            return Err(invalid("http_idle_timeout", "must be > 0"));
+        }
+        if c.http_max_connections == 0 {
+            return Err(invalid("http_max_connections", "must be > 0"));
+        }
+        Ok(c)
+    }
+}
+
 impl Config {
     /// Merges flags over the config file (if `--config` was given) over the
     /// defaults, then validates.
@@ -475,6 +562,7 @@ impl Config {
                 max_concurrent_queries,
                 d.max_concurrent_queries
             ),
+            max_lookup_results: pick!(args, file, max_lookup_results, d.max_lookup_results),
         };
         let peers = pick_vec(&args.peers, &file.peers)
             .iter()
@@ -485,6 +573,7 @@ impl Config {
             data_dir: pick!(args, file, data_dir, PathBuf::from("./data")),
             http_listen: pick!(args, file, http_listen, ([127, 0, 0, 1], 9201).into()),
             grpc_listen: pick!(args, file, grpc_listen, ([127, 0, 0, 1], 9301).into()),
+            advertise_addr: args.advertise_addr.clone().or(file.advertise_addr.clone()),
             node_id: pick!(args, file, node_id, 1),
             peers,
             join: args.join.clone().or(file.join.clone()),
@@ -506,6 +595,10 @@ impl Config {
             ),
             rule_files: pick_vec(&args.rule_files, &file.rule_files),
             alertmanager_urls: pick_vec(&args.alertmanager_urls, &file.alertmanager_urls),
+            alertmanager_ca_file: args
+                .alertmanager_ca_file
+                .clone()
+                .or(file.alertmanager_ca_file.clone()),
             log_format: pick!(args, file, log_format, LogFormat::Text),
             log_level: pick!(args, file, log_level, "info".to_string()),
             self_scrape_interval: pick!(
@@ -535,6 +628,7 @@ impl Config {
                 .or(file.bearer_token_file.clone()),
             tls_cert_file: args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
             tls_key_file: args.tls_key_file.clone().or(file.tls_key_file.clone()),
+            http: HttpConfig::merge(args, file)?,
             auth: AuthConfig::default(),
         };
         cfg.validate()?;
@@ -579,6 +673,13 @@ impl Config {
         if self.retention.0 < Duration::from_secs(60) {
             return Err(invalid("retention", "must be at least 1m"));
         }
+        if let Some(a) = &self.advertise_addr {
+            if a.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
+                return Err(invalid("advertise_addr", format!("{a:?} is not HOST:PORT")));
+            }
+        }
         if self.join.is_some() && !self.peers.is_empty() {
             return Err(invalid("join", "give either --join or --peers, not both"));
         }
@@ -605,6 +706,7 @@ impl Config {
             ("max_labels_per_series", l.max_labels_per_series),
             ("max_query_samples", l.max_query_samples),
             ("max_concurrent_queries", l.max_concurrent_queries),
+            ("max_lookup_results", l.max_lookup_results),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be > 0"));
@@ -817,6 +919,27 @@ mod tests {
         // A flag on the command line replaces the file's list.
         let c = Config::merge(&args(&["--enable-feature", "y"]), &f).unwrap();
         assert!(!c.parse_options().experimental_functions);
+    }
+
+    #[test]
+    fn http_protections() {
+        let c = Config::merge(&RunArgs::default(), &FileConfig::default()).unwrap();
+        assert!(!c.http.enable_admin_api);
+        assert_eq!(c.http.http_header_read_timeout.to_string(), "10s");
+        assert_eq!(c.http.http_max_connections, 512);
+        assert_eq!(c.flags()["enable-admin-api"], "false");
+        let f = file("enable_admin_api: true\nhttp_idle_timeout: 30s\n").unwrap();
+        let c = Config::merge(&args(&["--http-max-connections", "7"]), &f).unwrap();
+        assert!(c.http.enable_admin_api);
+        assert_eq!(c.http.http_idle_timeout.to_string(), "30s");
+        assert_eq!(c.http.http_max_connections, 7);
+        let e = Config::merge(
+            &args(&["--http-max-connections", "0"]),
+            &FileConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("http_max_connections"), "{e}");
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub enum ErrorKind {
     Overloaded,
     /// Missing or wrong credentials.
     Unauthorized,
+    /// The body's media type is not one the endpoint reads.
+    UnsupportedMediaType,
+    /// The endpoint is turned off by configuration, or the request is not
+    /// allowed from where it came (a cross-site request to an admin
+    /// endpoint).
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -51,6 +57,8 @@ impl ErrorKind {
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         }
     }
 
@@ -67,6 +75,8 @@ impl ErrorKind {
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Overloaded => "too_many_requests",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+            ErrorKind::Forbidden => "forbidden",
         }
     }
 }
@@ -150,5 +160,11 @@ mod tests {
         f(ErrorKind::Internal, 500, "internal");
         f(ErrorKind::TooLarge, 413, "too_large");
         f(ErrorKind::Overloaded, 429, "too_many_requests");
+        f(
+            ErrorKind::UnsupportedMediaType,
+            415,
+            "unsupported_media_type",
+        );
+        f(ErrorKind::Forbidden, 403, "forbidden");
     }
 }

@@ -7,13 +7,15 @@
 //! - [`error`]: API errors and the one kind -> HTTP status mapping.
 //! - [`metrics`] and [`process`]: `/metrics`; [`self_scrape`] writes them
 //!   into the server itself.
-//! - [`run`]: starting and stopping the whole server; [`tls`]: the
-//!   optional TLS listener.
+//! - [`run`]: starting and stopping the whole server; [`http_server`]: the
+//!   HTTP listener, bounded against slow and idle clients; [`tls`]: its
+//!   optional TLS configuration.
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod http_server;
 pub mod ingest;
 pub mod metrics;
 pub mod process;

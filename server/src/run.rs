@@ -15,6 +15,7 @@ use crate::config::{Config, LogFormat};
 use crate::metrics::Metrics;
 use crate::rules::group::{ClusterStore, Ctx};
 use crate::rules::manager::Manager;
+use crate::rules::notifier::Notifier;
 
 /// Prometheus' default `--rules.alert.resend-delay`.
 const RESEND_DELAY_MS: i64 = 60_000;
@@ -39,6 +40,7 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
     cluster::NodeConfig {
         node_id: cfg.node_id,
         grpc_listen: cfg.grpc_listen,
+        advertise_addr: cfg.advertise_addr.clone(),
         peers: cfg
             .peers
             .iter()
@@ -88,32 +90,59 @@ fn start_rules(
         ),
         resend_delay_ms: RESEND_DELAY_MS,
     };
-    let m = Manager::start(
-        node.clone(),
-        ctx,
-        cfg.rule_files.clone(),
+    let notifier = Notifier::start(
         &cfg.alertmanager_urls,
-        metrics,
-    )
-    .map_err(|e| anyhow::anyhow!("cannot load --rule-file: {e}"))?;
+        cfg.alertmanager_ca_file.as_deref(),
+        metrics.clone(),
+    )?;
+    let m = Manager::start(node.clone(), ctx, cfg.rule_files.clone(), notifier, metrics)
+        .map_err(|e| anyhow::anyhow!("cannot load --rule-file: {e}"))?;
     Ok(Some(m))
 }
 
-/// Re-reads the rule files on SIGHUP (as `POST /-/reload` does).
-async fn reload_on_sighup(m: Arc<Manager>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// The SIGHUP stream, registered once at the start of [`run`] so that from
+/// then on SIGHUP never ends the process (its default action), rules or not.
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+fn listen_for_sighup() -> Hangup {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Re-reads the rule files on SIGHUP (as `POST /-/reload` does); without
+/// rule files SIGHUP is logged and ignored, as operators send it to any
+/// Prometheus-like server.
+async fn reload_on_sighup(
+    hup: Hangup,
+    m: Option<Arc<Manager>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     #[cfg(unix)]
     {
         use crate::api::rules::RulesApi;
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot listen for SIGHUP; reload with POST /-/reload");
-            return;
-        };
+        let Some(mut hup) = hup else { return };
         loop {
             tokio::select! {
                 _ = hup.recv() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
+            let Some(m) = &m else {
+                tracing::info!("SIGHUP received; no --rule-file to reload");
+                continue;
+            };
             match m.reload().await {
                 Ok(()) => tracing::info!("rule files reloaded (SIGHUP)"),
                 Err(e) => tracing::error!(error = %e, "rule reload failed; previous rules stay"),
@@ -121,7 +150,7 @@ async fn reload_on_sighup(m: Arc<Manager>, mut stop: tokio::sync::watch::Receive
         }
     }
     #[cfg(not(unix))]
-    let _ = (m, stop.wait_for(|s| *s).await);
+    let _ = (hup, m, stop.wait_for(|s| *s).await);
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
@@ -158,6 +187,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.parse_options().experimental_functions {
         tracing::info!("Experimental PromQL functions enabled.");
     }
+    let hup = listen_for_sighup();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create --data-dir {}", cfg.data_dir.display()))?;
     // TLS files and the port are checked first, so a bad certificate or a
@@ -179,8 +209,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let rules = start_rules(&cfg, &node, metrics)?;
     if let Some(m) = &rules {
         state.rules.install(m.clone());
-        tasks.push(tokio::spawn(reload_on_sighup(m.clone(), stop_rx.clone())));
     }
+    tasks.push(tokio::spawn(reload_on_sighup(
+        hup,
+        rules.clone(),
+        stop_rx.clone(),
+    )));
     if !cfg.self_scrape_interval.0.is_zero() {
         tasks.push(tokio::spawn(crate::self_scrape::run(
             state.clone(),
@@ -196,21 +230,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "silverback listening"
     );
     let app = routes::router(state.clone());
-    match tls {
-        Some(tls) => {
-            let listener = crate::tls::TlsListener::new(listener, tls)
-                .context("cannot start the TLS listener")?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
-    }
-    .context("HTTP server failed")?;
+    let opts = crate::http_server::ServeOptions::from_config(&cfg, tls);
+    crate::http_server::serve(listener, app, opts, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     if let Some(m) = &rules {
         m.stop();

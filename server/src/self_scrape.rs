@@ -1,14 +1,16 @@
 //! The self-scrape: every `--self-scrape-interval` the server renders its own
 //! `/metrics`, parses the text exposition and writes the samples into itself
-//! through the normal write path, labelled `job="silverback"` and
-//! `instance="<http address>"`, plus `up`. A newcomer has data to query at
-//! once.
+//! through the normal write path, labelled `job="silverback"`,
+//! `node="<node id>"` and `instance` (see [`instance`]), plus `up`. A
+//! newcomer has data to query at once. Each node's series are its own, so
+//! nodes never write (and reject as out of order) each other's samples.
 
 use std::time::Duration;
 
 use query::model::{Label, Sample};
 
 use crate::api::Shared;
+use crate::config::Config;
 use crate::ingest::BatchBuilder;
 
 /// Parses one sample line of the Prometheus/OpenMetrics text format:
@@ -60,13 +62,52 @@ pub fn parse_line(line: &str) -> Option<(Vec<Label>, f64)> {
     Some((labels, v))
 }
 
+/// The `instance` label of this node's own series: `--http-listen` when it
+/// names an address; when it listens on every address (`0.0.0.0:9201`,
+/// the same on every node), the host others reach this node by
+/// (`--advertise-addr`, else this node's `--peers` entry, else the machine's
+/// host name) with the HTTP port.
+pub fn instance(cfg: &Config, hostname: Option<&str>) -> String {
+    let http = cfg.http_listen;
+    if !http.ip().is_unspecified() {
+        return http.to_string();
+    }
+    let advertised = cfg.advertise_addr.clone().or_else(|| {
+        cfg.peers
+            .iter()
+            .find(|p| p.id == cfg.node_id)
+            .map(|p| p.addr.clone())
+    });
+    let host = advertised
+        .as_deref()
+        .and_then(|a| a.rsplit_once(':').map(|(h, _)| h.to_string()))
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            hostname
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(String::from)
+        });
+    match host {
+        Some(h) => format!("{h}:{}", http.port()),
+        None => http.to_string(),
+    }
+}
+
+/// The machine's host name (Linux), for [`instance`].
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok()
+}
+
 /// Scrapes once: parses `text` and writes it at `t_ms`.
 pub async fn scrape_once(s: &Shared, text: &str, t_ms: i64) -> Result<(), crate::error::ApiError> {
-    let instance = s.cfg.http_listen.to_string();
+    let instance = instance(&s.cfg, hostname().as_deref());
+    let node = s.cfg.node_id.to_string();
     let mut b = BatchBuilder::new(&s.cfg.limits);
     let target = |mut labels: Vec<Label>| {
         labels.push(Label::new("job", "silverback"));
         labels.push(Label::new("instance", instance.as_str()));
+        labels.push(Label::new("node", node.as_str()));
         labels
     };
     b.add(
@@ -108,6 +149,69 @@ pub async fn run(s: Shared, interval: Duration, mut stop: tokio::sync::watch::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_names_this_node() {
+        let cfg = |a: &[&str]| {
+            let args = <crate::cli::Cli as clap::Parser>::try_parse_from(
+                std::iter::once("silverback").chain(a.iter().copied()),
+            )
+            .expect("flags")
+            .run;
+            Config::merge(&args, &crate::config::FileConfig::default()).expect("config")
+        };
+        let peers = "1=sb-1:9301,2=sb-2:9301,3=sb-3:9301";
+        let f = |a: &[&str], host: Option<&str>, want: &str| {
+            assert_eq!(instance(&cfg(a), host), want, "{a:?}");
+        };
+        f(
+            &["--http-listen", "10.0.0.5:9201"],
+            Some("h"),
+            "10.0.0.5:9201",
+        );
+        f(
+            &[
+                "--http-listen",
+                "0.0.0.0:9201",
+                "--node-id",
+                "2",
+                "--peers",
+                peers,
+            ],
+            Some("h"),
+            "sb-2:9201",
+        );
+        f(
+            &[
+                "--http-listen",
+                "0.0.0.0:9201",
+                "--node-id",
+                "4",
+                "--join",
+                "sb-1:9301",
+                "--advertise-addr",
+                "sb-4.svc:9301",
+            ],
+            None,
+            "sb-4.svc:9201",
+        );
+        f(
+            &["--http-listen", "0.0.0.0:9201"],
+            Some("box7\n"),
+            "box7:9201",
+        );
+        f(&["--http-listen", "0.0.0.0:9201"], None, "0.0.0.0:9201");
+        f(
+            &[
+                "--http-listen",
+                "[::]:9201",
+                "--advertise-addr",
+                "[fd00::4]:9301",
+            ],
+            None,
+            "[fd00::4]:9201",
+        );
+    }
 
     #[test]
     fn lines() {

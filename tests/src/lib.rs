@@ -575,6 +575,28 @@ impl Client {
         Ok((r.status().as_u16(), r.text().await?))
     }
 
+    /// POST `path` with the parameters in the URL and no body (as admin
+    /// endpoints take them); returns (status, JSON body; `Null` when not
+    /// JSON).
+    pub async fn post(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(u16, serde_json::Value)> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .query(params)
+            .send()
+            .await?;
+        let st = r.status().as_u16();
+        let text = r.text().await?;
+        Ok((
+            st,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
     /// POST `path` with a form-encoded body; returns (status, JSON body).
     pub async fn post_form(
         &self,

@@ -1,7 +1,9 @@
 //! Checks the files in `deploy/`: every YAML parses, and every Silverback
 //! command line and config they contain is accepted by `silverback
 //! --check-config` (so they name only flags and keys that exist, with valid
-//! values) (issue 5).
+//! values) (issue 5). The Kubernetes start script is run as each pod would
+//! run it, a fourth pod (scale-out) included, and the user the systemd unit
+//! runs as is created by the sysusers file beside it (issue 14).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -118,8 +120,42 @@ fn kubernetes_manifests_are_valid() {
     assert_eq!(sts["kind"], "StatefulSet");
     assert_eq!(sts["spec"]["replicas"], 3);
     let c = &sts["spec"]["template"]["spec"]["containers"][0];
-    let words = shell_words(c["args"][0].as_str().unwrap());
-    check("k8s statefulset", &after_binary(words), &cfg);
+    assert_eq!(c["command"][0], "/bin/sh");
+    let script = c["args"][0].as_str().unwrap();
+    let bin = tests::binary_path().unwrap();
+    // Each pod's command line as `sh` runs it, checked by --check-config:
+    // pods 0-2 start the cluster with --peers; pod 3 (kubectl scale) joins.
+    let run = |hostname: &str| -> serde_yaml::Value {
+        let script = script
+            .replace("/usr/local/bin/silverback", &bin.display().to_string())
+            .replace("/etc/silverback/silverback.yml", &cfg.display().to_string());
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{} --check-config", script.trim_end()))
+            .env("HOSTNAME", hostname)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pod {hostname}: the start script fails: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_yaml::from_slice(&out.stdout).unwrap()
+    };
+    for (i, host) in ["silverback-0", "silverback-1", "silverback-2"]
+        .iter()
+        .enumerate()
+    {
+        let c = run(host);
+        assert_eq!(c["node_id"], i as u64 + 1, "{host}");
+        assert_eq!(c["peers"].as_sequence().map(Vec::len), Some(3), "{host}");
+        assert_eq!(c["advertise_addr"], format!("{host}.silverback:9301"));
+    }
+    let c = run("silverback-3");
+    assert_eq!(c["node_id"], 4);
+    assert_eq!(c["peers"].as_sequence().map(Vec::len), Some(0));
+    assert_eq!(c["join"], "silverback:9301");
+    assert_eq!(c["advertise_addr"], "silverback-3.silverback:9301");
     let svcs = yaml_docs("k8s/service.yaml");
     assert!(
         svcs.iter().any(|s| s["spec"]["clusterIP"] == "None"),
@@ -139,6 +175,42 @@ fn systemd_unit_is_valid() {
         &after_binary(shell_words(exec)),
         &deploy().join("silverback.yml"),
     );
+}
+
+#[test]
+fn systemd_user_is_created_by_the_sysusers_file() {
+    let unit = std::fs::read_to_string(deploy().join("systemd/silverback.service")).unwrap();
+    let field = |k: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} in the unit"))
+            .trim()
+            .to_string()
+    };
+    let (user, group) = (field("User="), field("Group="));
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("etc")).unwrap();
+    let out = Command::new("systemd-sysusers")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(deploy().join("systemd/silverback.sysusers"))
+        .output()
+        .expect("systemd-sysusers is needed (scripts/install-deps.sh installs systemd)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passwd = std::fs::read_to_string(root.path().join("etc/passwd")).unwrap();
+    let groups = std::fs::read_to_string(root.path().join("etc/group")).unwrap();
+    assert!(
+        passwd.lines().any(|l| l.starts_with(&format!("{user}:"))),
+        "{passwd}"
+    );
+    assert!(
+        groups.lines().any(|l| l.starts_with(&format!("{group}:"))),
+        "{groups}"
+    );
+    assert!(unit.contains("silverback.sysusers"), "the unit says how");
 }
 
 #[test]

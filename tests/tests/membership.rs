@@ -152,7 +152,13 @@ async fn finish(
 async fn a_node_joins_then_one_is_decommissioned_under_writes() {
     // Checkpoints every second keeping no log entries: new replicas catch up
     // from a storage snapshot, not from the log.
-    let fast_purge = ["--checkpoint-interval", "1s", "--raft-log-keep", "0"];
+    let fast_purge = [
+        "--checkpoint-interval",
+        "1s",
+        "--raft-log-keep",
+        "0",
+        "--enable-admin-api",
+    ];
     let mut cluster = Cluster::start(3, SHARDS, 3, &fast_purge)
         .await
         .expect("cluster");
@@ -195,7 +201,7 @@ async fn a_node_joins_then_one_is_decommissioned_under_writes() {
     // to 2, 3 and 4, then it is removed and can be stopped.
     let (st, body) = cluster.nodes[2]
         .client()
-        .post_form("/api/v1/admin/cluster/decommission", &[("node", "1")])
+        .post("/api/v1/admin/cluster/decommission", &[("node", "1")])
         .await
         .expect("decommission request");
     assert_eq!(st, 200, "{body}");
@@ -230,7 +236,7 @@ async fn a_node_joins_then_one_is_decommissioned_under_writes() {
 
     // A bad request names the problem.
     let (st, body) = c2
-        .post_form("/api/v1/admin/cluster/decommission", &[("node", "77")])
+        .post("/api/v1/admin/cluster/decommission", &[("node", "77")])
         .await
         .expect("request");
     assert_eq!(st, 400, "{body}");

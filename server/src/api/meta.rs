@@ -37,12 +37,18 @@ fn range(p: &Params) -> Result<(i64, i64), ApiError> {
     ))
 }
 
-fn truncate<T>(v: &mut Vec<T>, limit: Option<usize>, warnings: &mut Vec<String>) {
-    if let Some(l) = limit {
-        if v.len() > l {
-            v.truncate(l);
-            warnings.push("results truncated due to limit".into());
-        }
+/// Cuts `v` to the `limit` parameter or the server's
+/// `--max-lookup-results`, whichever is smaller, with Prometheus' warning.
+fn truncate<T>(s: &Shared, v: &mut Vec<T>, limit: Option<usize>, warnings: &mut Vec<String>) {
+    let cap = s.cfg.limits.max_lookup_results;
+    let l = limit.map_or(cap, |l| l.min(cap));
+    if v.len() > l {
+        v.truncate(l);
+        warnings.push(if limit.is_some_and(|p| p <= cap) {
+            "results truncated due to limit".into()
+        } else {
+            format!("results truncated due to limit (--max-lookup-results={cap})")
+        });
     }
 }
 
@@ -61,7 +67,7 @@ pub async fn series(State(s): State<Shared>, p: Params) -> Result<Response, ApiE
     }
     let mut v: Vec<Labels> = all.into_iter().collect();
     let mut warnings = Vec::new();
-    truncate(&mut v, limit, &mut warnings);
+    truncate(&s, &mut v, limit, &mut warnings);
     Ok(Success::with_notes(LabelsList(v), warnings, vec![]).into_response())
 }
 
@@ -88,7 +94,7 @@ pub async fn label_names(State(s): State<Shared>, p: Params) -> Result<Response,
     }
     let mut v: Vec<String> = all.into_iter().collect();
     let mut warnings = Vec::new();
-    truncate(&mut v, limit, &mut warnings);
+    truncate(&s, &mut v, limit, &mut warnings);
     Ok(Success::with_notes(v, warnings, vec![]).into_response())
 }
 
@@ -122,7 +128,7 @@ pub async fn label_values(
     }
     let mut v: Vec<String> = all.into_iter().collect();
     let mut warnings = Vec::new();
-    truncate(&mut v, limit, &mut warnings);
+    truncate(&s, &mut v, limit, &mut warnings);
     Ok(Success::with_notes(v, warnings, vec![]).into_response())
 }
 

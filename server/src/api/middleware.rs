@@ -1,10 +1,12 @@
 //! Tower layers of the HTTP API: authentication (basic and/or bearer, off by
-//! default) and per-request logging and metrics.
+//! default), the admin gate (`--enable-admin-api`) with its cross-site
+//! check, and per-request logging and metrics.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -54,6 +56,128 @@ pub async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response
     }
 }
 
+/// Admin endpoints (`/api/v1/admin/...`): answered only with
+/// `--enable-admin-api` (otherwise 503 "admin APIs disabled", as Prometheus
+/// answers), and only to requests that pass [`same_site_check`].
+pub async fn admin(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    if !s.cfg.http.enable_admin_api {
+        return ApiError::new(
+            ErrorKind::Unavailable,
+            "admin APIs disabled; start with --enable-admin-api to use them",
+        )
+        .into_response();
+    }
+    same_site(req, next).await
+}
+
+/// Refuses what [`same_site_check`] refuses (admin endpoints and
+/// `/-/reload`).
+pub async fn same_site(req: Request, next: Next) -> Response {
+    // HTTP/2 carries the host in the URI (`:authority`), not in `Host`.
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    match same_site_check(req.headers(), host.as_deref()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Refuses a request that a web page on another site could make a browser
+/// send (cross-site request forgery against an operator's browser):
+/// - a body of a type an HTML form can send without a CORS preflight
+///   (`application/x-www-form-urlencoded`, `multipart/form-data`,
+///   `text/plain`): parameters of these endpoints go in the URL;
+/// - a `Sec-Fetch-Site` header other than `same-origin` or `none` (sent by
+///   every current browser);
+/// - an `Origin` header whose host is not `host` (the request's `Host`; or
+///   is `null`), for browsers without `Sec-Fetch-Site`.
+///
+/// Clients that are not browsers (curl, scripts) send none of these and pass.
+pub fn same_site_check(h: &HeaderMap, host: Option<&str>) -> Result<(), ApiError> {
+    let refuse = |why: String| {
+        Err(ApiError::new(
+            ErrorKind::Forbidden,
+            format!("cannot accept this request: {why}"),
+        ))
+    };
+    let text = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    if let Some(ct) = text(CONTENT_TYPE.as_str()) {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if matches!(
+            media.as_str(),
+            "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
+        ) {
+            return refuse(format!(
+                "a {media} body could come from a form on another site; \
+                 send the parameters in the URL without a body (curl -X POST 'URL?node=ID')"
+            ));
+        }
+    }
+    if let Some(site) = text("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return refuse(format!("cross-site request (Sec-Fetch-Site: {site})"));
+        }
+    }
+    if let Some(origin) = text(ORIGIN.as_str()) {
+        let origin_host = origin
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        let same = matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
+        if !same {
+            return refuse(format!(
+                "Origin {origin} is not this server ({})",
+                host.unwrap_or("no Host header")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The series-metadata endpoints (`/api/v1/series`, `/api/v1/labels`,
+/// `/api/v1/label/{name}/values`, `/api/v1/status/tsdb`) walk the index like
+/// a query does, so they take a query slot (`--max-concurrent-queries`) and
+/// end with 503 `timeout` after `--query-timeout`, the wait for the slot
+/// included.
+pub async fn query_slot(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let to = s.cfg.limits.query_timeout;
+    let run = async {
+        let Ok(_slot) = s.query_slots.acquire().await else {
+            return ApiError::new(ErrorKind::Unavailable, "server is shutting down")
+                .into_response();
+        };
+        s.metrics.queries_running.inc();
+        // Decrements also when the timeout drops this future mid-run.
+        struct Running<'a>(&'a Shared);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.metrics.queries_running.dec();
+            }
+        }
+        let _running = Running(&s);
+        next.run(req).await
+    };
+    match tokio::time::timeout(to.0, run).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            ErrorKind::Timeout,
+            format!(
+                "cannot answer: no result within --query-timeout={to} \
+                     (waiting for a query slot included; see --max-concurrent-queries)"
+            ),
+        )
+        .into_response(),
+    }
+}
+
 /// Logs every request (debug; errors at warn) and records latency and
 /// status per route.
 pub async fn observe(State(s): State<Shared>, req: Request, next: Next) -> Response {
@@ -93,6 +217,47 @@ pub async fn observe(State(s): State<Shared>, req: Request, next: Next) -> Respo
 mod tests {
     use super::*;
     use crate::config::AuthConfig;
+
+    #[test]
+    fn same_site_requests_only() {
+        let f = |headers: &[(&'static str, &str)], ok: bool| {
+            let mut h = HeaderMap::new();
+            for (k, v) in headers {
+                h.insert(*k, v.parse().expect("header value"));
+            }
+            let host = h.get(HOST).and_then(|v| v.to_str().ok());
+            let got = same_site_check(&h, host);
+            assert_eq!(got.is_ok(), ok, "{headers:?}: {got:?}");
+            if let Err(e) = got {
+                assert_eq!(e.kind.status().as_u16(), 403);
+            }
+        };
+        // curl and scripts.
+        f(&[], true);
+        f(&[("host", "a:9201")], true);
+        f(&[("content-type", "application/json")], true);
+        // Same-origin browser requests.
+        f(&[("host", "a:9201"), ("origin", "http://a:9201")], true);
+        f(&[("sec-fetch-site", "same-origin")], true);
+        // What a page on another site can make a browser send.
+        f(
+            &[("content-type", "application/x-www-form-urlencoded")],
+            false,
+        );
+        f(
+            &[("content-type", "multipart/form-data; boundary=x")],
+            false,
+        );
+        f(&[("content-type", "text/plain;charset=UTF-8")], false);
+        f(&[("sec-fetch-site", "cross-site")], false);
+        f(&[("sec-fetch-site", "same-site")], false);
+        f(
+            &[("host", "a:9201"), ("origin", "http://evil.example")],
+            false,
+        );
+        f(&[("host", "a:9201"), ("origin", "null")], false);
+        f(&[("origin", "http://a:9201")], false);
+    }
 
     #[test]
     fn credentials() {

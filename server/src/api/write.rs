@@ -3,11 +3,12 @@
 //! 204 when everything was stored; 400 (plain text, naming series and
 //! reasons) when some series or samples were refused — the valid ones are
 //! still stored, as Prometheus does; 413 over the body limit; 429 when
-//! overloaded; 503 when a shard has no leader (the client retries).
+//! overloaded; 503 when a shard has no leader (the client retries); 415 for
+//! a remote write 2.0 body or another media type ([`check_content_type`]).
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{cluster_error, Shared};
@@ -19,10 +20,68 @@ use crate::ingest::{remote_write, Refused, WriteSeries};
 const MAX_NAMED: usize = 5;
 
 /// The handler.
-pub async fn remote_write(State(s): State<Shared>, body: Body) -> Response {
+pub async fn remote_write(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(e) = check_content_type(&headers) {
+        return e.into_text_response();
+    }
     match handle(&s, body).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_text_response(),
+    }
+}
+
+/// The protobuf message of remote write 1.0.
+const PROTO_V1: &str = "prometheus.WriteRequest";
+/// The protobuf message of remote write 2.0.
+const PROTO_V2: &str = "io.prometheus.write.v2.Request";
+
+/// Accepts only remote write 1.0 bodies, as Prometheus' receiver decides:
+/// no `Content-Type` or `application/x-protobuf` without a `proto`
+/// parameter is 1.0; `proto=prometheus.WriteRequest` is 1.0; anything else
+/// (remote write 2.0 above all, whose bytes would otherwise be misread as
+/// 1.0) is refused with 415 before the body is read.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(raw) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = raw.to_str().map_err(|_| {
+        ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "cannot read remote write body: Content-Type is not ASCII",
+        )
+    })?;
+    let mut parts = ct.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/x-protobuf") {
+        return Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            format!(
+                "cannot read remote write body: Content-Type {ct:?} is not application/x-protobuf"
+            ),
+        ));
+    }
+    let proto = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("proto")
+            .then(|| v.trim().trim_matches('"'))
+    });
+    match proto {
+        None | Some(PROTO_V1) => Ok(()),
+        Some(PROTO_V2) => Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            format!(
+                "cannot read remote write body: remote write 2.0 (proto={PROTO_V2}) is not supported yet; \
+                 send remote write 1.0 (in Prometheus: protobuf_message: {PROTO_V1} in remote_write)"
+            ),
+        )),
+        Some(other) => Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            format!(
+                "cannot read remote write body: unknown remote write message proto={other}; \
+                 only {PROTO_V1} (remote write 1.0) is supported"
+            ),
+        )),
     }
 }
 
@@ -116,4 +175,51 @@ fn report(s: &Shared, refused: Vec<Refused>, out: cluster::WriteOutcome) -> Resu
         msg.push_str(&format!("; and {} more", total - MAX_NAMED));
     }
     Err(ApiError::bad_data(msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        let f = |ct: Option<&str>, ok: bool, needle: &str| {
+            let mut h = HeaderMap::new();
+            if let Some(ct) = ct {
+                h.insert(header::CONTENT_TYPE, ct.parse().expect("header value"));
+            }
+            match check_content_type(&h) {
+                Ok(()) => assert!(ok, "{ct:?} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{ct:?} refused: {e}");
+                    assert_eq!(e.kind.status().as_u16(), 415, "{ct:?}");
+                    assert!(e.msg.contains(needle), "{ct:?}: {e}");
+                }
+            }
+        };
+        f(None, true, "");
+        f(Some("application/x-protobuf"), true, "");
+        f(Some("Application/X-Protobuf; charset=binary"), true, "");
+        f(
+            Some("application/x-protobuf;proto=prometheus.WriteRequest"),
+            true,
+            "",
+        );
+        f(
+            Some("application/x-protobuf; proto=\"prometheus.WriteRequest\""),
+            true,
+            "",
+        );
+        f(
+            Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+            false,
+            "remote write 2.0",
+        );
+        f(
+            Some("application/x-protobuf;proto=foo.Bar"),
+            false,
+            "proto=foo.Bar",
+        );
+        f(Some("application/json"), false, "application/json");
+    }
 }

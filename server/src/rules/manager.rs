@@ -60,7 +60,7 @@ impl Manager {
         node: Arc<cluster::Node>,
         ctx: Ctx,
         patterns: Vec<String>,
-        alertmanagers: &[String],
+        notifier: Option<Notifier>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Manager>, String> {
         let groups = load(&patterns, ctx.engine.options().parse)?;
@@ -69,7 +69,7 @@ impl Manager {
             node,
             ctx,
             patterns,
-            notifier: Notifier::start(alertmanagers, metrics.clone()),
+            notifier,
             metrics,
             runners: RwLock::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),

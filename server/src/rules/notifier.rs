@@ -1,10 +1,15 @@
-//! Sends alerts to every configured Alertmanager (`POST /api/v2/alerts`).
+//! Sends alerts to every configured Alertmanager (`POST /api/v2/alerts`),
+//! over HTTP or HTTPS (the system's CA certificates, plus
+//! `--alertmanager-ca-file`).
 //!
-//! A bounded queue decouples rule evaluation from delivery: when it is full
-//! the new batch is dropped and counted (`silverback_notifications_dropped`);
-//! a failed post is retried a few times with a short backoff.
+//! Each Alertmanager has its own bounded queue and delivery task, so one
+//! that is down or slow delays none of the others. A queue decouples rule
+//! evaluation from delivery: when it is full the new batch is dropped for
+//! that Alertmanager and counted (`silverback_notifications_dropped`); a
+//! failed post is retried a few times with a short backoff.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 
-/// Batches waiting for delivery.
+/// Batches waiting for delivery, per Alertmanager.
 const QUEUE: usize = 256;
 /// Tries per batch and Alertmanager.
 const TRIES: u32 = 3;
@@ -37,65 +42,106 @@ pub struct AmAlert {
     pub generator_url: String,
 }
 
-/// The sending side of the queue.
+/// Why the notifier cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    /// The CA file cannot be read or holds no usable certificate.
+    #[error("cannot read --alertmanager-ca-file {path}: {source}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The HTTP client cannot be built.
+    #[error("cannot build the Alertmanager HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// The sending side: one queue per Alertmanager.
 #[derive(Clone)]
 pub struct Notifier {
-    tx: mpsc::Sender<Vec<AmAlert>>,
+    queues: Vec<(String, mpsc::Sender<Arc<Vec<AmAlert>>>)>,
     metrics: Arc<Metrics>,
 }
 
 impl Notifier {
-    /// Starts the delivery task for `urls` (Alertmanager base URLs); `None`
-    /// when there are none.
-    pub fn start(urls: &[String], metrics: Arc<Metrics>) -> Option<Notifier> {
+    /// Starts a delivery task per URL in `urls` (Alertmanager base URLs),
+    /// trusting the system's CAs and those in `ca_file`; `None` when there
+    /// are no URLs.
+    pub fn start(
+        urls: &[String],
+        ca_file: Option<&Path>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Option<Notifier>, NotifierError> {
         if urls.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let endpoints: Vec<String> = urls
+        let client = client(ca_file)?;
+        let queues = urls
             .iter()
-            .map(|u| format!("{}/api/v2/alerts", u.trim_end_matches('/')))
+            .map(|u| {
+                let url = format!("{}/api/v2/alerts", u.trim_end_matches('/'));
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(deliver(rx, client.clone(), url.clone(), metrics.clone()));
+                (url, tx)
+            })
             .collect();
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver(rx, endpoints, metrics.clone()));
-        Some(Notifier { tx, metrics })
+        Ok(Some(Notifier { queues, metrics }))
     }
 
-    /// Queues `alerts`; drops (and counts) them when the queue is full.
+    /// Queues `alerts` for every Alertmanager; drops (and counts) them for
+    /// one whose queue is full.
     pub fn send(&self, alerts: Vec<AmAlert>) {
         if alerts.is_empty() {
             return;
         }
         let n = alerts.len() as u64;
-        if self.tx.try_send(alerts).is_err() {
-            self.metrics.notifications_dropped.inc_by(n);
-            tracing::warn!(alerts = n, "notification queue full: alerts dropped");
+        let batch = Arc::new(alerts);
+        for (url, tx) in &self.queues {
+            if tx.try_send(batch.clone()).is_err() {
+                self.metrics.notifications_dropped.inc_by(n);
+                tracing::warn!(alertmanager = %url, alerts = n, "notification queue full: alerts dropped");
+            }
         }
     }
 }
 
+fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, NotifierError> {
+    let mut b = reqwest::Client::builder().timeout(TIMEOUT);
+    if let Some(path) = ca_file {
+        let ca_err = |source: Box<dyn std::error::Error + Send + Sync>| NotifierError::CaFile {
+            path: path.to_path_buf(),
+            source,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_err(e.into()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.into()))?;
+        if certs.is_empty() {
+            return Err(ca_err("no PEM certificate in the file".into()));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().map_err(NotifierError::Client)
+}
+
 async fn deliver(
-    mut rx: mpsc::Receiver<Vec<AmAlert>>,
-    endpoints: Vec<String>,
+    mut rx: mpsc::Receiver<Arc<Vec<AmAlert>>>,
+    client: reqwest::Client,
+    url: String,
     metrics: Arc<Metrics>,
 ) {
-    let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the Alertmanager HTTP client");
-            return;
-        }
-    };
     while let Some(batch) = rx.recv().await {
         let n = batch.len() as u64;
-        for url in &endpoints {
-            match post(&client, url, &batch).await {
-                Ok(()) => {
-                    metrics.notifications_sent.inc_by(n);
-                }
-                Err(e) => {
-                    metrics.notifications_dropped.inc_by(n);
-                    tracing::warn!(alertmanager = %url, alerts = n, error = %e, "cannot send alerts");
-                }
+        match post(&client, &url, &batch).await {
+            Ok(()) => {
+                metrics.notifications_sent.inc_by(n);
+            }
+            Err(e) => {
+                metrics.notifications_dropped.inc_by(n);
+                tracing::warn!(alertmanager = %url, alerts = n, error = %e, "cannot send alerts");
             }
         }
     }
