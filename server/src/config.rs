@@ -144,6 +144,12 @@ pub struct RunArgs {
     /// PEM private key for --tls-cert-file
     #[arg(long, value_name = "FILE")]
     pub tls_key_file: Option<PathBuf>,
+    /// File holding the shared cluster secret (surrounding whitespace
+    /// ignored); every node-to-node gRPC call must carry it, --join
+    /// included. Give every node the same file; make one with
+    /// `openssl rand -hex 32`. Off by default
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// The YAML config file: the same settings as [`RunArgs`], keyed by the flag
@@ -182,6 +188,7 @@ pub struct FileConfig {
     pub bearer_token_file: Option<PathBuf>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// Limits that protect the server from large or abusive requests.
@@ -266,9 +273,13 @@ pub struct Config {
     pub bearer_token_file: Option<PathBuf>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    pub cluster_secret_file: Option<PathBuf>,
     /// Credentials loaded from the files above (never serialized).
     #[serde(skip)]
     pub auth: AuthConfig,
+    /// The secret loaded from `cluster_secret_file` (never serialized).
+    #[serde(skip)]
+    pub cluster_secret: Option<cluster::auth::ClusterSecret>,
 }
 
 /// A configuration problem, naming the flag/key at fault.
@@ -491,10 +502,16 @@ impl Config {
                 .or(file.bearer_token_file.clone()),
             tls_cert_file: args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
             tls_key_file: args.tls_key_file.clone().or(file.tls_key_file.clone()),
+            cluster_secret_file: args
+                .cluster_secret_file
+                .clone()
+                .or(file.cluster_secret_file.clone()),
             auth: AuthConfig::default(),
+            cluster_secret: None,
         };
         cfg.validate()?;
         cfg.auth = cfg.load_auth()?;
+        cfg.cluster_secret = cfg.load_cluster_secret()?;
         Ok(cfg)
     }
 
@@ -584,6 +601,18 @@ impl Config {
             None => None,
         };
         Ok(AuthConfig { basic, bearer })
+    }
+
+    fn load_cluster_secret(&self) -> Result<Option<cluster::auth::ClusterSecret>, ConfigError> {
+        let Some(p) = &self.cluster_secret_file else {
+            return Ok(None);
+        };
+        let key = "cluster_secret_file";
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| invalid(key, format!("cannot read {}: {e}", p.display())))?;
+        cluster::auth::ClusterSecret::new(&text)
+            .map(Some)
+            .map_err(|e| invalid(key, format!("{}: {e}", p.display())))
     }
 
     /// The config as YAML (for `/api/v1/status/config` and `--check-config`).
@@ -745,5 +774,35 @@ mod tests {
             &FileConfig::default()
         )
         .is_err());
+    }
+
+    #[test]
+    fn cluster_secret_file_is_read_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        std::fs::write(&p, "  0123abcd\n").unwrap();
+        let path = p.to_str().unwrap();
+        let c = Config::merge(
+            &args(&["--cluster-secret-file", path]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert!(c.cluster_secret.as_ref().unwrap().matches(b"0123abcd"));
+        let f = file(&format!("cluster_secret_file: {path}\n")).unwrap();
+        let c = Config::merge(&RunArgs::default(), &f).unwrap();
+        assert!(c.cluster_secret.is_some());
+        // The path shows in the config, never the secret.
+        assert!(!c.to_yaml().contains("0123abcd"));
+        std::fs::write(&p, "\n").unwrap();
+        let e = Config::merge(
+            &args(&["--cluster-secret-file", path]),
+            &FileConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("cluster_secret_file") && e.contains("empty"),
+            "{e}"
+        );
     }
 }
