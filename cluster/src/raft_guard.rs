@@ -198,8 +198,8 @@ impl GroupView {
         let term = r.vote.leader_id.term;
         self.log_id("prev_log_id", &r.prev_log_id, term)?;
         self.log_id("leader_commit", &r.leader_commit, term)?;
-        let mut want = r.prev_log_id.map(|l| l.index + 1).unwrap_or(0);
-        for (at, e) in r.entries.iter().enumerate() {
+        let first = r.prev_log_id.map(|l| l.index + 1).unwrap_or(0);
+        for (at, (want, e)) in (first..).zip(r.entries.iter()).enumerate() {
             self.log_id("entry", &Some(e.log_id), term)?;
             if e.log_id.index != want {
                 return Err(Refusal::Gap {
@@ -209,7 +209,6 @@ impl GroupView {
                     want,
                 });
             }
-            want += 1;
         }
         Ok(())
     }
