@@ -49,6 +49,9 @@ pub struct NodeConfig {
     pub max_batch_callers: usize,
     /// Queue depth of each shard's proposer (beyond it: overloaded).
     pub proposer_queue: usize,
+    /// The shared secret every node-to-node call must carry (`None`: the
+    /// cluster port takes every caller; see [`crate::auth`]).
+    pub cluster_secret: Option<crate::auth::ClusterSecret>,
 }
 
 impl Default for NodeConfig {
@@ -72,6 +75,7 @@ impl Default for NodeConfig {
             retention_interval: Duration::from_secs(300),
             max_batch_callers: 64,
             proposer_queue: 1024,
+            cluster_secret: None,
         }
     }
 }

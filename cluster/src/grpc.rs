@@ -13,6 +13,7 @@ use crate::error::{ClusterError, ErrorKind};
 use crate::group::Group;
 use crate::node::Node;
 use crate::proposer::ProposeError;
+use crate::raft_guard::{Refusal, SnapshotStreams};
 use crate::read::{read_local, tsdb_to_pb, ReadOp, ReadOut};
 use crate::rpc;
 use crate::types::{shard_group, GroupId};
@@ -20,12 +21,16 @@ use crate::types::{shard_group, GroupId};
 /// The service; holds the node weakly so dropping the node stops it.
 pub struct Service {
     node: Weak<Node>,
+    snapshots: SnapshotStreams,
 }
 
 impl Service {
     /// A service for `node`.
     pub fn new(node: Weak<Node>) -> Self {
-        Service { node }
+        Service {
+            node,
+            snapshots: SnapshotStreams::default(),
+        }
     }
 
     fn node(&self) -> Result<Arc<Node>, Status> {
@@ -75,19 +80,40 @@ impl Service {
             });
         };
         let bad = |e: rpc::RpcDecodeError| Status::invalid_argument(e.to_string());
+        let view = node.raft_view(&g);
+        let from = req.from_node;
+        let refused = |e: Refusal| {
+            tracing::warn!(group = g.id, from, error = %e, "refused a raft message");
+            Status::permission_denied(format!("cannot accept the raft message: {e}"))
+        };
         let payload = match pb::RaftKind::try_from(req.kind) {
             Ok(pb::RaftKind::AppendEntries) => {
                 let r = rpc::decode_append(&req).map_err(bad)?;
+                view.check_append(from, &r).map_err(refused)?;
                 let reply: rpc::AppendReply = g.raft.append_entries(r).await;
                 rpc::encode_reply(&reply)
             }
             Ok(pb::RaftKind::Vote) => {
                 let r = rpc::decode_vote(&req).map_err(bad)?;
+                view.check_vote(from, &r).map_err(refused)?;
                 let reply: rpc::VoteReply = g.raft.vote(r).await;
                 rpc::encode_reply(&reply)
             }
             Ok(pb::RaftKind::InstallSnapshot) => {
                 let r = rpc::decode_snapshot(&mut req).map_err(bad)?;
+                view.check_snapshot(from, &r).map_err(refused)?;
+                let id = &r.meta.snapshot_id;
+                match self.snapshots.accept(g.id, id, r.offset, r.data.len()) {
+                    Ok(()) => {}
+                    // The sender starts the stream over, as after a restart.
+                    Err(Refusal::SnapshotGap { .. }) => {
+                        return Ok(pb::RaftResponse {
+                            payload: rpc::encode_reply(&rpc::snapshot_mismatch(&r)),
+                            error: String::new(),
+                        })
+                    }
+                    Err(e) => return Err(refused(e)),
+                }
                 let reply: rpc::SnapshotReply = g.raft.install_snapshot(r).await;
                 rpc::encode_reply(&reply)
             }

@@ -42,6 +42,7 @@
 // helpers return the same types so `?` works without boxing and unboxing.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod codec;
 pub mod config;
 mod convert;
@@ -57,6 +58,7 @@ pub mod network;
 mod node;
 pub mod planner;
 pub mod proposer;
+pub mod raft_guard;
 mod read;
 pub mod rpc;
 pub mod shard_map;

@@ -629,11 +629,12 @@ pub(crate) async fn join_cluster(
     me: NodeId,
     my_addr: &str,
     timeout: Duration,
+    auth: &crate::auth::ClientAuth,
     deadline: Instant,
 ) -> Result<(BTreeMap<NodeId, String>, u32), ClusterError> {
     let mut last = String::new();
     while Instant::now() < deadline {
-        match crate::network::connect_lazy(addr, timeout) {
+        match crate::network::connect_lazy(addr, timeout, auth) {
             Ok(mut c) => match c
                 .join(pb::JoinRequest {
                     node_id: me,
@@ -654,6 +655,12 @@ pub(crate) async fn join_cluster(
                         return Err(ClusterError::Config(r.error));
                     }
                     last = r.error;
+                }
+                Err(s) if s.code() == tonic::Code::Unauthenticated => {
+                    return Err(ClusterError::Config(format!(
+                        "--join {addr}: the member refused this node: {}",
+                        s.message()
+                    )))
                 }
                 Err(s) => last = s.message().to_string(),
             },

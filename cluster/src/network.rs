@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -17,13 +18,28 @@ use openraft::BasicNode;
 use parking_lot::RwLock;
 use proto::cluster::cluster_client::ClusterClient;
 use proto::cluster::{RaftRequest, RaftResponse};
+use tokio::sync::Semaphore;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::auth::ClientAuth;
 use crate::rpc;
 use crate::types::{GroupId, NodeId, TypeConfig};
 
-/// Largest gRPC message accepted or sent (snapshot chunks, big batches).
+/// Largest gRPC message accepted or sent (snapshot chunks, big batches,
+/// select answers), on the server and on the client.
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// Largest AppendEntries sent: a bigger one is split (openraft retries
+/// with fewer entries when told the payload is too large).
+pub const MAX_APPEND_BYTES: usize = 64 << 20;
+
+/// Snapshot chunks sent to one peer at once, over all groups.
+pub const SNAPSHOT_SENDS_PER_PEER: usize = 2;
+
+/// A client of a peer's cluster service; every call carries the cluster
+/// secret (see [`crate::auth`]).
+pub type PeerClient = ClusterClient<InterceptedService<Channel, ClientAuth>>;
 
 /// Why a peer could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -45,19 +61,43 @@ pub enum PeerError {
 
 /// Addresses of peers and one lazily connected channel per peer.
 pub struct Router {
+    me: NodeId,
     addrs: RwLock<HashMap<NodeId, String>>,
-    clients: RwLock<HashMap<NodeId, (String, ClusterClient<Channel>)>>,
+    clients: RwLock<HashMap<NodeId, (String, PeerClient)>>,
+    snapshot_sends: RwLock<HashMap<NodeId, Arc<Semaphore>>>,
     timeout: Duration,
+    auth: ClientAuth,
 }
 
 impl Router {
-    /// A router with per-RPC `timeout`.
-    pub fn new(timeout: Duration) -> Self {
+    /// The router of node `me`, with per-RPC `timeout`, whose calls carry
+    /// `auth`.
+    pub fn new(me: NodeId, timeout: Duration, auth: ClientAuth) -> Self {
         Router {
+            me,
             addrs: RwLock::new(HashMap::new()),
             clients: RwLock::new(HashMap::new()),
+            snapshot_sends: RwLock::new(HashMap::new()),
             timeout,
+            auth,
         }
+    }
+
+    /// What every call of this node carries.
+    pub fn auth(&self) -> &ClientAuth {
+        &self.auth
+    }
+
+    /// The limit of snapshot chunks in flight to `node`.
+    fn snapshot_sends(&self, node: NodeId) -> Arc<Semaphore> {
+        if let Some(s) = self.snapshot_sends.read().get(&node) {
+            return s.clone();
+        }
+        self.snapshot_sends
+            .write()
+            .entry(node)
+            .or_insert_with(|| Arc::new(Semaphore::new(SNAPSHOT_SENDS_PER_PEER)))
+            .clone()
     }
 
     /// Records (or changes) the address of `node`.
@@ -76,23 +116,24 @@ impl Router {
     }
 
     /// The shared client of `node` (dialled lazily on first use).
-    pub fn client(&self, node: NodeId) -> Result<ClusterClient<Channel>, PeerError> {
+    pub fn client(&self, node: NodeId) -> Result<PeerClient, PeerError> {
         let addr = self.addr(node).ok_or(PeerError::UnknownNode(node))?;
         self.client_at(node, &addr)
     }
 
     /// The shared client of `node` at `addr` (replacing a stale address).
-    pub fn client_at(&self, node: NodeId, addr: &str) -> Result<ClusterClient<Channel>, PeerError> {
+    pub fn client_at(&self, node: NodeId, addr: &str) -> Result<PeerClient, PeerError> {
         if let Some((a, c)) = self.clients.read().get(&node) {
             if a == addr {
                 return Ok(c.clone());
             }
         }
-        let c = connect_lazy(addr, self.timeout).map_err(|msg| PeerError::BadAddress {
-            node,
-            addr: addr.to_string(),
-            msg,
-        })?;
+        let c =
+            connect_lazy(addr, self.timeout, &self.auth).map_err(|msg| PeerError::BadAddress {
+                node,
+                addr: addr.to_string(),
+                msg,
+            })?;
         self.clients
             .write()
             .insert(node, (addr.to_string(), c.clone()));
@@ -100,8 +141,13 @@ impl Router {
     }
 }
 
-/// A lazily connecting client for `addr` (`host:port`).
-pub fn connect_lazy(addr: &str, timeout: Duration) -> Result<ClusterClient<Channel>, String> {
+/// A lazily connecting client for `addr` (`host:port`) whose calls carry
+/// `auth`.
+pub fn connect_lazy(
+    addr: &str,
+    timeout: Duration,
+    auth: &ClientAuth,
+) -> Result<PeerClient, String> {
     let uri = if addr.starts_with("http://") {
         addr.to_string()
     } else {
@@ -114,9 +160,11 @@ pub fn connect_lazy(addr: &str, timeout: Duration) -> Result<ClusterClient<Chann
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
-    Ok(ClusterClient::new(ep.connect_lazy())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    Ok(
+        ClusterClient::with_interceptor(ep.connect_lazy(), auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
 }
 
 /// Creates the per-target network clients of one group.
@@ -157,10 +205,15 @@ pub struct GroupNetwork {
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
 impl GroupNetwork {
-    async fn call<E>(&self, req: RaftRequest, option: &RPCOption) -> Result<RaftResponse, RpcErr<E>>
+    async fn call<E>(
+        &self,
+        mut req: RaftRequest,
+        option: &RPCOption,
+    ) -> Result<RaftResponse, RpcErr<E>>
     where
         E: std::error::Error,
     {
+        req.from_node = self.router.me;
         let mut client = self
             .router
             .client_at(self.target, &self.addr)
@@ -196,9 +249,15 @@ impl RaftNetwork<TypeConfig> for GroupNetwork {
         req: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
-        let resp = self
-            .call(rpc::encode_append(self.group, &req), &option)
-            .await?;
+        let wire = rpc::encode_append(self.group, &req);
+        let bytes: usize = wire.entries.iter().map(Vec::len).sum();
+        if bytes > MAX_APPEND_BYTES && wire.entries.len() > 1 {
+            // Fewer entries next time, so the peer's size cap is never hit.
+            let fit = wire.entries.len() * MAX_APPEND_BYTES / bytes;
+            let hint = u64::try_from(fit.max(1)).unwrap_or(1);
+            return Err(PayloadTooLarge::new_entries_hint(hint).into());
+        }
+        let resp = self.call(wire, &option).await?;
         self.decode(&resp)
     }
 
@@ -207,6 +266,20 @@ impl RaftNetwork<TypeConfig> for GroupNetwork {
         req: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
+        // Every group of this node shares the per-peer limit, so a peer
+        // that needs many shards gets them a few chunks at a time.
+        let ttl = option.hard_ttl().min(self.router.timeout());
+        let sends = self.router.snapshot_sends(self.target);
+        let _permit = match tokio::time::timeout(ttl, sends.acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                let e = std::io::Error::other(format!(
+                    "{SNAPSHOT_SENDS_PER_PEER} snapshot chunks already in flight to node {}",
+                    self.target
+                ));
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+        };
         let resp = self
             .call(rpc::encode_snapshot(self.group, &req), &option)
             .await?;

@@ -87,7 +87,12 @@ impl Node {
         })?;
         let db = storage::Db::open(&cfg.data_dir, cfg.storage.clone()).map_err(storage_err)?;
         let provider: Arc<dyn RocksProvider> = Arc::new(StorageRocks(db.clone()));
-        let router = Arc::new(Router::new(cfg.rpc_timeout));
+        let client_auth = crate::auth::ClientAuth::new(cfg.cluster_secret.clone());
+        let router = Arc::new(Router::new(
+            cfg.node_id,
+            cfg.rpc_timeout,
+            client_auth.clone(),
+        ));
         let syncer = Syncer::start(provider.clone()).map_err(ClusterError::internal)?;
         let (meta_tx, _meta_rx) = watch::channel(0u64);
         let meta = Arc::new(RwLock::new(MetaState::default()));
@@ -102,6 +107,7 @@ impl Node {
                 cfg.node_id,
                 &cfg.advertised(),
                 cfg.rpc_timeout,
+                &client_auth,
                 deadline,
             )
             .await?;
@@ -192,11 +198,20 @@ impl Node {
                     self.cfg.grpc_listen
                 ))
             })?;
+        if let Some(w) = self.exposure_warning() {
+            tracing::warn!("INSECURE CLUSTER PORT: {w}");
+        }
         let svc = proto::cluster::cluster_server::ClusterServer::new(crate::grpc::Service::new(
             Arc::downgrade(self),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        // The secret is checked on the request's headers, before its body
+        // is read and decoded.
+        let svc = tonic::service::interceptor::InterceptedService::new(
+            svc,
+            crate::auth::ServerAuth::new(self.cfg.cluster_secret.clone()),
+        );
         let mut stop = self.stop.subscribe();
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -213,6 +228,12 @@ impl Node {
         });
         self.tasks.lock().push(h);
         Ok(())
+    }
+
+    /// Why the cluster port is open to strangers, if it is (shown at start
+    /// and in `/api/v1/status/cluster`).
+    pub(crate) fn exposure_warning(&self) -> Option<String> {
+        crate::auth::exposure_warning(self.cfg.grpc_listen, self.cfg.cluster_secret.is_some())
     }
 
     async fn replay_target(&self, group: GroupId) -> u64 {
@@ -342,6 +363,40 @@ impl Node {
             }
         }
         self.group(g)
+    }
+
+    /// What this node knows of group `g`, to judge a Raft message for it:
+    /// the local replica's voters and learners, the shard's replicas (and
+    /// move target) in the cluster map, every node of the map for the meta
+    /// group, the initial members while the map is not recorded yet.
+    pub(crate) fn raft_view(&self, g: &Group) -> crate::raft_guard::GroupView {
+        let (mut members, term) = {
+            let m = g.raft.metrics();
+            let m = m.borrow();
+            let ids: std::collections::BTreeSet<NodeId> = m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect();
+            (ids, m.current_term)
+        };
+        let meta = self.meta.read();
+        match group_shard(g.id) {
+            Some(s) => {
+                members.extend(meta.replicas.get(&s).into_iter().flatten());
+                members.extend(meta.moves.get(&s).and_then(|m| m.to));
+            }
+            None => members.extend(meta.nodes.keys()),
+        }
+        if !meta.initialised() {
+            members.extend(self.members.keys());
+        }
+        crate::raft_guard::GroupView {
+            group: g.id,
+            members,
+            term,
+        }
     }
 
     /// Takes the replica of `shard` out of the hosted groups, unless this

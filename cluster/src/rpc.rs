@@ -54,6 +54,7 @@ pub fn encode_append(group: GroupId, r: &AppendEntriesRequest<TypeConfig>) -> Ra
         header: json(&h),
         entries: r.entries.iter().map(codec::entry_bytes).collect(),
         data: Vec::new(),
+        from_node: 0,
     }
 }
 
@@ -83,6 +84,7 @@ pub fn encode_vote(group: GroupId, r: &VoteRequest<NodeId>) -> RaftRequest {
         header: json(r),
         entries: Vec::new(),
         data: Vec::new(),
+        from_node: 0,
     }
 }
 
@@ -105,6 +107,7 @@ pub fn encode_snapshot(group: GroupId, r: &InstallSnapshotRequest<TypeConfig>) -
         header: json(&h),
         entries: Vec::new(),
         data: r.data.clone(),
+        from_node: 0,
     }
 }
 
@@ -130,6 +133,21 @@ pub type VoteReply = Result<VoteResponse<NodeId>, RaftError<NodeId>>;
 /// Reply of an InstallSnapshot.
 pub type SnapshotReply =
     Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
+
+/// The reply openraft gives a chunk that does not continue the stream it
+/// holds: the sender starts over at offset 0.
+pub fn snapshot_mismatch(r: &InstallSnapshotRequest<TypeConfig>) -> SnapshotReply {
+    let id = |offset| openraft::SnapshotSegmentId {
+        id: r.meta.snapshot_id.clone(),
+        offset,
+    };
+    Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(
+        openraft::error::SnapshotMismatch {
+            expect: id(0),
+            got: id(r.offset),
+        },
+    )))
+}
 
 /// Encodes any reply.
 pub fn encode_reply<T: Serialize>(r: &T) -> Vec<u8> {

@@ -29,6 +29,9 @@ pub struct ClusterStatus {
     pub shards: Vec<ShardStatus>,
     /// Replica moves in flight.
     pub moves: Vec<MoveStatus>,
+    /// Configuration this node warns about (an unauthenticated cluster
+    /// port on a non-loopback address, ...); empty when all is well.
+    pub warnings: Vec<String>,
 }
 
 /// A replica move in [`ClusterStatus`].
@@ -202,6 +205,7 @@ impl Node {
                     to: m.to,
                 })
                 .collect(),
+            warnings: self.exposure_warning().into_iter().collect(),
         }
     }
 

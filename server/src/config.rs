@@ -203,6 +203,12 @@ pub struct RunArgs {
     /// wait in the kernel's accept queue [default: 512]
     #[arg(long, value_name = "N")]
     pub http_max_connections: Option<usize>,
+    /// File holding the shared cluster secret (surrounding whitespace
+    /// ignored); every node-to-node gRPC call must carry it, --join
+    /// included. Give every node the same file; make one with
+    /// `openssl rand -hex 32`. Off by default
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// The YAML config file: the same settings as [`RunArgs`], keyed by the flag
@@ -251,6 +257,7 @@ pub struct FileConfig {
     pub http_header_read_timeout: Option<PromDuration>,
     pub http_idle_timeout: Option<PromDuration>,
     pub http_max_connections: Option<usize>,
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// The HTTP listener's protections: admin endpoints off by default, and
@@ -358,9 +365,13 @@ pub struct Config {
     pub tls_key_file: Option<PathBuf>,
     #[serde(flatten)]
     pub http: HttpConfig,
+    pub cluster_secret_file: Option<PathBuf>,
     /// Credentials loaded from the files above (never serialized).
     #[serde(skip)]
     pub auth: AuthConfig,
+    /// The secret loaded from `cluster_secret_file` (never serialized).
+    #[serde(skip)]
+    pub cluster_secret: Option<cluster::auth::ClusterSecret>,
 }
 
 /// A configuration problem, naming the flag/key at fault.
@@ -629,10 +640,16 @@ impl Config {
             tls_cert_file: args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
             tls_key_file: args.tls_key_file.clone().or(file.tls_key_file.clone()),
             http: HttpConfig::merge(args, file)?,
+            cluster_secret_file: args
+                .cluster_secret_file
+                .clone()
+                .or(file.cluster_secret_file.clone()),
             auth: AuthConfig::default(),
+            cluster_secret: None,
         };
         cfg.validate()?;
         cfg.auth = cfg.load_auth()?;
+        cfg.cluster_secret = cfg.load_cluster_secret()?;
         Ok(cfg)
     }
 
@@ -751,6 +768,18 @@ impl Config {
             None => None,
         };
         Ok(AuthConfig { basic, bearer })
+    }
+
+    fn load_cluster_secret(&self) -> Result<Option<cluster::auth::ClusterSecret>, ConfigError> {
+        let Some(p) = &self.cluster_secret_file else {
+            return Ok(None);
+        };
+        let key = "cluster_secret_file";
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| invalid(key, format!("cannot read {}: {e}", p.display())))?;
+        cluster::auth::ClusterSecret::new(&text)
+            .map(Some)
+            .map_err(|e| invalid(key, format!("{}: {e}", p.display())))
     }
 
     /// The config as YAML (for `/api/v1/status/config` and `--check-config`).
@@ -964,5 +993,35 @@ mod tests {
             &FileConfig::default()
         )
         .is_err());
+    }
+
+    #[test]
+    fn cluster_secret_file_is_read_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        std::fs::write(&p, "  0123abcd\n").unwrap();
+        let path = p.to_str().unwrap();
+        let c = Config::merge(
+            &args(&["--cluster-secret-file", path]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert!(c.cluster_secret.as_ref().unwrap().matches(b"0123abcd"));
+        let f = file(&format!("cluster_secret_file: {path}\n")).unwrap();
+        let c = Config::merge(&RunArgs::default(), &f).unwrap();
+        assert!(c.cluster_secret.is_some());
+        // The path shows in the config, never the secret.
+        assert!(!c.to_yaml().contains("0123abcd"));
+        std::fs::write(&p, "\n").unwrap();
+        let e = Config::merge(
+            &args(&["--cluster-secret-file", path]),
+            &FileConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("cluster_secret_file") && e.contains("empty"),
+            "{e}"
+        );
     }
 }

@@ -57,6 +57,7 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
             retention_ms: cfg.retention.0.as_millis() as i64,
             ..d.storage.clone()
         },
+        cluster_secret: cfg.cluster_secret.clone(),
         ..d
     }
 }

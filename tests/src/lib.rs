@@ -162,6 +162,9 @@ pub struct Options {
     pub ready_timeout: Duration,
     /// Wait for `/-/ready` in [`Silverback::start`].
     pub wait_ready: bool,
+    /// The cluster secret, written to a file given as
+    /// `--cluster-secret-file` (None: no secret).
+    pub cluster_secret: Option<String>,
 }
 
 impl Default for Options {
@@ -177,6 +180,7 @@ impl Default for Options {
             extra_args: vec!["--self-scrape-interval".into(), "0".into()],
             ready_timeout: Duration::from_secs(60),
             wait_ready: true,
+            cluster_secret: None,
         }
     }
 }
@@ -240,7 +244,13 @@ impl Silverback {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// The command-line arguments this node is started with.
+    /// The file holding the cluster secret (when the node has one).
+    pub fn secret_path(&self) -> PathBuf {
+        self.dir.path().join("cluster-secret")
+    }
+
+    /// The command-line arguments this node is started with (an
+    /// `--grpc-listen` in `extra_args` replaces the loopback one).
     pub fn args(&self) -> Vec<String> {
         let o = &self.opts;
         let mut a = vec![
@@ -248,15 +258,22 @@ impl Silverback {
             o.node_id.to_string(),
             "--http-listen".into(),
             self.http.to_string(),
-            "--grpc-listen".into(),
-            self.grpc.to_string(),
+        ];
+        if !o.extra_args.iter().any(|x| x == "--grpc-listen") {
+            a.extend(["--grpc-listen".into(), self.grpc.to_string()]);
+        }
+        if o.cluster_secret.is_some() {
+            a.push("--cluster-secret-file".into());
+            a.push(self.secret_path().display().to_string());
+        }
+        a.extend([
             "--data-dir".into(),
             self.data_dir().display().to_string(),
             "--shards".into(),
             o.shards.to_string(),
             "--replication-factor".into(),
             o.replication_factor.to_string(),
-        ];
+        ]);
         if !o.peers.is_empty() {
             let peers: Vec<String> = o.peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
             a.push("--peers".into());
@@ -271,6 +288,10 @@ impl Silverback {
     }
 
     fn spawn(&mut self) -> Result<()> {
+        if let Some(secret) = &self.opts.cluster_secret {
+            std::fs::write(self.secret_path(), format!("{secret}\n"))
+                .context("cannot write the cluster secret file")?;
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -429,6 +450,18 @@ impl Cluster {
     /// Starts `n` nodes with `shards` shards and replication factor `rf`, and
     /// waits until every node is ready. `extra_args` go to every node.
     pub async fn start(n: usize, shards: u32, rf: u32, extra_args: &[&str]) -> Result<Cluster> {
+        Self::start_with(n, shards, rf, extra_args, None).await
+    }
+
+    /// [`Cluster::start`] with every node given `secret` as its
+    /// `--cluster-secret-file` (None: no secret).
+    pub async fn start_with(
+        n: usize,
+        shards: u32,
+        rf: u32,
+        extra_args: &[&str],
+        secret: Option<&str>,
+    ) -> Result<Cluster> {
         let mut ports = Vec::new();
         for i in 0..n {
             ports.push((i as u64 + 1, free_port()?, free_port()?));
@@ -451,6 +484,7 @@ impl Cluster {
                     replication_factor: rf,
                     extra_args: extra,
                     wait_ready: false,
+                    cluster_secret: secret.map(str::to_string),
                     ..Options::default()
                 })
                 .await?,

@@ -22,9 +22,24 @@ fn yaml_docs(name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Where the examples keep the cluster secret.
+const SECRET_PATHS: [&str; 2] = [
+    "/etc/silverback/cluster-secret",
+    "/etc/silverback-secret/cluster-secret",
+];
+
 /// Runs `silverback ARGS --check-config`, with the in-container config path
-/// replaced by `config`.
+/// replaced by `config` and the cluster secret's path by a test secret.
 fn check(what: &str, args: &[String], config: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cluster-secret");
+    std::fs::write(&secret, "0123456789abcdef\n").unwrap();
+    let mut text = std::fs::read_to_string(config).unwrap();
+    for p in SECRET_PATHS {
+        text = text.replace(p, &secret.display().to_string());
+    }
+    let config = dir.path().join("silverback.yml");
+    std::fs::write(&config, text).unwrap();
     let args: Vec<String> = args
         .iter()
         .map(|a| {
@@ -107,6 +122,31 @@ fn compose_commands_are_valid() {
     ] {
         assert!(deploy().join(f).exists(), "deploy/{f} exists");
     }
+}
+
+#[test]
+fn examples_turn_the_cluster_secret_on() {
+    let cfg = std::fs::read_to_string(deploy().join("silverback.yml")).unwrap();
+    assert!(cfg.contains(&format!("\ncluster_secret_file: {}", SECRET_PATHS[0])));
+    let cm = &yaml_docs("k8s/configmap.yaml")[0];
+    let cm = cm["data"]["silverback.yml"].as_str().unwrap();
+    assert!(cm.contains(&format!("cluster_secret_file: {}", SECRET_PATHS[1])));
+    let compose = std::fs::read_to_string(deploy().join("docker-compose.yml")).unwrap();
+    assert_eq!(
+        compose
+            .matches(&format!("./cluster-secret:{}:ro", SECRET_PATHS[0]))
+            .count(),
+        3,
+        "every compose node mounts the secret"
+    );
+    let np = &yaml_docs("k8s/networkpolicy.yaml")[0];
+    assert_eq!(np["kind"], "NetworkPolicy");
+    let from_pods = &np["spec"]["ingress"][0];
+    assert_eq!(from_pods["ports"][0]["port"], 9301);
+    assert_eq!(
+        from_pods["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "silverback"
+    );
 }
 
 #[test]
