@@ -302,6 +302,9 @@ mod tests {
         }
     }
 
+    /// Every series the batches hold: shard, reference, samples.
+    type Sent = Vec<(u32, SeriesRef, Vec<Sample>)>;
+
     /// Feeds `req` and returns every series the batches hold (by shard
     /// order), with the builder's refusals.
     fn run(
@@ -309,7 +312,7 @@ mod tests {
         cache: &IngestCache,
         window: TimeWindow,
         limits: &Limits,
-    ) -> Result<(Vec<(u32, SeriesRef, Vec<Sample>)>, Vec<Refused>, Extras), ApiError> {
+    ) -> Result<(Sent, Vec<Refused>, Extras), ApiError> {
         let raw = req.encode_to_vec();
         let mut b = ShardBatches::new(limits, cache, 8, window, reread);
         let extras = feed(&raw, &mut b, limits)?;
