@@ -155,7 +155,14 @@ fn kubernetes_manifests_are_valid() {
     assert_eq!(cm["kind"], "ConfigMap");
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("silverback.yml");
-    std::fs::write(&cfg, cm["data"]["silverback.yml"].as_str().unwrap()).unwrap();
+    // The pods read the cluster secret from a mounted Secret: a test one.
+    let secret = dir.path().join("cluster-secret");
+    std::fs::write(&secret, "0123456789abcdef\n").unwrap();
+    let mut text = cm["data"]["silverback.yml"].as_str().unwrap().to_string();
+    for p in SECRET_PATHS {
+        text = text.replace(p, &secret.display().to_string());
+    }
+    std::fs::write(&cfg, text).unwrap();
     let sts = &yaml_docs("k8s/statefulset.yaml")[0];
     assert_eq!(sts["kind"], "StatefulSet");
     assert_eq!(sts["spec"]["replicas"], 3);
