@@ -589,18 +589,7 @@ impl Client {
         path: &str,
         params: &[(&str, &str)],
     ) -> Result<(u16, serde_json::Value)> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .query(params)
-            .send()
-            .await?;
-        let st = r.status().as_u16();
-        let text = r.text().await?;
-        Ok((
-            st,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-        ))
+        json_answer(self.http.get(format!("{}{path}", self.base)).query(params)).await
     }
 
     /// GET `path`; returns (status, body text).
@@ -617,18 +606,7 @@ impl Client {
         path: &str,
         params: &[(&str, &str)],
     ) -> Result<(u16, serde_json::Value)> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .query(params)
-            .send()
-            .await?;
-        let st = r.status().as_u16();
-        let text = r.text().await?;
-        Ok((
-            st,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-        ))
+        json_answer(self.http.post(format!("{}{path}", self.base)).query(params)).await
     }
 
     /// POST `path` with a form-encoded body; returns (status, JSON body).
@@ -703,4 +681,16 @@ pub fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Sends `req`; returns (status, JSON body; `Null` when the body is not
+/// JSON).
+async fn json_answer(req: reqwest::RequestBuilder) -> Result<(u16, serde_json::Value)> {
+    let r = req.send().await?;
+    let st = r.status().as_u16();
+    let text = r.text().await?;
+    Ok((
+        st,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    ))
 }
