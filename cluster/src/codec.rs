@@ -8,13 +8,17 @@
 //!                              each batch an encoded storage::WriteBatch
 //! kind 2  (meta)       body := JSON of crate::meta::MetaCommand
 //! kind 3  (membership) body := JSON of openraft::Membership
+//! kind 4  (write with series limits)
+//!                      body := max_series:u64 | max_series_per_metric:u64
+//!                              | (kind 1's body)
 //! ```
+//! A write entry without limits is written as kind 1.
 //! Integers are big-endian. Readers reject unknown versions and kinds, and
 //! lengths that overrun the buffer (entries may come from the network).
 
 use openraft::{BasicNode, CommittedLeaderId, EntryPayload, LogId, Membership};
 
-use crate::types::{NodeId, Request, TypeConfig};
+use crate::types::{NodeId, Request, TypeConfig, WriteEntry};
 
 /// The log entry type.
 pub type Entry = openraft::Entry<TypeConfig>;
@@ -24,6 +28,7 @@ const KIND_BLANK: u8 = 0;
 const KIND_WRITE: u8 = 1;
 const KIND_META: u8 = 2;
 const KIND_MEMBERSHIP: u8 = 3;
+const KIND_LIMITED_WRITE: u8 = 4;
 
 /// Why bytes could not be decoded as an entry.
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +55,16 @@ pub fn encode_entry(e: &Entry, out: &mut Vec<u8>) {
     out.extend_from_slice(&e.log_id.index.to_be_bytes());
     match &e.payload {
         EntryPayload::Blank => out.push(KIND_BLANK),
-        EntryPayload::Normal(Request::Write(batches)) => {
-            out.push(KIND_WRITE);
-            out.extend_from_slice(&(batches.len() as u32).to_be_bytes());
-            for b in batches {
+        EntryPayload::Normal(Request::Write(w)) => {
+            if w.limits().is_none() {
+                out.push(KIND_WRITE);
+            } else {
+                out.push(KIND_LIMITED_WRITE);
+                out.extend_from_slice(&w.max_series.to_be_bytes());
+                out.extend_from_slice(&w.max_series_per_metric.to_be_bytes());
+            }
+            out.extend_from_slice(&(w.batches.len() as u32).to_be_bytes());
+            for b in &w.batches {
                 out.extend_from_slice(&(b.len() as u32).to_be_bytes());
                 out.extend_from_slice(b);
             }
@@ -118,14 +129,19 @@ pub fn decode_entry(b: &[u8]) -> Result<Entry, CodecError> {
     let log_id = LogId::new(CommittedLeaderId::new(term, leader), index);
     let payload = match r.u8("kind")? {
         KIND_BLANK => EntryPayload::Blank,
-        KIND_WRITE => {
+        kind @ (KIND_WRITE | KIND_LIMITED_WRITE) => {
+            let mut w = WriteEntry::default();
+            if kind == KIND_LIMITED_WRITE {
+                w.max_series = r.u64("max series")?;
+                w.max_series_per_metric = r.u64("max series per metric")?;
+            }
             let n = r.u32("batch count")? as usize;
-            let mut batches = Vec::with_capacity(n.min(1024));
+            w.batches = Vec::with_capacity(n.min(1024));
             for _ in 0..n {
                 let len = r.u32("batch length")? as usize;
-                batches.push(r.take(len, "batch")?.to_vec());
+                w.batches.push(r.take(len, "batch")?.to_vec());
             }
-            EntryPayload::Normal(Request::Write(batches))
+            EntryPayload::Normal(Request::Write(w))
         }
         KIND_META => EntryPayload::Normal(Request::Meta(serde_json::from_slice(r.0)?)),
         KIND_MEMBERSHIP => {
@@ -157,10 +173,14 @@ mod tests {
         let m = Membership::new(vec![BTreeSet::from([1u64])], nodes);
         let cases = [
             entry(EntryPayload::Blank),
-            entry(EntryPayload::Normal(Request::Write(vec![
-                vec![1, 2, 3],
-                vec![],
-            ]))),
+            entry(EntryPayload::Normal(Request::Write(WriteEntry::unlimited(
+                vec![vec![1, 2, 3], vec![]],
+            )))),
+            entry(EntryPayload::Normal(Request::Write(WriteEntry {
+                batches: vec![vec![4, 5]],
+                max_series: 1000,
+                max_series_per_metric: 0,
+            }))),
             entry(EntryPayload::Normal(Request::Meta(MetaCommand::Put {
                 key: "k".into(),
                 value: vec![9],
@@ -175,7 +195,9 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        let e = entry(EntryPayload::Normal(Request::Write(vec![vec![0xAB]])));
+        let e = entry(EntryPayload::Normal(Request::Write(WriteEntry::unlimited(
+            vec![vec![0xAB]],
+        ))));
         let b = entry_bytes(&e);
         let want: Vec<u8> = [
             &[1u8][..],
@@ -193,7 +215,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        let e = entry(EntryPayload::Normal(Request::Write(vec![vec![1, 2, 3]])));
+        let e = entry(EntryPayload::Normal(Request::Write(WriteEntry::unlimited(
+            vec![vec![1, 2, 3]],
+        ))));
         let b = entry_bytes(&e);
         for cut in 0..b.len() {
             assert!(decode_entry(&b[..cut]).is_err(), "prefix {cut} decoded");

@@ -49,6 +49,12 @@ pub struct NodeConfig {
     pub max_batch_callers: usize,
     /// Queue depth of each shard's proposer (beyond it: overloaded).
     pub proposer_queue: usize,
+    /// Most series in the cluster (0 = no limit), enforced per shard as its
+    /// share, ⌈max_series / shards⌉: series spread evenly over shards.
+    pub max_series: u64,
+    /// Most series of one metric name in the cluster (0 = no limit), per
+    /// shard as its share like `max_series`.
+    pub max_series_per_metric: u64,
     /// The shared secret every node-to-node call must carry (`None`: the
     /// cluster port takes every caller; see [`crate::auth`]).
     pub cluster_secret: Option<crate::auth::ClusterSecret>,
@@ -75,6 +81,8 @@ impl Default for NodeConfig {
             retention_interval: Duration::from_secs(300),
             max_batch_callers: 64,
             proposer_queue: 1024,
+            max_series: 0,
+            max_series_per_metric: 0,
             cluster_secret: None,
         }
     }
@@ -86,6 +94,15 @@ impl NodeConfig {
         self.advertise_addr
             .clone()
             .unwrap_or_else(|| self.grpc_listen.to_string())
+    }
+
+    /// One shard's share of the series limits in a cluster of `shards`.
+    pub fn shard_series_limits(&self, shards: u32) -> storage::SeriesLimits {
+        let share = |n: u64| n.div_ceil(u64::from(shards.max(1)));
+        storage::SeriesLimits {
+            max_series: share(self.max_series),
+            max_series_per_metric: share(self.max_series_per_metric),
+        }
     }
 
     /// The initial member list: `peers`, or only this node when empty.

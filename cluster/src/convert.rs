@@ -5,6 +5,62 @@ use query::model::{Labels, MatchOp, Matcher};
 
 use crate::error::ClusterError;
 
+/// A rejection to its wire form.
+pub fn rejection_to_pb(r: crate::types::Rejection) -> pb::Rejection {
+    use pb::RejectReason as P;
+    use storage::RejectReason as R;
+    let reason = match r.reason {
+        R::OutOfOrder => P::OutOfOrder,
+        R::TooOld => P::TooOld,
+        R::Duplicate => P::Duplicate,
+        R::InvalidLabels => P::InvalidLabels,
+        R::UnknownSeriesId => P::UnknownSeriesId,
+        R::LabelTooLong => P::LabelTooLong,
+        R::TooManyLabels => P::TooManyLabels,
+        R::NativeHistogram => P::NativeHistogram,
+        R::TooFarInFuture => P::TooFarInFuture,
+        R::SeriesLimit => P::SeriesLimit,
+        R::MetricSeriesLimit => P::MetricSeriesLimit,
+        R::InvalidBatch => P::InvalidBatch,
+    };
+    pb::Rejection {
+        reason: reason as i32,
+        count: r.count,
+        example: r.example,
+    }
+}
+
+/// A rejection from its wire form; an unknown reason is a peer's error.
+pub fn rejection_from_pb(r: pb::Rejection) -> Result<crate::types::Rejection, ClusterError> {
+    use pb::RejectReason as P;
+    use storage::RejectReason as R;
+    let reason = match P::try_from(r.reason) {
+        Ok(P::OutOfOrder) => R::OutOfOrder,
+        Ok(P::TooOld) => R::TooOld,
+        Ok(P::Duplicate) => R::Duplicate,
+        Ok(P::InvalidLabels) => R::InvalidLabels,
+        Ok(P::UnknownSeriesId) => R::UnknownSeriesId,
+        Ok(P::LabelTooLong) => R::LabelTooLong,
+        Ok(P::TooManyLabels) => R::TooManyLabels,
+        Ok(P::NativeHistogram) => R::NativeHistogram,
+        Ok(P::TooFarInFuture) => R::TooFarInFuture,
+        Ok(P::SeriesLimit) => R::SeriesLimit,
+        Ok(P::MetricSeriesLimit) => R::MetricSeriesLimit,
+        Ok(P::InvalidBatch) => R::InvalidBatch,
+        Ok(P::Unspecified) | Err(_) => {
+            return Err(ClusterError::Internal(format!(
+                "peer answered a write with unknown rejection reason {}",
+                r.reason
+            )))
+        }
+    };
+    Ok(crate::types::Rejection {
+        reason,
+        count: r.count,
+        example: r.example,
+    })
+}
+
 /// Matchers to their wire form.
 pub fn matchers_to_pb(ms: &[Matcher]) -> Vec<pb::Matcher> {
     ms.iter()

@@ -170,11 +170,7 @@ impl Service {
                 rejections: o
                     .rejected
                     .into_iter()
-                    .map(|r| pb::Rejection {
-                        reason: r.reason,
-                        count: r.count,
-                        example: r.example,
-                    })
+                    .map(crate::convert::rejection_to_pb)
                     .collect(),
                 ..Default::default()
             }),

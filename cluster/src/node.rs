@@ -282,6 +282,7 @@ impl Node {
             raft.clone(),
             self.cfg.max_batch_callers,
             self.cfg.proposer_queue,
+            self.cfg.shard_series_limits(self.shard_count),
         );
         self.replay_targets.lock().insert(group, target);
         self.groups.write().insert(

@@ -15,7 +15,7 @@ use storage::WriteBatch;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::group::RaftHandle;
-use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response};
+use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response, WriteEntry};
 
 /// Entries of one shard in flight at once.
 const MAX_IN_FLIGHT: usize = 4;
@@ -68,13 +68,20 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the proposer task of a shard group.
-    pub fn start(raft: RaftHandle, max_callers: usize, queue: usize) -> Self {
+    /// Starts the proposer task of a shard group; its entries carry
+    /// `limits` (the shard's share of the series limits).
+    pub fn start(
+        raft: RaftHandle,
+        max_callers: usize,
+        queue: usize,
+        limits: storage::SeriesLimits,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(queue.max(1));
         tokio::spawn(run(
             raft,
             rx,
             max_callers.clamp(1, crate::shard_sm::MAX_SUB_BATCHES),
+            limits,
         ));
         Proposer { tx }
     }
@@ -101,7 +108,12 @@ impl Proposer {
     }
 }
 
-async fn run(raft: RaftHandle, mut rx: mpsc::Receiver<Job>, max: usize) {
+async fn run(
+    raft: RaftHandle,
+    mut rx: mpsc::Receiver<Job>,
+    max: usize,
+    limits: storage::SeriesLimits,
+) {
     let sem = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = sem.clone().acquire_owned().await else {
@@ -117,12 +129,12 @@ async fn run(raft: RaftHandle, mut rx: mpsc::Receiver<Job>, max: usize) {
         let raft = raft.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            propose(&raft, jobs).await;
+            propose(&raft, jobs, limits).await;
         });
     }
 }
 
-async fn propose(raft: &RaftHandle, jobs: Vec<Job>) {
+async fn propose(raft: &RaftHandle, jobs: Vec<Job>, limits: storage::SeriesLimits) {
     let n = jobs.len();
     let mut replies = Vec::with_capacity(n);
     let mut subs = Vec::with_capacity(n);
@@ -130,7 +142,12 @@ async fn propose(raft: &RaftHandle, jobs: Vec<Job>) {
         subs.push(j.batch);
         replies.push(j.reply);
     }
-    let res = match raft.client_write(Request::Write(subs)).await {
+    let entry = WriteEntry {
+        batches: subs,
+        max_series: limits.max_series,
+        max_series_per_metric: limits.max_series_per_metric,
+    };
+    let res = match raft.client_write(Request::Write(entry)).await {
         Ok(resp) => match resp.data {
             Response::Write(outs) if outs.len() == n => Ok(outs),
             other => Err(ProposeError::Failed(format!(
@@ -157,7 +174,7 @@ async fn propose(raft: &RaftHandle, jobs: Vec<Job>) {
 }
 
 fn outcome(out: BatchOutcome) -> ShardOutcome {
-    let unknown = storage::RejectReason::UnknownSeriesId.to_string();
+    let unknown = storage::RejectReason::UnknownSeriesId;
     ShardOutcome {
         accepted: out.accepted,
         // Unknown ids are not the client's problem: the caller resends them.

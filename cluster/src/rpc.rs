@@ -175,7 +175,9 @@ mod tests {
             leader_commit: Some(lid(3)),
             entries: vec![codec::Entry {
                 log_id: lid(5),
-                payload: EntryPayload::Normal(Request::Write(vec![vec![1, 2]])),
+                payload: EntryPayload::Normal(Request::Write(crate::types::WriteEntry::unlimited(
+                    vec![vec![1, 2]],
+                ))),
             }],
         };
         let wire = encode_append(7, &req);

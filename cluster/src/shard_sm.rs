@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use storage::Shard;
 
 use crate::codec::Entry;
-use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response, TypeConfig};
+use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response, TypeConfig, WriteEntry};
 
 /// Largest number of sub-batches in one entry.
 pub const MAX_SUB_BATCHES: usize = 255;
@@ -83,17 +83,21 @@ impl ShardStateMachine {
         self.shard.set_user_meta(b);
     }
 
-    fn apply_write(&self, index: u64, batches: &[Vec<u8>]) -> Result<Vec<BatchOutcome>, SErr> {
-        let mut outs = Vec::with_capacity(batches.len());
-        for (k, b) in batches.iter().enumerate().take(MAX_SUB_BATCHES) {
+    fn apply_write(&self, index: u64, w: &WriteEntry) -> Result<Vec<BatchOutcome>, SErr> {
+        let mut outs = Vec::with_capacity(w.batches.len());
+        let limits = w.limits();
+        for (k, b) in w.batches.iter().enumerate().take(MAX_SUB_BATCHES) {
             // Every replica sees the same bytes, so a batch that does not
             // decode is refused the same way everywhere, with nothing applied.
-            let o = match self.shard.apply_encoded(storage_index(index, k), b) {
+            let o = match self
+                .shard
+                .apply_limited(storage_index(index, k), b, &limits)
+            {
                 Ok(o) => o,
                 Err(storage::StorageError::Batch(e)) => {
                     outs.push(BatchOutcome {
                         rejected: vec![Rejection {
-                            reason: "invalid batch".into(),
+                            reason: storage::RejectReason::InvalidBatch,
                             count: 1,
                             example: e.to_string(),
                         }],
@@ -105,15 +109,7 @@ impl ShardStateMachine {
             };
             outs.push(BatchOutcome {
                 accepted: o.accepted,
-                rejected: o
-                    .rejected
-                    .iter()
-                    .map(|r| Rejection {
-                        reason: r.reason.to_string(),
-                        count: r.count,
-                        example: r.example.clone(),
-                    })
-                    .collect(),
+                rejected: o.rejected.into_iter().map(Rejection::from).collect(),
                 series_ids: o.series_ids,
                 unknown_ids: o.unknown_ids,
             });
@@ -209,8 +205,8 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         for e in entries {
             let idx = e.log_id.index;
             let resp = match &e.payload {
-                EntryPayload::Normal(Request::Write(batches)) => {
-                    Response::Write(self.apply_write(idx, batches)?)
+                EntryPayload::Normal(Request::Write(w)) => {
+                    Response::Write(self.apply_write(idx, w)?)
                 }
                 EntryPayload::Membership(m) => {
                     self.meta.membership = StoredMembership::new(Some(e.log_id), m.clone());

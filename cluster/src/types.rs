@@ -46,11 +46,42 @@ openraft::declare_raft_types!(
 /// The application payload of a log entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    /// Sub-batches for a shard group, each an encoded
-    /// [`storage::WriteBatch`]; one per batched caller, applied in order.
-    Write(Vec<Vec<u8>>),
+    /// Sub-batches for a shard group.
+    Write(WriteEntry),
     /// A command for the meta group.
     Meta(crate::meta::MetaCommand),
+}
+
+/// The body of a write entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WriteEntry {
+    /// Encoded storage batches ([`storage::BatchEncoder`] or
+    /// [`storage::WriteBatch`] bytes), one per batched caller, applied in
+    /// order.
+    pub batches: Vec<Vec<u8>>,
+    /// The leader's limits on creating series when it proposed the entry
+    /// (0 = none), so that every replica applies them alike.
+    pub max_series: u64,
+    /// See [`storage::SeriesLimits::max_series_per_metric`].
+    pub max_series_per_metric: u64,
+}
+
+impl WriteEntry {
+    /// An entry without series limits.
+    pub fn unlimited(batches: Vec<Vec<u8>>) -> Self {
+        WriteEntry {
+            batches,
+            ..Default::default()
+        }
+    }
+
+    /// The series limits to apply the entry under.
+    pub fn limits(&self) -> storage::SeriesLimits {
+        storage::SeriesLimits {
+            max_series: self.max_series,
+            max_series_per_metric: self.max_series_per_metric,
+        }
+    }
 }
 
 /// What applying one entry produced.
@@ -80,12 +111,39 @@ pub struct BatchOutcome {
 /// Samples rejected for one reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
-    /// Why, in Prometheus' wording ("out of order sample", ...).
-    pub reason: String,
+    /// Why.
+    #[serde(with = "reason_name")]
+    pub reason: storage::RejectReason,
     /// How many samples.
     pub count: u64,
     /// One affected series, for the error message.
     pub example: String,
+}
+
+impl From<storage::Rejection> for Rejection {
+    fn from(r: storage::Rejection) -> Self {
+        Rejection {
+            reason: r.reason,
+            count: r.count,
+            example: r.example,
+        }
+    }
+}
+
+/// A [`storage::RejectReason`] as its stable name.
+mod reason_name {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use storage::RejectReason;
+
+    pub fn serialize<S: Serializer>(r: &RejectReason, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(r.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RejectReason, D::Error> {
+        let name = String::deserialize(d)?;
+        RejectReason::from_name(&name)
+            .ok_or_else(|| D::Error::custom(format!("unknown rejection reason {name:?}")))
+    }
 }
 
 /// Merges `more` into `into`, adding counts of equal reasons.
@@ -112,13 +170,14 @@ mod tests {
 
     #[test]
     fn rejections_merge_by_reason() {
-        let r = |reason: &str, count| Rejection {
-            reason: reason.into(),
+        use storage::RejectReason::{OutOfOrder as A, TooOld as B};
+        let r = |reason, count| Rejection {
+            reason,
             count,
             example: "x".into(),
         };
-        let mut v = vec![r("a", 1)];
-        merge_rejections(&mut v, [r("a", 2), r("b", 3)]);
-        assert_eq!(v, vec![r("a", 3), r("b", 3)]);
+        let mut v = vec![r(A, 1)];
+        merge_rejections(&mut v, [r(A, 2), r(B, 3)]);
+        assert_eq!(v, vec![r(A, 3), r(B, 3)]);
     }
 }

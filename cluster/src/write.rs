@@ -71,7 +71,7 @@ impl Node {
                 merge_rejections(
                     &mut out.rejected,
                     [Rejection {
-                        reason: storage::RejectReason::InvalidLabels.to_string(),
+                        reason: storage::RejectReason::InvalidLabels,
                         count: s.samples.len() as u64,
                         example: format!("{}: {e}", s.labels),
                     }],
@@ -205,12 +205,9 @@ impl Node {
                 rejected: r
                     .rejections
                     .into_iter()
-                    .map(|x| Rejection {
-                        reason: x.reason,
-                        count: x.count,
-                        example: x.example,
-                    })
-                    .collect(),
+                    .map(crate::convert::rejection_from_pb)
+                    .collect::<Result<_, _>>()
+                    .map_err(Attempt::Fail)?,
                 series_ids: r
                     .series_ids
                     .into_iter()

@@ -150,6 +150,20 @@ pub struct RunArgs {
     /// order) [default: 10m]
     #[arg(long, value_name = "DURATION")]
     pub max_future: Option<PromDuration>,
+    /// Most series in the cluster; a new series beyond it is refused (400).
+    /// Each shard enforces its share, ⌈N / shards⌉; 0 = no limit
+    /// [default: 0]
+    #[arg(long, value_name = "N")]
+    pub max_series: Option<u64>,
+    /// Most series of one metric name in the cluster, enforced per shard
+    /// like --max-series; 0 = no limit [default: 0]
+    #[arg(long, value_name = "N")]
+    pub max_series_per_metric: Option<u64>,
+    /// Most remote-write bytes (compressed plus uncompressed) being decoded
+    /// and written at once; requests beyond it are answered 429
+    /// [default: 536870912]
+    #[arg(long, value_name = "BYTES")]
+    pub max_inflight_write_bytes: Option<usize>,
     /// Series whose shard and id the ingest cache remembers (about 40 bytes
     /// each; a known series skips label parsing and validation)
     /// [default: 2000000]
@@ -245,6 +259,9 @@ pub struct FileConfig {
     pub query_timeout: Option<PromDuration>,
     pub max_concurrent_queries: Option<usize>,
     pub max_future: Option<PromDuration>,
+    pub max_series: Option<u64>,
+    pub max_series_per_metric: Option<u64>,
+    pub max_inflight_write_bytes: Option<usize>,
     pub ingest_cache_series: Option<usize>,
     pub enable_feature: Option<Vec<String>>,
     pub max_lookup_results: Option<usize>,
@@ -284,6 +301,9 @@ pub struct Limits {
     pub query_timeout: PromDuration,
     pub max_concurrent_queries: usize,
     pub max_future: PromDuration,
+    pub max_series: u64,
+    pub max_series_per_metric: u64,
+    pub max_inflight_write_bytes: usize,
     pub ingest_cache_series: usize,
     pub max_lookup_results: usize,
 }
@@ -300,6 +320,9 @@ impl Default for Limits {
             query_timeout: PromDuration::from_millis(120_000),
             max_concurrent_queries: 20,
             max_future: PromDuration::from_millis(600_000),
+            max_series: 0,
+            max_series_per_metric: 0,
+            max_inflight_write_bytes: 512 << 20,
             ingest_cache_series: 2_000_000,
             max_lookup_results: 100_000,
         }
@@ -540,6 +563,19 @@ impl Config {
         let limits = Limits {
             max_future: pick!(args, file, max_future, d.max_future),
             ingest_cache_series: pick!(args, file, ingest_cache_series, d.ingest_cache_series),
+            max_series: pick!(args, file, max_series, d.max_series),
+            max_series_per_metric: pick!(
+                args,
+                file,
+                max_series_per_metric,
+                d.max_series_per_metric
+            ),
+            max_inflight_write_bytes: pick!(
+                args,
+                file,
+                max_inflight_write_bytes,
+                d.max_inflight_write_bytes
+            ),
             max_body_bytes: pick!(args, file, max_body_bytes, d.max_body_bytes),
             max_series_per_request: pick!(
                 args,
@@ -724,6 +760,7 @@ impl Config {
             ("max_query_samples", l.max_query_samples),
             ("max_concurrent_queries", l.max_concurrent_queries),
             ("max_lookup_results", l.max_lookup_results),
+            ("max_inflight_write_bytes", l.max_inflight_write_bytes),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be > 0"));

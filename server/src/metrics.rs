@@ -65,6 +65,8 @@ pub struct Metrics {
     pub ingest_rejected: Family<ReasonLabel, Counter>,
     /// Remote write requests handled.
     pub ingest_requests: Counter,
+    /// Remote write requests answered 429 (`--max-inflight-write-bytes`).
+    pub ingest_throttled: Counter,
     /// Exemplars received and not stored.
     pub exemplars_dropped: Counter,
     /// Remote-write series found in the ingest cache.
@@ -122,6 +124,7 @@ impl Metrics {
             ingest_samples: Counter::default(),
             ingest_rejected: Family::default(),
             ingest_requests: Counter::default(),
+            ingest_throttled: Counter::default(),
             exemplars_dropped: Counter::default(),
             ingest_cache_hits: Counter::default(),
             ingest_cache_misses: Counter::default(),
@@ -168,6 +171,11 @@ impl Metrics {
             "ingest_requests",
             "Remote write requests received.",
             ingest_requests
+        );
+        reg!(
+            "ingest_throttled_requests",
+            "Remote write requests refused with 429: too many bytes in flight (--max-inflight-write-bytes).",
+            ingest_throttled
         );
         reg!(
             "ingest_exemplars_dropped",

@@ -58,6 +58,8 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
             ..d.storage.clone()
         },
         cluster_secret: cfg.cluster_secret.clone(),
+        max_series: cfg.limits.max_series,
+        max_series_per_metric: cfg.limits.max_series_per_metric,
         ..d
     }
 }

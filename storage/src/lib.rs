@@ -58,6 +58,6 @@ pub use db::{Db, StorageOptions};
 pub use error::{ErrorKind, StorageError};
 pub use labels::{valid_label_name, validate_labels};
 pub use merge::merge_chunks;
-pub use outcome::{ApplyOutcome, RejectReason, Rejection};
+pub use outcome::{ApplyOutcome, RejectReason, Rejection, SeriesLimits};
 pub use queryable::LocalQueryable;
 pub use shard::{EncodedChunk, SeriesChunks, Shard, ShardStats, TsdbStats};

@@ -610,3 +610,80 @@ fn apply_encoded_names_series_by_labels_then_id() {
     let got = bits(&sh, &[Matcher::equal("__name__", "enc_a")], 0, i64::MAX);
     assert_eq!(got.len(), 2);
 }
+
+/// Issue 14: limits on creating series (`--max-series`,
+/// `--max-series-per-metric`, a shard's share of each) refuse new series
+/// whole, keep taking samples of existing ones, count live series (a
+/// series removed by retention frees its place) and hold after a reopen.
+#[test]
+fn series_limits_refuse_new_series_only() {
+    use storage::{BatchEncoder, SeriesLimits};
+    let dir = tempfile::tempdir().unwrap();
+    let limits = SeriesLimits {
+        max_series: 3,
+        max_series_per_metric: 2,
+    };
+    let s = |t: i64| [Sample { t, v: 1.0 }];
+    let write = |sh: &storage::Shard, idx: u64, series: &[(&str, &str)], t: i64| {
+        let mut e = BatchEncoder::new();
+        for (name, a) in series {
+            e.push_labels(&lbl(name, &[("a", a)]), &s(t));
+        }
+        sh.apply_limited(idx, &e.finish(), &limits).unwrap()
+    };
+    {
+        let db = storage::Db::open(dir.path(), StorageOptions::default()).unwrap();
+        let sh = db.shard(0).unwrap();
+        let out = write(
+            &sh,
+            1,
+            &[("m1", "1"), ("m1", "2"), ("m1", "3"), ("m2", "1")],
+            1000,
+        );
+        assert_eq!(out.series_ids, vec![Some(1), Some(2), None, Some(3)]);
+        assert_eq!(out.accepted, 3);
+        assert_eq!(out.rejected.len(), 1, "{:?}", out.rejected);
+        assert_eq!(out.rejected[0].reason, RejectReason::MetricSeriesLimit);
+        assert!(
+            out.rejected[0].example.contains("m1")
+                && out.rejected[0].example.contains("limit is 2"),
+            "{}",
+            out.rejected[0].example
+        );
+        // the shard is full: a new metric is refused, existing series
+        // still take samples (by labels and by id)
+        let out = write(&sh, 2, &[("m3", "1"), ("m1", "1"), ("m2", "1")], 2000);
+        assert_eq!(out.series_ids, vec![None, Some(1), Some(3)]);
+        assert_eq!(out.rejected[0].reason, RejectReason::SeriesLimit);
+        let mut e = BatchEncoder::new();
+        e.push_id(2, &s(2000));
+        assert_eq!(
+            sh.apply_limited(3, &e.finish(), &limits).unwrap().accepted,
+            1
+        );
+        // without limits (an entry proposed with none) the same series goes in
+        let mut e = BatchEncoder::new();
+        e.push_labels(&lbl("m3", &[("a", "1")]), &s(2000));
+        let out = sh
+            .apply_limited(4, &e.finish(), &SeriesLimits::NONE)
+            .unwrap();
+        assert_eq!(out.series_ids, vec![Some(4)]);
+        sh.checkpoint().unwrap();
+    }
+    let db = storage::Db::open(dir.path(), StorageOptions::default()).unwrap();
+    let sh = db.shard(0).unwrap();
+    // after a reopen the counts are the same: 4 series, 2 of m1
+    let out = write(&sh, 5, &[("m4", "1"), ("m1", "9")], 3000);
+    assert_eq!(out.series_ids, vec![None, None]);
+    // retention at 2500 removes all four (newest samples at 2000), which
+    // frees their places
+    sh.apply(6, &WriteBatch::Retention { cutoff_ms: 2500 })
+        .unwrap();
+    let out = write(
+        &sh,
+        7,
+        &[("m1", "5"), ("m1", "6"), ("m1", "7"), ("m5", "1")],
+        3000,
+    );
+    assert_eq!(out.series_ids, vec![Some(5), Some(6), None, Some(7)]);
+}

@@ -85,6 +85,8 @@ pub struct AppState {
     pub rules: rules::RulesSlot,
     /// Raw labels -> shard and series id, for remote write.
     pub ingest_cache: crate::ingest::cache::IngestCache,
+    /// Remote-write bytes in flight, in KiB (`--max-inflight-write-bytes`).
+    pub write_bytes: Arc<Semaphore>,
 }
 
 /// The state as axum shares it.
@@ -97,6 +99,9 @@ impl AppState {
             node,
             query_slots: Semaphore::new(cfg.limits.max_concurrent_queries),
             ingest_cache: crate::ingest::cache::IngestCache::new(cfg.limits.ingest_cache_series),
+            write_bytes: Arc::new(Semaphore::new(
+                (cfg.limits.max_inflight_write_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS),
+            )),
             cfg,
             metrics,
             metadata: MetadataStore::default(),

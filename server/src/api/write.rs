@@ -10,11 +10,12 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{cluster_error, Shared};
 use crate::error::{ApiError, ErrorKind};
 use crate::ingest::shards::{ShardBatches, TimeWindow};
-use crate::ingest::{remote_write, Refused, WriteSeries};
+use crate::ingest::{remote_write, Refused, RejectReason, WriteSeries};
 
 /// Most refused series named in one error message.
 const MAX_NAMED: usize = 5;
@@ -24,7 +25,7 @@ pub async fn remote_write(State(s): State<Shared>, headers: HeaderMap, body: Bod
     if let Err(e) = check_content_type(&headers) {
         return e.into_text_response();
     }
-    match handle(&s, body).await {
+    match handle(&s, &headers, body).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_text_response(),
     }
@@ -85,8 +86,17 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn handle(s: &Shared, body: Body) -> Result<(), ApiError> {
+async fn handle(s: &Shared, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
     let limit = s.cfg.limits.max_body_bytes;
+    // The body's declared size is reserved before it is read, the size it
+    // decompresses to once that is known (snappy states it up front).
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(limit);
+    let body_permit = reserve_bytes(s, declared, 0)?;
+    let held = body_permit.as_ref().map_or(0, |p| p.num_permits());
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             ErrorKind::TooLarge,
@@ -94,6 +104,10 @@ async fn handle(s: &Shared, body: Body) -> Result<(), ApiError> {
         )
     })?;
     s.metrics.ingest_requests.inc();
+    let more = snap::raw::decompress_len(&bytes)
+        .unwrap_or(0)
+        .saturating_add(bytes.len().saturating_sub(declared));
+    let _decoded_permit = reserve_bytes(s, more, held)?;
     let raw = remote_write::decompress(&bytes, limit.saturating_mul(remote_write::MAX_EXPANSION))?;
     let now = chrono::Utc::now().timestamp_millis();
     let window = TimeWindow {
@@ -119,6 +133,37 @@ async fn handle(s: &Shared, body: Body) -> Result<(), ApiError> {
         b.send(&s.node).await.map_err(cluster_error)?
     };
     report(s, refused, out)
+}
+
+/// Reserves `bytes` of `--max-inflight-write-bytes` (counted in KiB)
+/// until the request is answered; 429 when they do not fit now, so
+/// concurrent writes cannot together take unbounded memory. `held`: KiB
+/// the request holds already; a request larger than the whole budget takes
+/// all of it, alone (`None` once it holds it all).
+fn reserve_bytes(
+    s: &Shared,
+    bytes: usize,
+    held: usize,
+) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    let all = (s.cfg.limits.max_inflight_write_bytes / 1024).max(1);
+    let kib = bytes.div_ceil(1024).min(all.saturating_sub(held));
+    if kib == 0 {
+        return Ok(None);
+    }
+    let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+    match s.write_bytes.clone().try_acquire_many_owned(kib) {
+        Ok(p) => Ok(Some(p)),
+        Err(_) => {
+            s.metrics.ingest_throttled.inc();
+            Err(ApiError::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "cannot accept remote write request now: more than --max-inflight-write-bytes={} bytes of remote write in flight; retry later",
+                    s.cfg.limits.max_inflight_write_bytes
+                ),
+            ))
+        }
+    }
 }
 
 fn duration_ms(d: std::time::Duration) -> i64 {
@@ -147,24 +192,52 @@ pub async fn write_series(
     report(s, refused, out)
 }
 
-/// Counts what was stored and refused, and answers 400 naming the first
-/// few problems when anything was refused.
-fn report(s: &Shared, refused: Vec<Refused>, out: cluster::WriteOutcome) -> Result<(), ApiError> {
-    for r in &refused {
-        s.metrics.reject(r.reason.as_str(), r.samples);
+/// The answer's status for a refusal: the one place a [`RejectReason`]
+/// becomes an HTTP status. Every reason is the client's data, which a
+/// retry cannot fix, so all are 400 (Prometheus drops the samples instead
+/// of retrying); a limit is not load, so it is not 429 either.
+fn reject_kind(r: RejectReason) -> ErrorKind {
+    match r {
+        RejectReason::OutOfOrder
+        | RejectReason::TooOld
+        | RejectReason::Duplicate
+        | RejectReason::InvalidLabels
+        | RejectReason::LabelTooLong
+        | RejectReason::TooManyLabels
+        | RejectReason::NativeHistogram
+        | RejectReason::TooFarInFuture
+        | RejectReason::SeriesLimit
+        | RejectReason::MetricSeriesLimit
+        | RejectReason::InvalidBatch
+        // Resent with labels by the ingest side; it reaches here only if
+        // the shard lost the series twice within one request.
+        | RejectReason::UnknownSeriesId => ErrorKind::BadData,
     }
-    let mut problems: Vec<String> = refused.into_iter().map(|r| r.msg).collect();
+}
+
+/// Counts what was stored and refused, and answers naming the first few
+/// problems when anything was refused (status from [`reject_kind`] of the
+/// first).
+fn report(s: &Shared, refused: Vec<Refused>, out: cluster::WriteOutcome) -> Result<(), ApiError> {
+    let mut kind: Option<ErrorKind> = None;
+    let mut problems: Vec<String> = Vec::with_capacity(refused.len() + out.rejected.len());
+    for r in refused {
+        s.metrics.reject(r.reason.as_str(), r.samples);
+        kind.get_or_insert(reject_kind(r.reason));
+        problems.push(r.msg);
+    }
     s.metrics.ingest_samples.inc_by(out.accepted);
     for r in &out.rejected {
-        s.metrics.reject(&r.reason.replace(' ', "_"), r.count);
+        s.metrics.reject(r.reason.as_str(), r.count);
+        kind.get_or_insert(reject_kind(r.reason));
         problems.push(format!(
-            "{} ({} samples), e.g. series {}",
+            "{} ({} samples), e.g. {}",
             r.reason, r.count, r.example
         ));
     }
-    if problems.is_empty() {
+    let Some(kind) = kind else {
         return Ok(());
-    }
+    };
     let total = problems.len();
     problems.truncate(MAX_NAMED);
     let mut msg = format!(
@@ -174,7 +247,7 @@ fn report(s: &Shared, refused: Vec<Refused>, out: cluster::WriteOutcome) -> Resu
     if total > MAX_NAMED {
         msg.push_str(&format!("; and {} more", total - MAX_NAMED));
     }
-    Err(ApiError::bad_data(msg))
+    Err(ApiError::new(kind, msg))
 }
 
 #[cfg(test)]

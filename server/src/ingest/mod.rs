@@ -24,37 +24,9 @@ pub struct WriteSeries {
     pub samples: Vec<Sample>,
 }
 
-/// Why the server refused a series before it reached storage (the label of
-/// `silverback_ingest_rejected_samples_total{reason=..}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RejectReason {
-    /// Label names/values invalid (syntax, reserved, duplicates, no name).
-    InvalidLabels,
-    /// A label name or value is longer than allowed.
-    LabelTooLong,
-    /// More labels than allowed.
-    TooManyLabels,
-    /// Native histograms are not supported yet.
-    NativeHistogram,
-    /// A sample later than now + `--max-future`.
-    TooFarInFuture,
-    /// A sample older than the retention.
-    TooOld,
-}
-
-impl RejectReason {
-    /// The metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::InvalidLabels => "invalid_labels",
-            RejectReason::LabelTooLong => "label_too_long",
-            RejectReason::TooManyLabels => "too_many_labels",
-            RejectReason::NativeHistogram => "native_histogram",
-            RejectReason::TooFarInFuture => "too_far_in_future",
-            RejectReason::TooOld => "too_old",
-        }
-    }
-}
+/// Why a series or sample was refused: one list from the ingest checks
+/// here to the shards' apply.
+pub use storage::RejectReason;
 
 /// A series refused by the builder.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,8 +9,8 @@ use super::{ApplyState, Shard};
 use crate::head::{Appended, MemSeries};
 use crate::outcome::Rejections;
 use crate::{
-    labels, ApplyOutcome, BatchView, RejectReason, SeriesRef, SeriesSamples, StorageError,
-    WriteBatch,
+    labels, ApplyOutcome, BatchView, RejectReason, SeriesLimits, SeriesRef, SeriesSamples,
+    StorageError, WriteBatch,
 };
 
 impl Shard {
@@ -56,6 +56,21 @@ impl Shard {
         log_index: u64,
         bytes: &[u8],
     ) -> Result<ApplyOutcome, StorageError> {
+        self.apply_limited(log_index, bytes, &SeriesLimits::NONE)
+    }
+
+    /// [`Shard::apply_encoded`] under limits on creating series: a new
+    /// series beyond `limits` is rejected whole ([`RejectReason::SeriesLimit`],
+    /// [`RejectReason::MetricSeriesLimit`]); series that exist take samples
+    /// as always. The counts are the shard's own, which every replica holds
+    /// alike at the same log index, so with the limits taken from the entry
+    /// every replica decides alike.
+    pub fn apply_limited(
+        &self,
+        log_index: u64,
+        bytes: &[u8],
+        limits: &SeriesLimits,
+    ) -> Result<ApplyOutcome, StorageError> {
         BatchView::check(bytes)?;
         let mut rd = match BatchView::open(bytes)? {
             BatchView::Retention { cutoff_ms } => {
@@ -76,7 +91,7 @@ impl Shard {
             let id = if replay {
                 self.current_id(&r)
             } else {
-                self.apply_series(&mut st, &r, &samples, &mut rej, &mut out.accepted)
+                self.apply_series(&mut st, &r, &samples, limits, &mut rej, &mut out.accepted)
             };
             if id.is_none() && matches!(r, SeriesRef::Id(_)) {
                 out.unknown_ids.push(out.series_ids.len());
@@ -107,7 +122,14 @@ impl Shard {
         let mut rej = Rejections::default();
         let mut out = ApplyOutcome::default();
         for s in series {
-            let id = self.apply_series(st, &s.series, &s.samples, &mut rej, &mut out.accepted);
+            let id = self.apply_series(
+                st,
+                &s.series,
+                &s.samples,
+                &SeriesLimits::NONE,
+                &mut rej,
+                &mut out.accepted,
+            );
             if id.is_none() && matches!(s.series, SeriesRef::Id(_)) {
                 out.unknown_ids.push(out.series_ids.len());
             }
@@ -124,13 +146,20 @@ impl Shard {
         st: &mut ApplyState,
         series: &SeriesRef,
         samples: &[Sample],
+        limits: &SeriesLimits,
         rej: &mut Rejections,
         accepted: &mut u64,
     ) -> Option<u64> {
         let n = samples.len() as u64;
         let id = match series {
             SeriesRef::Labels(l) => match crate::validate_labels(l) {
-                Ok(()) => self.get_or_create(st, l),
+                Ok(()) => match self.get_or_create(st, l, limits) {
+                    Ok(id) => id,
+                    Err((reason, why)) => {
+                        rej.add(reason, n.max(1), || why);
+                        return None;
+                    }
+                },
                 Err(e) => {
                     rej.add(RejectReason::InvalidLabels, n.max(1), || e.to_string());
                     return None;
@@ -157,17 +186,59 @@ impl Shard {
         Some(id)
     }
 
-    fn get_or_create(&self, st: &mut ApplyState, l: &query::model::Labels) -> u64 {
+    /// The id of the series `l`, created if new and `limits` allow it.
+    fn get_or_create(
+        &self,
+        st: &mut ApplyState,
+        l: &query::model::Labels,
+        limits: &SeriesLimits,
+    ) -> Result<u64, (RejectReason, String)> {
         let enc = labels::encode(l);
         let h = labels::hash(&enc);
         if let Some(id) = self.find(&enc, h) {
-            return id;
+            return Ok(id);
+        }
+        if !limits.is_none() {
+            self.check_series_limits(l, limits)?;
         }
         let id = st.next_series_id;
         st.next_series_id += 1;
         self.insert_series(id, MemSeries::new(enc));
         self.new_series.write().push(id);
-        id
+        Ok(id)
+    }
+
+    /// Refuses a new series `l` when the shard is at a limit.
+    fn check_series_limits(
+        &self,
+        l: &query::model::Labels,
+        limits: &SeriesLimits,
+    ) -> Result<(), (RejectReason, String)> {
+        let index = self.index.read();
+        let have = index.live_series();
+        if limits.max_series > 0 && have >= limits.max_series {
+            return Err((
+                RejectReason::SeriesLimit,
+                format!(
+                    "series {l}: shard {} holds {have} series, its limit is {} (its share of --max-series)",
+                    self.id, limits.max_series
+                ),
+            ));
+        }
+        if limits.max_series_per_metric > 0 {
+            let metric = l.get(query::model::METRIC_NAME).unwrap_or("");
+            let have = index.series_of_metric(metric);
+            if have >= limits.max_series_per_metric {
+                return Err((
+                    RejectReason::MetricSeriesLimit,
+                    format!(
+                        "series {l}: shard {} holds {have} series of metric {metric:?}, its limit is {} (its share of --max-series-per-metric)",
+                        self.id, limits.max_series_per_metric
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Removes series whose newest sample is older than `cutoff` (and series

@@ -16,9 +16,10 @@
 //! Until then a posting may hold ids of removed series; readers check every
 //! id against the series map anyway (for its time range), which drops them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::labels;
+use query::model::METRIC_NAME;
 
 /// Removed ids below this count are never compacted eagerly.
 const MIN_COMPACT: usize = 4096;
@@ -40,6 +41,9 @@ pub(crate) struct InvertedIndex {
     pub(crate) all: Vec<u64>,
     /// Removed series not compacted out of the postings yet, with labels.
     removed: Vec<(u64, Box<[u8]>)>,
+    /// Series per metric name, exact at all times (kept eagerly, unlike
+    /// the postings), for the per-metric series limit.
+    per_metric: HashMap<Box<str>, u64>,
 }
 
 /// Inserts `id` into a sorted, unique vector (appends in the usual case).
@@ -63,6 +67,14 @@ impl InvertedIndex {
             return;
         }
         for (n, v) in labels::pairs(enc).map_while(Result::ok) {
+            if n == METRIC_NAME {
+                match self.per_metric.get_mut(v) {
+                    Some(c) => *c += 1,
+                    None => {
+                        self.per_metric.insert(v.into(), 1);
+                    }
+                }
+            }
             let entry = match self.names.get_mut(n) {
                 Some(e) => e,
                 None => self.names.entry(n.into()).or_default(),
@@ -79,6 +91,17 @@ impl InvertedIndex {
 
     /// Removes a series (lazily, see the module doc).
     pub(crate) fn remove(&mut self, id: u64, enc: Box<[u8]>) {
+        let name = labels::pairs(&enc)
+            .map_while(Result::ok)
+            .find(|(n, _)| *n == METRIC_NAME);
+        if let Some((_, v)) = name {
+            if let Some(c) = self.per_metric.get_mut(v) {
+                *c = c.saturating_sub(1);
+                if *c == 0 {
+                    self.per_metric.remove(v);
+                }
+            }
+        }
         self.removed.push((id, enc));
         if self.removed.len() >= MIN_COMPACT.max(self.all.len() / 8) {
             self.compact();
@@ -127,6 +150,16 @@ impl InvertedIndex {
     /// Number of series (exact after [`InvertedIndex::compact`]).
     pub(crate) fn series_count(&self) -> usize {
         self.all.len()
+    }
+
+    /// Number of series, exact at all times.
+    pub(crate) fn live_series(&self) -> u64 {
+        self.all.len().saturating_sub(self.removed.len()) as u64
+    }
+
+    /// Number of series named `metric`, exact at all times.
+    pub(crate) fn series_of_metric(&self, metric: &str) -> u64 {
+        self.per_metric.get(metric).copied().unwrap_or(0)
     }
 }
 

@@ -1,0 +1,163 @@
+//! Real-process tests of the write path's resource limits (issue 14): the
+//! series limits (`--max-series`, `--max-series-per-metric`) and the cap
+//! on remote-write bytes in flight (`--max-inflight-write-bytes`).
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use tests::{now_ms, series, Options, Silverback};
+
+fn opts(args: &[&str]) -> Options {
+    let mut o = Options {
+        // one shard: its share of each limit is the whole limit
+        shards: 1,
+        ..Options::default()
+    };
+    o.extra_args.extend(args.iter().map(|s| s.to_string()));
+    o
+}
+
+async fn rejected(c: &tests::Client, reason: &str) -> String {
+    let (_, metrics) = c.get_text("/metrics").await.unwrap();
+    let key = format!("silverback_ingest_rejected_samples_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .unwrap_or("none")
+        .to_string()
+}
+
+/// A new series beyond a limit is refused with a 400 naming it and the
+/// limit; series that exist keep taking samples; the limits hold after a
+/// crash (the counts are the shard's own, rebuilt from disk and the log).
+#[tokio::test]
+async fn series_limits_refuse_new_series_with_400() {
+    let mut node = Silverback::start(opts(&["--max-series", "3", "--max-series-per-metric", "2"]))
+        .await
+        .unwrap();
+    let c = node.client();
+    let t = now_ms();
+    let (st, body) = c
+        .write(&[
+            series("lim_a", &[("i", "1")], &[(t, 1.0)]),
+            series("lim_a", &[("i", "2")], &[(t, 1.0)]),
+            series("lim_a", &[("i", "3")], &[(t, 1.0)]),
+            series("lim_b", &[], &[(t, 1.0)]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        body.contains("per-metric series limit reached")
+            && body.contains("lim_a")
+            && body.contains("max-series-per-metric"),
+        "{body}"
+    );
+    let v = c
+        .query("count(lim_a) + count(lim_b)", t as f64 / 1000.0)
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "3", "{v}");
+
+    let (st, body) = c.write(&[series("lim_c", &[], &[(t, 1.0)])]).await.unwrap();
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        body.contains("series limit reached") && body.contains("lim_c"),
+        "{body}"
+    );
+    assert_eq!(rejected(&c, "series_limit").await, "1");
+    assert_eq!(rejected(&c, "metric_series_limit").await, "1");
+
+    // existing series still take samples
+    let (st, body) = c
+        .write(&[
+            series("lim_a", &[("i", "1")], &[(t + 1000, 2.0)]),
+            series("lim_b", &[], &[(t + 1000, 2.0)]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(st, 204, "{body}");
+
+    // SIGKILL: the counts come back from disk plus the replayed log
+    node.kill();
+    node.restart().await.unwrap();
+    let c = node.client();
+    let (st, body) = c
+        .write(&[
+            series("lim_c", &[], &[(t + 2000, 1.0)]),
+            series("lim_a", &[("i", "2")], &[(t + 2000, 3.0)]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(st, 400, "after restart: {body}");
+    assert!(body.contains("lim_c"), "{body}");
+    let v = c.query("lim_a", (t + 2000) as f64 / 1000.0).await.unwrap();
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(2), "{v}");
+}
+
+/// While one request holds the in-flight budget (its body arriving
+/// slowly), another is answered 429; once the first is gone, writes go
+/// through again.
+#[tokio::test]
+async fn inflight_write_bytes_are_capped_with_429() {
+    let node = Silverback::start(opts(&["--max-inflight-write-bytes", "65536"]))
+        .await
+        .unwrap();
+    let c = node.client();
+    let t = now_ms();
+    let (st, body) = c
+        .write(&[series("flight", &[], &[(t, 1.0)])])
+        .await
+        .unwrap();
+    assert_eq!(st, 204, "{body}");
+
+    // a client that declares a 64 KiB body and sends 10 bytes of it
+    let mut slow = TcpStream::connect(node.http).await.unwrap();
+    let head = format!(
+        "POST /api/v1/write HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Encoding: snappy\r\nContent-Length: 65536\r\n\r\n",
+        node.http
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&[0u8; 10]).await.unwrap();
+    slow.flush().await.unwrap();
+
+    let mut refused = None;
+    for _ in 0..50 {
+        let (st, body) = c
+            .write(&[series("flight", &[], &[(t + 1000, 2.0)])])
+            .await
+            .unwrap();
+        if st == 429 {
+            refused = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = refused.expect("a write while the budget is held is answered 429");
+    assert!(body.contains("max-inflight-write-bytes"), "{body}");
+    let (_, metrics) = c.get_text("/metrics").await.unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("silverback_ingest_throttled_requests_total ") && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+
+    drop(slow);
+    let mut ok = false;
+    for _ in 0..50 {
+        let (st, _) = c
+            .write(&[series("flight", &[], &[(t + 1000, 2.0)])])
+            .await
+            .unwrap();
+        if st == 204 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "writes go through once the slow request is gone");
+}
