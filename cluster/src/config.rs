@@ -55,6 +55,9 @@ pub struct NodeConfig {
     /// Most series of one metric name in the cluster (0 = no limit), per
     /// shard as its share like `max_series`.
     pub max_series_per_metric: u64,
+    /// Below this many free bytes on the data volume the node refuses
+    /// writes and is not ready (0 = never; see [`crate::disk`]).
+    pub min_free_disk_bytes: u64,
     /// The shared secret every node-to-node call must carry (`None`: the
     /// cluster port takes every caller; see [`crate::auth`]).
     pub cluster_secret: Option<crate::auth::ClusterSecret>,
@@ -83,6 +86,7 @@ impl Default for NodeConfig {
             proposer_queue: 1024,
             max_series: 0,
             max_series_per_metric: 0,
+            min_free_disk_bytes: 100 << 20,
             cluster_secret: None,
         }
     }

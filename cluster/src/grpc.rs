@@ -145,6 +145,9 @@ impl Service {
         let Some(p) = node.group(g).and_then(|x: Group| x.proposer) else {
             return Ok(fail(ClusterError::NoLeader { group: g }));
         };
+        if let Err(e) = node.disk.check() {
+            return Ok(fail(e));
+        }
         // Bytes from a peer: checked whole before they reach the log.
         match storage::BatchView::check(&req.batch) {
             Ok(_) => {}

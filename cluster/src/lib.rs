@@ -46,6 +46,7 @@ pub mod auth;
 pub mod codec;
 pub mod config;
 mod convert;
+pub mod disk;
 pub mod error;
 pub mod group;
 pub mod grpc;

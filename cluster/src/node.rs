@@ -57,6 +57,8 @@ pub struct Node {
     /// Replica changes this node runs as a shard leader.
     pub(crate) replica_changes: Mutex<HashMap<u32, crate::membership::ChangeTask>>,
     ready: AtomicBool,
+    /// Free space on the data volume.
+    pub(crate) disk: crate::disk::DiskGuard,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -148,6 +150,7 @@ impl Node {
             router,
         };
         let (stop, _) = watch::channel(false);
+        let disk = crate::disk::DiskGuard::new(cfg.data_dir.clone(), cfg.min_free_disk_bytes);
         let node = Arc::new(Node {
             id: cfg.node_id,
             cfg,
@@ -165,6 +168,7 @@ impl Node {
             move_gates: Mutex::new(HashMap::new()),
             replica_changes: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
+            disk,
             stop,
             tasks: Mutex::new(Vec::new()),
         });
@@ -454,14 +458,21 @@ impl Node {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// Why the node refuses writes for lack of disk space, if it does.
+    pub fn disk_problem(&self) -> Option<String> {
+        self.disk.check().err().map(|e| e.to_string())
+    }
+
     pub(crate) fn refresh_ready(&self) -> bool {
         let groups: Vec<Group> = self.groups.read().values().cloned().collect();
         let targets = self.replay_targets.lock().clone();
-        let ok = groups.iter().all(|g| {
-            let m = g.raft.metrics().borrow().clone();
-            let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-            m.current_leader.is_some() && applied >= targets.get(&g.id).copied().unwrap_or(0)
-        });
+        self.disk.refresh();
+        let ok = !self.disk.is_full()
+            && groups.iter().all(|g| {
+                let m = g.raft.metrics().borrow().clone();
+                let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+                m.current_leader.is_some() && applied >= targets.get(&g.id).copied().unwrap_or(0)
+            });
         self.ready.store(ok, Ordering::Release);
         ok
     }

@@ -205,7 +205,11 @@ impl Node {
                     to: m.to,
                 })
                 .collect(),
-            warnings: self.exposure_warning().into_iter().collect(),
+            warnings: self
+                .exposure_warning()
+                .into_iter()
+                .chain(self.disk.check().err().map(|e| e.to_string()))
+                .collect(),
         }
     }
 

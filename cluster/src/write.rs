@@ -116,6 +116,7 @@ impl Node {
         shard: u32,
         batch: Bytes,
     ) -> Result<ShardOutcome, ClusterError> {
+        self.disk.check()?;
         let g = shard_group(shard);
         let deadline = Instant::now() + self.cfg.rpc_timeout;
         loop {

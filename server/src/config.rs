@@ -159,6 +159,11 @@ pub struct RunArgs {
     /// like --max-series; 0 = no limit [default: 0]
     #[arg(long, value_name = "N")]
     pub max_series_per_metric: Option<u64>,
+    /// Below this many free bytes on the data directory's volume the node
+    /// refuses writes (503 "disk full") and reports not ready, until space
+    /// is freed; 0 = never [default: 104857600]
+    #[arg(long, value_name = "BYTES")]
+    pub min_free_disk_bytes: Option<u64>,
     /// Most remote-write bytes (compressed plus uncompressed) being decoded
     /// and written at once; requests beyond it are answered 429
     /// [default: 536870912]
@@ -262,6 +267,7 @@ pub struct FileConfig {
     pub max_series: Option<u64>,
     pub max_series_per_metric: Option<u64>,
     pub max_inflight_write_bytes: Option<usize>,
+    pub min_free_disk_bytes: Option<u64>,
     pub ingest_cache_series: Option<usize>,
     pub enable_feature: Option<Vec<String>>,
     pub max_lookup_results: Option<usize>,
@@ -304,6 +310,7 @@ pub struct Limits {
     pub max_series: u64,
     pub max_series_per_metric: u64,
     pub max_inflight_write_bytes: usize,
+    pub min_free_disk_bytes: u64,
     pub ingest_cache_series: usize,
     pub max_lookup_results: usize,
 }
@@ -323,6 +330,7 @@ impl Default for Limits {
             max_series: 0,
             max_series_per_metric: 0,
             max_inflight_write_bytes: 512 << 20,
+            min_free_disk_bytes: 100 << 20,
             ingest_cache_series: 2_000_000,
             max_lookup_results: 100_000,
         }
@@ -576,6 +584,7 @@ impl Config {
                 max_inflight_write_bytes,
                 d.max_inflight_write_bytes
             ),
+            min_free_disk_bytes: pick!(args, file, min_free_disk_bytes, d.min_free_disk_bytes),
             max_body_bytes: pick!(args, file, max_body_bytes, d.max_body_bytes),
             max_series_per_request: pick!(
                 args,

@@ -161,3 +161,95 @@ async fn inflight_write_bytes_are_capped_with_429() {
     }
     assert!(ok, "writes go through once the slow request is gone");
 }
+
+/// Bytes available on the file system holding `dir`, as `df` reports them.
+fn available(dir: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .expect("df runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df prints the available bytes")
+}
+
+/// When the data volume's free space drops below `--min-free-disk-bytes`,
+/// the node refuses writes with 503 "disk full" and reports not ready,
+/// while reads go on; once space is freed it takes writes again by itself,
+/// with nothing lost. (The volume is filled with `fallocate`, so the test
+/// needs no mount; the margin keeps other tests' writes from mattering.)
+#[tokio::test]
+async fn disk_full_refuses_writes_and_resumes() {
+    let tmp = std::env::temp_dir();
+    let free = available(&tmp);
+    let fill = (2u64 << 30).min(free / 2);
+    let threshold = free - fill / 2;
+    let node = Silverback::start(opts(&["--min-free-disk-bytes", &threshold.to_string()]))
+        .await
+        .unwrap();
+    let c = node.client();
+    let t = now_ms();
+    let (st, body) = c
+        .write(&[series("diskfull", &[], &[(t, 1.0)])])
+        .await
+        .unwrap();
+    assert_eq!(st, 204, "{body}");
+
+    let junk = node.data_dir().with_extension("junk");
+    let ok = std::process::Command::new("fallocate")
+        .args(["-l", &fill.to_string()])
+        .arg(&junk)
+        .status()
+        .expect("fallocate runs");
+    assert!(ok.success(), "fallocate {fill} bytes");
+    let mut refused = None;
+    for _ in 0..100 {
+        let (st, body) = c
+            .write(&[series("diskfull", &[], &[(t + 1000, 2.0)])])
+            .await
+            .unwrap();
+        if st == 503 {
+            refused = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = refused.expect("a write on a full disk is answered 503");
+    assert!(
+        body.contains("disk full") && body.contains("min-free-disk-bytes"),
+        "{body}"
+    );
+    let (st, body) = c.get_text("/-/ready").await.unwrap();
+    assert_eq!(st, 503, "{body}");
+    assert!(body.contains("disk full"), "{body}");
+    let (_, status) = c.get("/api/v1/status/cluster", &[]).await.unwrap();
+    assert!(status.to_string().contains("disk full"), "{status}");
+    // reads go on
+    let v = c.query("diskfull", t as f64 / 1000.0).await.unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
+
+    std::fs::remove_file(&junk).unwrap();
+    let mut back = false;
+    for _ in 0..100 {
+        let (st, _) = c
+            .write(&[series("diskfull", &[], &[(t + 1000, 2.0)])])
+            .await
+            .unwrap();
+        if st == 204 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "writes resume once space is freed");
+    let (st, _) = c.get_text("/-/ready").await.unwrap();
+    assert_eq!(st, 200);
+    let v = c
+        .query("count_over_time(diskfull[1m])", (t + 1000) as f64 / 1000.0)
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "2", "{v}");
+}

@@ -125,6 +125,12 @@ pub async fn healthy() -> Response {
 pub async fn ready(State(s): State<Shared>) -> Response {
     if s.node.is_ready() {
         (StatusCode::OK, "Silverback is Ready.\n").into_response()
+    } else if let Some(why) = s.node.disk_problem() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Service Unavailable: {why}\n"),
+        )
+            .into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
     }
