@@ -52,6 +52,9 @@ pub struct NodeConfig {
     /// The shared secret every node-to-node call must carry (`None`: the
     /// cluster port takes every caller; see [`crate::auth`]).
     pub cluster_secret: Option<crate::auth::ClusterSecret>,
+    /// Mutual TLS on the cluster port: this node's certificate and key and
+    /// the cluster CA (`None`: plain TCP; see [`crate::tls`]).
+    pub tls: Option<crate::tls::ClusterTls>,
 }
 
 impl Default for NodeConfig {
@@ -76,6 +79,7 @@ impl Default for NodeConfig {
             max_batch_callers: 64,
             proposer_queue: 1024,
             cluster_secret: None,
+            tls: None,
         }
     }
 }

@@ -65,6 +65,7 @@ pub mod shard_map;
 pub mod shard_sm;
 mod status;
 mod supervisor;
+pub mod tls;
 pub mod types;
 mod write;
 

@@ -58,6 +58,7 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
             ..d.storage.clone()
         },
         cluster_secret: cfg.cluster_secret.clone(),
+        tls: cfg.cluster_tls.clone(),
         ..d
     }
 }
