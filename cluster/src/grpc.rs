@@ -384,6 +384,15 @@ impl Cluster for Service {
         }
         let cmd = serde_json::from_slice(&r.into_inner().command)
             .map_err(|e| Status::invalid_argument(format!("cannot decode meta command: {e}")))?;
+        // A command from a peer must fit the cluster map (see `meta_check`).
+        let checked = crate::meta_check::check(&node.meta.read(), &cmd);
+        if let Err(e) = checked {
+            tracing::warn!(error = %e, "refused a meta command from a peer");
+            return Ok(Response::new(pb::MetaResponse {
+                error: format!("cannot accept the meta command: {e}"),
+                ..Default::default()
+            }));
+        }
         let out = match node.meta_propose_local(cmd).await {
             Ok(()) => pb::MetaResponse::default(),
             Err(e) => pb::MetaResponse {

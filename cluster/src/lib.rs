@@ -53,6 +53,7 @@ pub mod keys;
 pub mod log_store;
 mod membership;
 pub mod meta;
+pub mod meta_check;
 pub mod meta_sm;
 pub mod network;
 mod node;

@@ -2,7 +2,8 @@
 //! processes with certificates made by `scripts/make-cluster-certs.sh`: a
 //! caller without a certificate from the cluster's CA is refused on every
 //! RPC; a member's certificate cannot speak for another node (Raft
-//! messages, joins) and its forgeries do no harm; a 3-node cluster with
+//! messages, joins) and its forgeries do no harm, nor do meta commands
+//! that do not fit the cluster map; a 3-node cluster with
 //! mTLS loses no acknowledged sample when a shard leader is SIGKILLed; the
 //! three flags go together and the certificate must name the node.
 
@@ -235,6 +236,41 @@ async fn a_member_certificate_cannot_speak_for_another_node() {
     assert_eq!(j.code(), Code::PermissionDenied, "{j:?}");
     assert!(j.message().contains("node-7.silverback"), "{j:?}");
 
+    // Meta commands (any certificate from the CA may send them) must fit
+    // the cluster map: replicas on a node that is no member, an empty set,
+    // a set without the current quorum. The meta leader refuses them; the
+    // other nodes redirect.
+    let replicas_before = st["shards"][0]["replicas"].clone();
+    let bad_sets: [(Vec<u64>, &str); 3] = [
+        (vec![1, 2, 9], "node 9 is not a member"),
+        (vec![], "the set is empty"),
+        (vec![leader], "not a majority"),
+    ];
+    for (set, want) in bad_sets {
+        let cmd = serde_json::to_vec(&cluster::meta::MetaCommand::SetReplicas {
+            shard: 0,
+            replicas: set.clone(),
+        })
+        .expect("encode");
+        let mut refused = 0;
+        for n in &cluster.nodes {
+            let mut op = certs.client_as(n, &certs.ours, "operator");
+            let r = op
+                .meta(pb::MetaRequest {
+                    command: cmd.clone(),
+                })
+                .await
+                .expect("meta answered")
+                .into_inner();
+            if r.redirect.is_some_and(|r| r.not_leader) {
+                continue;
+            }
+            assert!(r.error.contains(want), "{set:?}: {:?}", r.error);
+            refused += 1;
+        }
+        assert_eq!(refused, 1, "{set:?}: one meta leader refuses it");
+    }
+
     tokio::time::sleep(Duration::from_secs(2)).await;
     let acked = stop_writer(w, &stop).await;
     assert!(
@@ -252,6 +288,7 @@ async fn a_member_certificate_cannot_speak_for_another_node() {
     let st = cluster_status(&clients[0]).await.expect("status");
     assert_eq!(st["shards"][0]["leader"].as_u64(), Some(leader), "{st}");
     assert_eq!(st["shards"][0]["term"].as_u64(), Some(term), "{st}");
+    assert_eq!(st["shards"][0]["replicas"], replicas_before, "{st}");
     let members = st["nodes"].as_array().map_or(0, Vec::len);
     assert_eq!(members, 3, "node 7 must not have joined: {st}");
     for n in &mut cluster.nodes {
