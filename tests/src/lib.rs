@@ -70,6 +70,28 @@ pub fn binary_path() -> Result<PathBuf> {
 fn build_binary(cargo: &str, release: bool) -> std::result::Result<(), String> {
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--workspace", "--bins", "--quiet"]);
+    // The variables cargo sets for a test process are not set for the
+    // `cargo test` that started it; build scripts that watch one (ring's
+    // watches CARGO_MANIFEST_DIR) would otherwise rebuild, and everything
+    // above them (rustls, tonic, every workspace crate), on each switch
+    // between `cargo test` and this build.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let set_for_tests = [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_CRATE_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ]
+        .contains(&k.as_ref())
+            || k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_");
+        if set_for_tests {
+            cmd.env_remove(k.as_ref());
+        }
+    }
     if release {
         cmd.arg("--release");
     }
