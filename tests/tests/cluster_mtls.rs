@@ -21,7 +21,7 @@ use proto::cluster as pb;
 use tests::checker::{
     base_time, check_all, cluster_status, stop_writer, wait_for_leader, writer, Live, SERIES,
 };
-use tests::{binary_path, make_cluster_certs, Client, Cluster, Silverback};
+use tests::{binary_path, make_cluster_certs, Client, Cluster, Options, Silverback};
 use tonic::Code;
 
 mod peer;
@@ -349,6 +349,46 @@ async fn leader_kill_with_mtls_loses_no_acknowledged_sample() {
     for n in &mut cluster.nodes {
         n.stop().await.expect("stop");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_over_mtls() {
+    let certs = Certs::make();
+    let mut first = Silverback::start(Options {
+        grpc_tls: Some(certs.ours.clone()),
+        ..Options::default()
+    })
+    .await
+    .expect("node 1");
+    // The joiner dials node 1 by address, not knowing its id: it checks
+    // the cluster name, and node 1 checks that the certificate is node 2's.
+    let mut joiner = Silverback::start(Options {
+        node_id: 2,
+        join: Some(first.grpc),
+        grpc_tls: Some(certs.ours.clone()),
+        ..Options::default()
+    })
+    .await
+    .expect("node 2 joins over mTLS");
+    let st = cluster_status(&first.client()).await.expect("status");
+    let members = st["nodes"].as_array().map_or(0, Vec::len);
+    assert_eq!(members, 2, "{st}");
+    // A node of another CA cannot join: its handshake fails.
+    let mut stranger = Silverback::start(Options {
+        node_id: 3,
+        join: Some(first.grpc),
+        grpc_tls: Some(certs.theirs.clone()),
+        wait_ready: false,
+        ..Options::default()
+    })
+    .await
+    .expect("spawn node 3");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let st = cluster_status(&first.client()).await.expect("status");
+    assert_eq!(st["nodes"].as_array().map_or(0, Vec::len), 2, "{st}");
+    stranger.kill();
+    joiner.stop().await.expect("stop");
+    first.stop().await.expect("stop");
 }
 
 /// Runs `silverback --check-config` with `args`; its exit code and stderr.
