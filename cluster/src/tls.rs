@@ -32,8 +32,9 @@ use std::time::Duration;
 
 use rustls::client::verify_server_name;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
+use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tonic::Status;
@@ -75,6 +76,17 @@ pub enum TlsError {
         /// More about it (may be empty).
         detail: String,
     },
+    /// The key cannot be used with the certificate.
+    #[error(
+        "{path} is not the private key of the certificate in grpc_tls_cert_file ({msg}); \
+         give each node the key made with its certificate"
+    )]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What rustls said.
+        msg: String,
+    },
     /// The certificate does not verify against the CA.
     #[error(
         "{path} does not verify against the CA in grpc_tls_ca_file ({msg}); a node's \
@@ -110,6 +122,7 @@ impl TlsError {
     pub fn key(&self) -> &'static str {
         match self {
             TlsError::Read { key, .. } | TlsError::NoCertificate { key, .. } => key,
+            TlsError::Key { .. } => "grpc_tls_key_file",
             TlsError::NotFromCa { .. } | TlsError::NotThisNode { .. } => "grpc_tls_cert_file",
         }
     }
@@ -159,7 +172,7 @@ fn certs(
 impl ClusterTls {
     /// Reads the PEM files of node `node` and checks that its certificate
     /// is signed by the CA and names it (`node-N.silverback` and
-    /// `silverback`). The key is checked when the server starts.
+    /// `silverback`), and that the key is the certificate's.
     pub fn load(cert: &Path, key: &Path, ca: &Path, node: NodeId) -> Result<Self, TlsError> {
         let t = ClusterTls {
             cert: Arc::new(read("grpc_tls_cert_file", cert)?),
@@ -192,6 +205,14 @@ impl ClusterTls {
             path: cert.to_path_buf(),
             msg: e.to_string(),
         })?;
+        let bad_key = |msg: String| TlsError::Key {
+            path: key.to_path_buf(),
+            msg,
+        };
+        let der = PrivateKeyDer::from_pem_slice(&t.key).map_err(|e| bad_key(e.to_string()))?;
+        let provider = rustls::crypto::ring::default_provider();
+        CertifiedKey::from_der(chain.clone(), der, &provider)
+            .map_err(|e| bad_key(e.to_string()))?;
         for name in [node_name(node), CLUSTER_NAME.to_string()] {
             if let Err(msg) = names(&leaf, &name) {
                 return Err(TlsError::NotThisNode {

@@ -483,6 +483,19 @@ async fn tls_flags_go_together_and_the_certificate_must_name_the_node() {
     let (code, err) = check_config(&a);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("grpc_tls_cert_file"), "{err}");
+    // Node 2's certificate with node 3's key.
+    let a = flags(
+        2,
+        f(ours, "node-2.crt"),
+        f(ours, "node-3.key"),
+        f(ours, "ca.crt"),
+    );
+    let (code, err) = check_config(&a);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("invalid value for grpc_tls_key_file") && err.contains("not the private key"),
+        "{err}"
+    );
     // A missing file, and a key file given as the CA.
     let a = flags(
         2,
