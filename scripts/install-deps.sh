@@ -12,7 +12,8 @@ command -v clang >/dev/null 2>&1 || need+=(clang)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
-# The TLS test makes a certificate with openssl and talks HTTPS with curl.
+# The TLS test makes a certificate with openssl and talks HTTPS with curl;
+# the cluster mTLS and deploy-files tests run scripts/make-cluster-certs.sh.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # The deploy-files test creates the systemd unit's user with systemd-sysusers.

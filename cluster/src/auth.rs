@@ -8,7 +8,7 @@
 //! let every call through, as before.
 //!
 //! The secret only proves that the caller belongs to the cluster; it does
-//! not say which node it is. What a member may say in a Raft message is
+//! not say which node it is (a certificate does: see [`crate::tls`]). What a member may say in a Raft message is
 //! checked by [`crate::raft_guard`].
 
 use std::net::SocketAddr;
@@ -18,6 +18,8 @@ use subtle::ConstantTimeEq;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
+
+use crate::tls::ClusterTls;
 
 /// The gRPC metadata entry that carries the cluster secret.
 pub const SECRET_HEADER: &str = "x-silverback-cluster-secret";
@@ -67,16 +69,30 @@ impl ClusterSecret {
     }
 }
 
-/// Adds the cluster secret (when there is one) to every outgoing call.
+/// What this node shows on every outgoing call: the cluster secret (added
+/// to each call's headers, when there is one) and its TLS certificate (used
+/// by [`crate::network::connect_lazy`] for every channel, when there is
+/// one; see [`crate::tls`]).
 #[derive(Clone, Debug, Default)]
 pub struct ClientAuth {
     secret: Option<ClusterSecret>,
+    tls: Option<ClusterTls>,
 }
 
 impl ClientAuth {
     /// Calls carry `secret` (none: calls go out as they are).
     pub fn new(secret: Option<ClusterSecret>) -> Self {
-        ClientAuth { secret }
+        ClientAuth { secret, tls: None }
+    }
+
+    /// Channels run mutual TLS with `tls` (none: plain TCP).
+    pub fn with_tls(self, tls: Option<ClusterTls>) -> Self {
+        ClientAuth { tls, ..self }
+    }
+
+    /// This node's certificate, when the cluster port runs TLS.
+    pub fn tls(&self) -> Option<&ClusterTls> {
+        self.tls.as_ref()
     }
 }
 
@@ -121,16 +137,18 @@ impl Interceptor for ServerAuth {
 }
 
 /// The warning shown when the cluster port is open to strangers: a
-/// listener on a non-loopback address without a cluster secret. `None`
-/// when the port is protected or only reachable from this host.
-pub fn exposure_warning(listen: SocketAddr, secret: bool) -> Option<String> {
-    if secret || listen.ip().is_loopback() {
+/// listener on a non-loopback address with neither a cluster secret nor
+/// mutual TLS (`protected`: either is on). `None` when the port is
+/// protected or only reachable from this host.
+pub fn exposure_warning(listen: SocketAddr, protected: bool) -> Option<String> {
+    if protected || listen.ip().is_loopback() {
         return None;
     }
     Some(format!(
         "the cluster port {listen} is not loopback and has no authentication: anyone who can \
-         reach it can read, write and take the cluster apart; set --cluster-secret-file (the \
-         same file on every node) or bind --grpc-listen to a private address behind a firewall"
+         reach it can read, write and take the cluster apart; set --grpc-tls-cert-file, \
+         --grpc-tls-key-file and --grpc-tls-ca-file (mutual TLS), or --cluster-secret-file (the \
+         same file on every node), or bind --grpc-listen to a private address behind a firewall"
     ))
 }
 

@@ -61,6 +61,9 @@ pub struct NodeConfig {
     /// The shared secret every node-to-node call must carry (`None`: the
     /// cluster port takes every caller; see [`crate::auth`]).
     pub cluster_secret: Option<crate::auth::ClusterSecret>,
+    /// Mutual TLS on the cluster port: this node's certificate and key and
+    /// the cluster CA (`None`: plain TCP; see [`crate::tls`]).
+    pub tls: Option<crate::tls::ClusterTls>,
 }
 
 impl Default for NodeConfig {
@@ -88,6 +91,7 @@ impl Default for NodeConfig {
             max_series_per_metric: 0,
             min_free_disk_bytes: 100 << 20,
             cluster_secret: None,
+            tls: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::proposer::ProposeError;
 use crate::raft_guard::{Refusal, SnapshotStreams};
 use crate::read::{read_local, tsdb_to_pb, ReadOp, ReadOut};
 use crate::rpc;
+use crate::tls::PeerIdentity;
 use crate::types::{shard_group, GroupId};
 
 /// The service; holds the node weakly so dropping the node stops it.
@@ -37,6 +38,11 @@ impl Service {
         self.node
             .upgrade()
             .ok_or_else(|| Status::unavailable("node is shutting down"))
+    }
+
+    /// Who sent `r`, as far as the transport proves it.
+    fn peer<T>(&self, r: &Request<T>) -> Result<PeerIdentity, Status> {
+        Ok(PeerIdentity::of(r, self.node()?.cfg.tls.is_some()))
     }
 }
 
@@ -65,8 +71,15 @@ fn kind_pb(k: ErrorKind) -> pb::ErrorKind {
 }
 
 impl Service {
-    async fn raft_call(&self, mut req: pb::RaftRequest) -> Result<pb::RaftResponse, Status> {
+    async fn raft_call(
+        &self,
+        peer: PeerIdentity,
+        mut req: pb::RaftRequest,
+    ) -> Result<pb::RaftResponse, Status> {
         let node = self.node()?;
+        // With TLS the sender is the node its certificate names; the
+        // guard then holds the message's vote and leadership to it.
+        peer.check_speaks_for(req.from_node, "raft message")?;
         // Votes reach any hosted group; entries and snapshots only a
         // replica the cluster map gives this node (see `group_for_log`).
         let group = match pb::RaftKind::try_from(req.kind) {
@@ -227,7 +240,10 @@ impl Cluster for Service {
         &self,
         r: Request<pb::RaftRequest>,
     ) -> Result<Response<pb::RaftResponse>, Status> {
-        self.raft_call(r.into_inner()).await.map(Response::new)
+        let peer = self.peer(&r)?;
+        self.raft_call(peer, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn write(
@@ -367,6 +383,15 @@ impl Cluster for Service {
         }
         let cmd = serde_json::from_slice(&r.into_inner().command)
             .map_err(|e| Status::invalid_argument(format!("cannot decode meta command: {e}")))?;
+        // A command from a peer must fit the cluster map (see `meta_check`).
+        let checked = crate::meta_check::check(&node.meta.read(), &cmd);
+        if let Err(e) = checked {
+            tracing::warn!(error = %e, "refused a meta command from a peer");
+            return Ok(Response::new(pb::MetaResponse {
+                error: format!("cannot accept the meta command: {e}"),
+                ..Default::default()
+            }));
+        }
         let out = match node.meta_propose_local(cmd).await {
             Ok(()) => pb::MetaResponse::default(),
             Err(e) => pb::MetaResponse {
@@ -382,7 +407,9 @@ impl Cluster for Service {
         r: Request<pb::JoinRequest>,
     ) -> Result<Response<pb::JoinResponse>, Status> {
         let node = self.node()?;
+        let peer = self.peer(&r)?;
         let r = r.into_inner();
+        peer.check_speaks_for(r.node_id, "join request")?;
         let out = match node.admit(r.node_id, r.addr).await {
             Ok((members, shard_count)) => pb::JoinResponse {
                 members: serde_json::to_vec(&members)

@@ -54,6 +54,7 @@ pub mod keys;
 pub mod log_store;
 mod membership;
 pub mod meta;
+pub mod meta_check;
 pub mod meta_sm;
 pub mod network;
 mod node;
@@ -66,6 +67,7 @@ pub mod shard_map;
 pub mod shard_sm;
 mod status;
 mod supervisor;
+pub mod tls;
 pub mod types;
 mod write;
 

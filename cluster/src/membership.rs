@@ -634,7 +634,7 @@ pub(crate) async fn join_cluster(
 ) -> Result<(BTreeMap<NodeId, String>, u32), ClusterError> {
     let mut last = String::new();
     while Instant::now() < deadline {
-        match crate::network::connect_lazy(addr, timeout, auth) {
+        match crate::network::connect_lazy(addr, timeout, auth, None) {
             Ok(mut c) => match c
                 .join(pb::JoinRequest {
                     node_id: me,
@@ -656,7 +656,12 @@ pub(crate) async fn join_cluster(
                     }
                     last = r.error;
                 }
-                Err(s) if s.code() == tonic::Code::Unauthenticated => {
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+                    ) =>
+                {
                     return Err(ClusterError::Config(format!(
                         "--join {addr}: the member refused this node: {}",
                         s.message()

@@ -128,12 +128,13 @@ impl Router {
                 return Ok(c.clone());
             }
         }
-        let c =
-            connect_lazy(addr, self.timeout, &self.auth).map_err(|msg| PeerError::BadAddress {
+        let c = connect_lazy(addr, self.timeout, &self.auth, Some(node)).map_err(|msg| {
+            PeerError::BadAddress {
                 node,
                 addr: addr.to_string(),
                 msg,
-            })?;
+            }
+        })?;
         self.clients
             .write()
             .insert(node, (addr.to_string(), c.clone()));
@@ -141,20 +142,32 @@ impl Router {
     }
 }
 
-/// A lazily connecting client for `addr` (`host:port`) whose calls carry
-/// `auth`.
+/// A lazily connecting client for node `target` (`None`: any member) at
+/// `addr` (`host:port`) whose calls carry `auth`: over mutual TLS when
+/// `auth` has a certificate, and then only to a server whose certificate
+/// names `target` (see [`crate::tls`]).
 pub fn connect_lazy(
     addr: &str,
     timeout: Duration,
     auth: &ClientAuth,
+    target: Option<NodeId>,
 ) -> Result<PeerClient, String> {
-    let uri = if addr.starts_with("http://") {
-        addr.to_string()
+    let host = addr
+        .strip_prefix("http://")
+        .or_else(|| addr.strip_prefix("https://"))
+        .unwrap_or(addr);
+    let scheme = if auth.tls().is_some() {
+        "https"
     } else {
-        format!("http://{addr}")
+        "http"
     };
-    let ep = Endpoint::from_shared(uri)
-        .map_err(|e| e.to_string())?
+    let mut ep = Endpoint::from_shared(format!("{scheme}://{host}")).map_err(|e| e.to_string())?;
+    if let Some(tls) = auth.tls() {
+        ep = ep
+            .tls_config(tls.client_config(target))
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+    }
+    let ep = ep
         .connect_timeout(Duration::from_secs(2).min(timeout))
         .timeout(timeout)
         .tcp_nodelay(true)

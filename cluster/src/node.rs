@@ -89,7 +89,8 @@ impl Node {
         })?;
         let db = storage::Db::open(&cfg.data_dir, cfg.storage.clone()).map_err(storage_err)?;
         let provider: Arc<dyn RocksProvider> = Arc::new(StorageRocks(db.clone()));
-        let client_auth = crate::auth::ClientAuth::new(cfg.cluster_secret.clone());
+        let client_auth =
+            crate::auth::ClientAuth::new(cfg.cluster_secret.clone()).with_tls(cfg.tls.clone());
         let router = Arc::new(Router::new(
             cfg.node_id,
             cfg.rpc_timeout,
@@ -219,8 +220,17 @@ impl Node {
         let mut stop = self.stop.subscribe();
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = &self.cfg.tls {
+            server = server.tls_config(tls.server_config()).map_err(|e| {
+                ClusterError::Config(format!(
+                    "grpc_tls_cert_file/grpc_tls_key_file: cannot use them for the cluster \
+                     port: {e}"
+                ))
+            })?;
+        }
         let h = tokio::spawn(async move {
-            let res = tonic::transport::Server::builder()
+            let res = server
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -237,7 +247,8 @@ impl Node {
     /// Why the cluster port is open to strangers, if it is (shown at start
     /// and in `/api/v1/status/cluster`).
     pub(crate) fn exposure_warning(&self) -> Option<String> {
-        crate::auth::exposure_warning(self.cfg.grpc_listen, self.cfg.cluster_secret.is_some())
+        let protected = self.cfg.cluster_secret.is_some() || self.cfg.tls.is_some();
+        crate::auth::exposure_warning(self.cfg.grpc_listen, protected)
     }
 
     async fn replay_target(&self, group: GroupId) -> u64 {

@@ -228,6 +228,20 @@ pub struct RunArgs {
     /// `openssl rand -hex 32`. Off by default
     #[arg(long, value_name = "FILE")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// This node's certificate (PEM) for mutual TLS on the cluster port;
+    /// its subjectAltName must hold DNS:node-<id>.silverback and
+    /// DNS:silverback (scripts/make-cluster-certs.sh makes them). With
+    /// --grpc-tls-key-file and --grpc-tls-ca-file, all three or none. Off
+    /// by default
+    #[arg(long, value_name = "FILE")]
+    pub grpc_tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of --grpc-tls-cert-file
+    #[arg(long, value_name = "FILE")]
+    pub grpc_tls_key_file: Option<PathBuf>,
+    /// The cluster's CA certificate (PEM): peers must present a certificate
+    /// it signed
+    #[arg(long, value_name = "FILE")]
+    pub grpc_tls_ca_file: Option<PathBuf>,
 }
 
 /// The YAML config file: the same settings as [`RunArgs`], keyed by the flag
@@ -281,6 +295,9 @@ pub struct FileConfig {
     pub http_idle_timeout: Option<PromDuration>,
     pub http_max_connections: Option<usize>,
     pub cluster_secret_file: Option<PathBuf>,
+    pub grpc_tls_cert_file: Option<PathBuf>,
+    pub grpc_tls_key_file: Option<PathBuf>,
+    pub grpc_tls_ca_file: Option<PathBuf>,
 }
 
 /// The HTTP listener's protections: admin endpoints off by default, and
@@ -397,12 +414,18 @@ pub struct Config {
     #[serde(flatten)]
     pub http: HttpConfig,
     pub cluster_secret_file: Option<PathBuf>,
+    pub grpc_tls_cert_file: Option<PathBuf>,
+    pub grpc_tls_key_file: Option<PathBuf>,
+    pub grpc_tls_ca_file: Option<PathBuf>,
     /// Credentials loaded from the files above (never serialized).
     #[serde(skip)]
     pub auth: AuthConfig,
     /// The secret loaded from `cluster_secret_file` (never serialized).
     #[serde(skip)]
     pub cluster_secret: Option<cluster::auth::ClusterSecret>,
+    /// The certificates loaded from `grpc_tls_*_file` (never serialized).
+    #[serde(skip)]
+    pub cluster_tls: Option<cluster::tls::ClusterTls>,
 }
 
 /// A configuration problem, naming the flag/key at fault.
@@ -689,12 +712,26 @@ impl Config {
                 .cluster_secret_file
                 .clone()
                 .or(file.cluster_secret_file.clone()),
+            grpc_tls_cert_file: args
+                .grpc_tls_cert_file
+                .clone()
+                .or(file.grpc_tls_cert_file.clone()),
+            grpc_tls_key_file: args
+                .grpc_tls_key_file
+                .clone()
+                .or(file.grpc_tls_key_file.clone()),
+            grpc_tls_ca_file: args
+                .grpc_tls_ca_file
+                .clone()
+                .or(file.grpc_tls_ca_file.clone()),
             auth: AuthConfig::default(),
             cluster_secret: None,
+            cluster_tls: None,
         };
         cfg.validate()?;
         cfg.auth = cfg.load_auth()?;
         cfg.cluster_secret = cfg.load_cluster_secret()?;
+        cfg.cluster_tls = cfg.load_cluster_tls()?;
         Ok(cfg)
     }
 
@@ -826,6 +863,36 @@ impl Config {
         cluster::auth::ClusterSecret::new(&text)
             .map(Some)
             .map_err(|e| invalid(key, format!("{}: {e}", p.display())))
+    }
+
+    /// Mutual TLS on the cluster port: all three `grpc_tls_*_file` keys or
+    /// none; the certificate must come from the CA and name this node.
+    fn load_cluster_tls(&self) -> Result<Option<cluster::tls::ClusterTls>, ConfigError> {
+        let keys = [
+            ("grpc_tls_cert_file", &self.grpc_tls_cert_file),
+            ("grpc_tls_key_file", &self.grpc_tls_key_file),
+            ("grpc_tls_ca_file", &self.grpc_tls_ca_file),
+        ];
+        if keys.iter().all(|(_, v)| v.is_none()) {
+            return Ok(None);
+        }
+        if let Some((missing, _)) = keys.iter().find(|(_, v)| v.is_none()) {
+            return Err(invalid(
+                missing,
+                "mutual TLS on the cluster port needs grpc_tls_cert_file, grpc_tls_key_file \
+                 and grpc_tls_ca_file together",
+            ));
+        }
+        let (Some(cert), Some(key), Some(ca)) = (
+            &self.grpc_tls_cert_file,
+            &self.grpc_tls_key_file,
+            &self.grpc_tls_ca_file,
+        ) else {
+            return Ok(None);
+        };
+        cluster::tls::ClusterTls::load(cert, key, ca, self.node_id)
+            .map(Some)
+            .map_err(|e| invalid(e.key(), e.to_string()))
     }
 
     /// The config as YAML (for `/api/v1/status/config` and `--check-config`).

@@ -61,6 +61,7 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
         max_series: cfg.limits.max_series,
         max_series_per_metric: cfg.limits.max_series_per_metric,
         min_free_disk_bytes: cfg.limits.min_free_disk_bytes,
+        tls: cfg.cluster_tls.clone(),
         ..d
     }
 }

@@ -70,6 +70,28 @@ pub fn binary_path() -> Result<PathBuf> {
 fn build_binary(cargo: &str, release: bool) -> std::result::Result<(), String> {
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--workspace", "--bins", "--quiet"]);
+    // The variables cargo sets for a test process are not set for the
+    // `cargo test` that started it; build scripts that watch one (ring's
+    // watches CARGO_MANIFEST_DIR) would otherwise rebuild, and everything
+    // above them (rustls, tonic, every workspace crate), on each switch
+    // between `cargo test` and this build.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let set_for_tests = [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_CRATE_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ]
+        .contains(&k.as_ref())
+            || k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_");
+        if set_for_tests {
+            cmd.env_remove(k.as_ref());
+        }
+    }
     if release {
         cmd.arg("--release");
     }
@@ -165,6 +187,10 @@ pub struct Options {
     /// The cluster secret, written to a file given as
     /// `--cluster-secret-file` (None: no secret).
     pub cluster_secret: Option<String>,
+    /// A directory made by [`make_cluster_certs`]: the node runs mutual TLS
+    /// on its cluster port with `node-<id>.crt`/`.key` and `ca.crt` from it
+    /// (None: plain TCP).
+    pub grpc_tls: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -181,6 +207,7 @@ impl Default for Options {
             ready_timeout: Duration::from_secs(60),
             wait_ready: true,
             cluster_secret: None,
+            grpc_tls: None,
         }
     }
 }
@@ -265,6 +292,17 @@ impl Silverback {
         if o.cluster_secret.is_some() {
             a.push("--cluster-secret-file".into());
             a.push(self.secret_path().display().to_string());
+        }
+        if let Some(d) = &o.grpc_tls {
+            let f = |name: String| d.join(name).display().to_string();
+            a.extend([
+                "--grpc-tls-cert-file".into(),
+                f(format!("node-{}.crt", o.node_id)),
+                "--grpc-tls-key-file".into(),
+                f(format!("node-{}.key", o.node_id)),
+                "--grpc-tls-ca-file".into(),
+                f("ca.crt".into()),
+            ]);
         }
         a.extend([
             "--data-dir".into(),
@@ -462,6 +500,20 @@ impl Cluster {
         extra_args: &[&str],
         secret: Option<&str>,
     ) -> Result<Cluster> {
+        Self::start_secured(n, shards, rf, extra_args, secret, None).await
+    }
+
+    /// [`Cluster::start_with`], and with mutual TLS on the cluster port
+    /// when `tls` names a directory made by [`make_cluster_certs`] (with
+    /// certificates for nodes `1..=n`).
+    pub async fn start_secured(
+        n: usize,
+        shards: u32,
+        rf: u32,
+        extra_args: &[&str],
+        secret: Option<&str>,
+        tls: Option<&Path>,
+    ) -> Result<Cluster> {
         let mut ports = Vec::new();
         for i in 0..n {
             ports.push((i as u64 + 1, free_port()?, free_port()?));
@@ -485,6 +537,7 @@ impl Cluster {
                     extra_args: extra,
                     wait_ready: false,
                     cluster_secret: secret.map(str::to_string),
+                    grpc_tls: tls.map(Path::to_path_buf),
                     ..Options::default()
                 })
                 .await?,
@@ -501,6 +554,28 @@ impl Cluster {
         }
         Ok(Cluster { nodes })
     }
+}
+
+/// Makes a cluster CA and certificates for `nodes` in `dir` with
+/// `scripts/make-cluster-certs.sh` (the script operators use):
+/// `ca.crt`, `node-<id>.crt`/`.key`, `operator.crt`/`.key`.
+pub fn make_cluster_certs(dir: &Path, nodes: &[u64]) -> Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-cluster-certs.sh");
+    let out = Command::new("sh")
+        .arg(&script)
+        .arg(dir)
+        .args(nodes.iter().map(u64::to_string))
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Builds a remote-write series from a metric name, extra labels and

@@ -6,13 +6,11 @@
 //! are harmless; an open cluster port on a non-loopback address is warned
 //! about.
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster::auth::{ClientAuth, ClusterSecret};
-use cluster::network::{connect_lazy, PeerClient};
+use cluster::network::PeerClient;
 use cluster::rpc;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
@@ -22,59 +20,11 @@ use tests::checker::{base_time, check_all, cluster_status, stop_writer, writer, 
 use tests::{Client, Cluster, Options, Silverback};
 use tonic::Code;
 
+mod peer;
+
+use peer::{all_refused, client, every_rpc};
+
 const SECRET: &str = "3f9c0a5e7d1b4c2a8e6f0d9b7a5c3e1f";
-
-fn client(addr: SocketAddr, secret: Option<&str>) -> PeerClient {
-    let s = secret.map(|s| ClusterSecret::new(s).expect("secret"));
-    connect_lazy(
-        &addr.to_string(),
-        Duration::from_secs(5),
-        &ClientAuth::new(s),
-    )
-    .expect("client")
-}
-
-/// Calls every RPC of the cluster service with an empty request; returns
-/// each call's name and code (`Ok` when it was answered).
-async fn every_rpc(c: &mut PeerClient) -> Vec<(&'static str, Code)> {
-    fn code<T>(r: Result<T, tonic::Status>) -> Code {
-        r.map_or_else(|s| s.code(), |_| Code::Ok)
-    }
-    vec![
-        ("Raft", code(c.raft(pb::RaftRequest::default()).await)),
-        (
-            "Write",
-            code(c.write(pb::ShardWriteRequest::default()).await),
-        ),
-        ("Select", code(c.select(pb::SelectRequest::default()).await)),
-        (
-            "LabelNames",
-            code(c.label_names(pb::LabelsRequest::default()).await),
-        ),
-        (
-            "LabelValues",
-            code(c.label_values(pb::LabelsRequest::default()).await),
-        ),
-        ("Series", code(c.series(pb::SelectRequest::default()).await)),
-        ("Meta", code(c.meta(pb::MetaRequest::default()).await)),
-        ("Join", code(c.join(pb::JoinRequest::default()).await)),
-        (
-            "ChangeReplicas",
-            code(
-                c.change_replicas(pb::ChangeReplicasRequest::default())
-                    .await,
-            ),
-        ),
-        ("Health", code(c.health(pb::HealthRequest::default()).await)),
-    ]
-}
-
-fn all_refused(got: &[(&str, Code)]) {
-    assert_eq!(got.len(), 10);
-    for (name, code) in got {
-        assert_eq!(*code, Code::Unauthenticated, "{name} was not refused");
-    }
-}
 
 /// The leader and term of `shard` as node `c` sees them.
 async fn shard_leader_term(c: &Client, shard: u64) -> (u64, u64) {
@@ -110,9 +60,15 @@ async fn strangers_are_refused_on_every_rpc_and_members_replicate() {
     ));
 
     for n in &cluster.nodes {
-        all_refused(&every_rpc(&mut client(n.grpc, None)).await);
+        all_refused(
+            &every_rpc(&mut client(n.grpc, None)).await,
+            Code::Unauthenticated,
+        );
     }
-    all_refused(&every_rpc(&mut client(cluster.nodes[0].grpc, Some("not-the-secret"))).await);
+    all_refused(
+        &every_rpc(&mut client(cluster.nodes[0].grpc, Some("not-the-secret"))).await,
+        Code::Unauthenticated,
+    );
     // The secret opens the port (health answers with the node's id).
     let h = client(cluster.nodes[1].grpc, Some(SECRET))
         .health(pb::HealthRequest::default())

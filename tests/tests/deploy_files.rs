@@ -28,16 +28,43 @@ const SECRET_PATHS: [&str; 2] = [
     "/etc/silverback-secret/cluster-secret",
 ];
 
+/// Where the example config keeps the node's certificates for the cluster
+/// port (compose and systemd install node N's files there).
+const TLS_DIR: &str = "/etc/silverback/tls";
+/// Where the Kubernetes pods find every node's certificates.
+const K8S_TLS_DIR: &str = "/etc/silverback-tls";
+
+/// The node id an example command line gives (`--node-id=N` or
+/// `--node-id N`), else the example config's (1).
+fn node_id(args: &[String]) -> u64 {
+    args.iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--node-id") {
+            Some("") => args.get(i + 1).and_then(|v| v.parse().ok()),
+            Some(v) => v.strip_prefix('=').and_then(|v| v.parse().ok()),
+            None => None,
+        })
+        .unwrap_or(1)
+}
+
 /// Runs `silverback ARGS --check-config`, with the in-container config path
-/// replaced by `config` and the cluster secret's path by a test secret.
+/// replaced by `config`, the cluster secret's path by a test secret, and
+/// the certificates' paths by test certificates for the node.
 fn check(what: &str, args: &[String], config: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("cluster-secret");
     std::fs::write(&secret, "0123456789abcdef\n").unwrap();
+    let certs = dir.path().join("certs");
+    let id = node_id(args);
+    tests::make_cluster_certs(&certs, &[id]).unwrap();
     let mut text = std::fs::read_to_string(config).unwrap();
     for p in SECRET_PATHS {
         text = text.replace(p, &secret.display().to_string());
     }
+    let c = certs.display();
+    text = text
+        .replace(&format!("{TLS_DIR}/node."), &format!("{c}/node-{id}."))
+        .replace(TLS_DIR, &c.to_string());
     let config = dir.path().join("silverback.yml");
     std::fs::write(&config, text).unwrap();
     let args: Vec<String> = args
@@ -150,6 +177,30 @@ fn examples_turn_the_cluster_secret_on() {
 }
 
 #[test]
+fn examples_turn_cluster_mtls_on() {
+    let cfg = std::fs::read_to_string(deploy().join("silverback.yml")).unwrap();
+    for (key, file) in [
+        ("grpc_tls_cert_file", "node.crt"),
+        ("grpc_tls_key_file", "node.key"),
+        ("grpc_tls_ca_file", "ca.crt"),
+    ] {
+        assert!(cfg.contains(&format!("\n{key}: {TLS_DIR}/{file}")), "{key}");
+    }
+    let compose = std::fs::read_to_string(deploy().join("docker-compose.yml")).unwrap();
+    for n in 1..=3 {
+        for f in ["crt", "key"] {
+            let m = format!("./certs/node-{n}.{f}:{TLS_DIR}/node.{f}:ro");
+            assert!(compose.contains(&m), "compose node {n} mounts {m}");
+        }
+    }
+    let mounts = format!("./certs/ca.crt:{TLS_DIR}/ca.crt:ro");
+    assert_eq!(compose.matches(&mounts).count(), 3);
+    let sts = std::fs::read_to_string(deploy().join("k8s/statefulset.yaml")).unwrap();
+    assert!(sts.contains("secretName: silverback-cluster-tls"));
+    assert!(sts.contains(&format!("mountPath: {K8S_TLS_DIR}")));
+}
+
+#[test]
 fn kubernetes_manifests_are_valid() {
     let cm = &yaml_docs("k8s/configmap.yaml")[0];
     assert_eq!(cm["kind"], "ConfigMap");
@@ -163,6 +214,9 @@ fn kubernetes_manifests_are_valid() {
         text = text.replace(p, &secret.display().to_string());
     }
     std::fs::write(&cfg, text).unwrap();
+    // ... and every node's certificate from the Secret silverback-cluster-tls.
+    let certs = dir.path().join("certs");
+    tests::make_cluster_certs(&certs, &[1, 2, 3, 4]).unwrap();
     let sts = &yaml_docs("k8s/statefulset.yaml")[0];
     assert_eq!(sts["kind"], "StatefulSet");
     assert_eq!(sts["spec"]["replicas"], 3);
@@ -174,6 +228,7 @@ fn kubernetes_manifests_are_valid() {
     // pods 0-2 start the cluster with --peers; pod 3 (kubectl scale) joins.
     let run = |hostname: &str| -> serde_yaml::Value {
         let script = script
+            .replace(K8S_TLS_DIR, &certs.display().to_string())
             .replace("/usr/local/bin/silverback", &bin.display().to_string())
             .replace("/etc/silverback/silverback.yml", &cfg.display().to_string());
         let out = Command::new("sh")
@@ -197,6 +252,11 @@ fn kubernetes_manifests_are_valid() {
         assert_eq!(c["node_id"], i as u64 + 1, "{host}");
         assert_eq!(c["peers"].as_sequence().map(Vec::len), Some(3), "{host}");
         assert_eq!(c["advertise_addr"], format!("{host}.silverback:9301"));
+        let cert = c["grpc_tls_cert_file"].as_str().unwrap_or_default();
+        assert!(
+            cert.ends_with(&format!("/node-{}.crt", i + 1)),
+            "{host}: {cert}"
+        );
     }
     let c = run("silverback-3");
     assert_eq!(c["node_id"], 4);
