@@ -51,7 +51,10 @@ fn partial_response(p: &Params) -> bool {
 /// `Handle::block_on`), never on the runtime's workers, which also drive
 /// the Raft groups: a long query cannot delay heartbeats. The engine checks
 /// its deadline (the same timeout) inside its loops, so a timed-out query
-/// stops mid-way on that thread too.
+/// stops mid-way on that thread too. The answer is rendered on that thread
+/// as well, and once the query's values are dropped the thread hands its
+/// freed memory back to the OS ([`crate::alloc::release_free_memory`]):
+/// the allocator would otherwise keep it until the thread next allocates.
 async fn run<F, Fut>(s: &Shared, p: &Params, kind: &str, f: F) -> Result<Response, ApiError>
 where
     F: FnOnce(Engine, std::sync::Arc<dyn query::model::Queryable>) -> Fut,
@@ -77,7 +80,14 @@ where
     let querier = s.node.querier(partial_response(p));
     let rt = tokio::runtime::Handle::current();
     let eval = f(engine, querier);
-    let eval = tokio::task::spawn_blocking(move || rt.block_on(eval));
+    let eval = tokio::task::spawn_blocking(move || {
+        let out = rt
+            .block_on(eval)
+            .map_err(query_error)
+            .map(|o| render(o, limit));
+        crate::alloc::release_free_memory();
+        out
+    });
     let res = tokio::time::timeout(to + Duration::from_millis(100), eval).await;
     s.metrics.queries_running.dec();
     s.metrics
@@ -94,9 +104,14 @@ where
             ))
         }
         Ok(Err(e)) => return Err(ApiError::internal(format!("query evaluation failed: {e}"))),
-        Ok(Ok(r)) => r.map_err(query_error)?,
+        Ok(Ok(r)) => r?,
     };
-    s.metrics.query_samples.inc_by(out.samples_loaded);
+    s.metrics.query_samples.inc_by(out.1);
+    Ok(out.0)
+}
+
+/// The JSON answer of a query (and the samples it loaded, for the metrics).
+fn render(out: QueryOutput, limit: Option<usize>) -> (Response, u64) {
     let mut data = QueryData(out.value);
     let mut warnings = out.warnings;
     if let Some(l) = limit {
@@ -104,7 +119,10 @@ where
             warnings.push(format!("results truncated due to limit ({l} series)"));
         }
     }
-    Ok(Success::with_notes(data, warnings, out.infos).into_response())
+    (
+        Success::with_notes(data, warnings, out.infos).into_response(),
+        out.samples_loaded,
+    )
 }
 
 /// `GET|POST /api/v1/query`.
