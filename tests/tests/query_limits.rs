@@ -57,7 +57,12 @@ async fn range_queries_over_11000_points_per_series_are_refused() {
         async move {
             c.get(
                 "/api/v1/query_range",
-                &[("query", "vector(1)"), ("start", "0"), ("end", end), ("step", "1")],
+                &[
+                    ("query", "vector(1)"),
+                    ("start", "0"),
+                    ("end", end),
+                    ("step", "1"),
+                ],
             )
             .await
             .expect("query_range")
@@ -98,7 +103,13 @@ async fn the_sample_limit_allows_exactly_its_value() {
     assert_eq!(st, 200, "{v}");
     let points = v["data"]["result"][0]["values"].as_array().expect("values");
     assert_eq!(points.len(), 1000);
-    assert_error(instant("vector(1)[1001s:1s]").await, 422, "execution", TOO_MANY).await;
+    assert_error(
+        instant("vector(1)[1001s:1s]").await,
+        422,
+        "execution",
+        TOO_MANY,
+    )
+    .await;
     still_answers(&c).await;
 }
 
@@ -148,7 +159,10 @@ async fn count_values_over_11000_steps_stays_within_its_budget() {
 /// ending now.
 async fn write_series(c: &Client, name: &str, n: usize) -> i64 {
     let now = now_ms();
-    let samples: Vec<(i64, f64)> = (0..300).map(|k| (now - k * 10_000, k as f64)).collect();
+    let samples: Vec<(i64, f64)> = (0..300)
+        .rev()
+        .map(|k| (now - k * 10_000, k as f64))
+        .collect();
     let all: Vec<_> = (0..n)
         .map(|i| series(name, &[("i", &i.to_string())], &samples))
         .collect();
@@ -164,7 +178,8 @@ async fn loading_counts_against_the_limit() {
         .expect("node");
     let c = node.client();
     let now = write_series(&c, "loaded", 3).await;
-    let t = (now / 1000).to_string();
+    // A second after the newest sample, so the hour holds all 300.
+    let t = (now / 1000 + 1).to_string();
     let instant = |q: &'static str| {
         let (c, t) = (c.clone(), t.clone());
         async move {
@@ -178,7 +193,13 @@ async fn loading_counts_against_the_limit() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["data"]["result"][0]["value"][1], "300", "{v}");
     // Three: 900 samples, refused while loading.
-    assert_error(instant("count_over_time(loaded[1h])").await, 422, "execution", TOO_MANY).await;
+    assert_error(
+        instant("count_over_time(loaded[1h])").await,
+        422,
+        "execution",
+        TOO_MANY,
+    )
+    .await;
     still_answers(&c).await;
 }
 
@@ -196,7 +217,10 @@ async fn the_limit_applies_to_samples_read_from_remote_shards() {
     let (st, v) = c
         .get(
             "/api/v1/query",
-            &[("query", r#"count_over_time(remote{i=~"0|1|2"}[1h])"#), ("time", &t)],
+            &[
+                ("query", r#"count_over_time(remote{i=~"0|1|2"}[1h])"#),
+                ("time", &t),
+            ],
         )
         .await
         .expect("query");
@@ -248,8 +272,15 @@ async fn a_timeout_stops_the_evaluation() {
     let ticks = cpu_ticks(pid);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let used = cpu_ticks(pid) - ticks;
-    assert!(used < 50, "{used} ticks of CPU in the 2 s after the timeout");
+    assert!(
+        used < 50,
+        "{used} ticks of CPU in the 2 s after the timeout"
+    );
     let began = Instant::now();
     still_answers(&c).await;
-    assert!(began.elapsed() < Duration::from_millis(500), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        began.elapsed()
+    );
 }

@@ -35,10 +35,14 @@ impl RangeInput<'_> {
     }
 }
 
+/// Window samples between two deadline checks in [`windows`].
+const CHECK_WORK: usize = 1 << 16;
+
 /// Calls `f(step, window, eff_t)` for every step and collects the results.
 /// Windows slide with two cursors; with `@` the single window is computed
-/// once and repeated. `stop` is checked every 64 steps, so a query that
-/// times out stops inside one long series too.
+/// once and repeated. `stop` is checked every 64 steps or 65,536 window
+/// samples, whichever comes first, so a query that times out stops inside
+/// one long series too.
 pub(crate) fn windows(
     samples: &[Sample],
     steps: &Steps,
@@ -54,8 +58,9 @@ pub(crate) fn windows(
         let eff = input.eff(steps.start);
         let w = window(samples, eff - input.range, eff);
         if !w.is_empty() {
+            let every = (CHECK_WORK / (w.len() + 1)).clamp(1, 64);
             for (i, o) in out.iter_mut().enumerate() {
-                if i % 64 == 63 {
+                if i % every == every - 1 {
                     stop.check()?;
                 }
                 *o = f(i, w, eff);
@@ -64,9 +69,12 @@ pub(crate) fn windows(
         return Ok(out);
     }
     let (mut lo, mut hi) = (0usize, 0usize);
+    let mut work = 0usize;
     for (i, o) in out.iter_mut().enumerate() {
-        if i % 64 == 63 {
+        work += 1 + (hi - lo);
+        if work >= CHECK_WORK || i % 64 == 63 {
             stop.check()?;
+            work = 0;
         }
         let eff = input.eff(steps.ts(i));
         let min = eff - input.range;

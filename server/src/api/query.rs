@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use query::engine::{Engine, EngineOptions, QueryOutput};
+use query::engine::{CancelToken, Engine, EngineOptions, QueryOutput};
 
 use super::json::Success;
 use super::params::Params;
@@ -16,6 +16,16 @@ use crate::metrics::QueryKind;
 
 /// Most points a range query may return per series (Prometheus' limit).
 const MAX_POINTS: i64 = 11_000;
+
+/// Cancels the query when dropped (at the end of the request, or when the
+/// client disconnects and axum drops the handler).
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -57,7 +67,7 @@ fn partial_response(p: &Params) -> bool {
 /// the allocator would otherwise keep it until the thread next allocates.
 async fn run<F, Fut>(s: &Shared, p: &Params, kind: &str, f: F) -> Result<Response, ApiError>
 where
-    F: FnOnce(Engine, std::sync::Arc<dyn query::model::Queryable>) -> Fut,
+    F: FnOnce(Engine, std::sync::Arc<dyn query::model::Queryable>, CancelToken) -> Fut,
     Fut: std::future::Future<Output = Result<QueryOutput, query::engine::QueryError>>
         + Send
         + 'static,
@@ -79,7 +89,10 @@ where
     let start = Instant::now();
     let querier = s.node.querier(partial_response(p));
     let rt = tokio::runtime::Handle::current();
-    let eval = f(engine, querier);
+    // A client that goes away drops this future, and with it the guard,
+    // which stops the evaluation on its thread.
+    let cancel = CancelOnDrop(CancelToken::new());
+    let eval = f(engine, querier, cancel.0.clone());
     let eval = tokio::task::spawn_blocking(move || {
         let out = rt
             .block_on(eval)
@@ -88,7 +101,9 @@ where
         crate::alloc::release_free_memory();
         out
     });
-    let res = tokio::time::timeout(to + Duration::from_millis(100), eval).await;
+    // The engine answers its own timeout ("in expression evaluation"); this
+    // one is the fallback for a thread that does not get the CPU to notice.
+    let res = tokio::time::timeout(to + Duration::from_millis(500), eval).await;
     s.metrics.queries_running.dec();
     s.metrics
         .query_duration
@@ -129,8 +144,11 @@ fn render(out: QueryOutput, limit: Option<usize>) -> (Response, u64) {
 pub async fn instant(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
     let q = query_text(&p)?.to_string();
     let t = p.time_or("time", now_ms())?;
-    run(&s, &p, "instant", |engine, querier| async move {
-        engine.instant(querier.as_ref(), &q, t).await
+    run(&s, &p, "instant", |engine, querier, cancel| async move {
+        let expr = engine.parse(&q)?;
+        engine
+            .instant_expr_cancelable(querier.as_ref(), &expr, t, &cancel)
+            .await
     })
     .await
 }
@@ -169,8 +187,11 @@ pub async fn range(State(s): State<Shared>, p: Params) -> Result<Response, ApiEr
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    run(&s, &p, "range", |engine, querier| async move {
-        engine.range(querier.as_ref(), &q, start, end, step).await
+    run(&s, &p, "range", |engine, querier, cancel| async move {
+        let expr = engine.parse(&q)?;
+        engine
+            .range_expr_cancelable(querier.as_ref(), &expr, start, end, step, &cancel)
+            .await
     })
     .await
 }
