@@ -93,17 +93,26 @@ where
     // which stops the evaluation on its thread.
     let cancel = CancelOnDrop(CancelToken::new());
     let eval = f(engine, querier, cancel.0.clone());
-    let eval = tokio::task::spawn_blocking(move || {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let (sent_guard, sent) = std::sync::mpsc::channel::<()>();
         let out = rt
             .block_on(eval)
             .map_err(query_error)
-            .map(|o| render(o, limit));
+            .map(|o| render(o, limit, sent_guard));
         crate::alloc::release_free_memory();
-        out
+        // `out` is dropped here when the handler has gone away.
+        let _ = answer.send(out);
+        // A large answer is freed by the connection's task once sent; its
+        // pages belong to this thread's heap, so wait for that (the guard
+        // in the body is dropped with it) and collect them here.
+        // Nothing is ever sent: the wait ends when the guard is dropped.
+        let _ = sent.recv_timeout(Duration::from_secs(600));
+        crate::alloc::release_free_memory();
     });
     // The engine answers its own timeout ("in expression evaluation"); this
     // one is the fallback for a thread that does not get the CPU to notice.
-    let res = tokio::time::timeout(to + Duration::from_millis(500), eval).await;
+    let res = tokio::time::timeout(to + Duration::from_millis(500), answered).await;
     s.metrics.queries_running.dec();
     s.metrics
         .query_duration
@@ -125,8 +134,29 @@ where
     Ok(out.0)
 }
 
+/// A large answer's bytes with the guard dropped right after them (fields
+/// drop in order), whichever task drops the last reference.
+struct GuardedJson {
+    json: Vec<u8>,
+    _sent: std::sync::mpsc::Sender<()>,
+}
+
+impl AsRef<[u8]> for GuardedJson {
+    fn as_ref(&self) -> &[u8] {
+        &self.json
+    }
+}
+
+/// Answers from this size on keep a guard in their body (see [`run`]).
+const LARGE_ANSWER: usize = 16 << 20;
+
 /// The JSON answer of a query (and the samples it loaded, for the metrics).
-fn render(out: QueryOutput, limit: Option<usize>) -> (Response, u64) {
+/// A large answer's body holds `sent_guard` until the body is dropped.
+fn render(
+    out: QueryOutput,
+    limit: Option<usize>,
+    sent_guard: std::sync::mpsc::Sender<()>,
+) -> (Response, u64) {
     let mut data = QueryData(out.value);
     let mut warnings = out.warnings;
     if let Some(l) = limit {
@@ -134,10 +164,30 @@ fn render(out: QueryOutput, limit: Option<usize>) -> (Response, u64) {
             warnings.push(format!("results truncated due to limit ({l} series)"));
         }
     }
-    (
-        Success::with_notes(data, warnings, out.infos).into_response(),
-        out.samples_loaded,
-    )
+    let success = Success::with_notes(data, warnings, out.infos);
+    let json = match serde_json::to_vec(&success) {
+        Ok(j) => j,
+        Err(e) => {
+            let e = ApiError::internal(format!("cannot render the query result: {e}"));
+            return (e.into_response(), out.samples_loaded);
+        }
+    };
+    drop(success);
+    let body = if json.len() >= LARGE_ANSWER {
+        axum::body::Body::from(bytes::Bytes::from_owner(GuardedJson {
+            json,
+            _sent: sent_guard,
+        }))
+    } else {
+        axum::body::Body::from(json)
+    };
+    let resp = Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap_or_else(|e| {
+            ApiError::internal(format!("cannot build the query answer: {e}")).into_response()
+        });
+    (resp, out.samples_loaded)
 }
 
 /// `GET|POST /api/v1/query`.
