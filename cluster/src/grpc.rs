@@ -258,7 +258,13 @@ impl Cluster for Service {
         r: Request<pb::SelectRequest>,
     ) -> Result<Response<pb::SelectResponse>, Status> {
         let r = r.into_inner();
-        let res = self.local_read(r.shard, ReadOp::SelectChunks, &r.matchers, r.min_t, r.max_t);
+        let res = self.local_read(
+            r.shard,
+            ReadOp::SelectChunks(None),
+            &r.matchers,
+            r.min_t,
+            r.max_t,
+        );
         let out = match res.await {
             Ok(Ok(ReadOut::Chunks(v))) => pb::SelectResponse {
                 series: v

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use futures::future::join_all;
-use query::model::{Labels, Matcher, QueryableError, SelectResult, SeriesData};
+use query::model::{Labels, Matcher, QueryableError, ReadBudget, SelectResult, SeriesData};
 use storage::{EncodedChunk, Shard};
 
 use crate::convert::{labels_from_pb, matchers_to_pb};
@@ -20,8 +20,10 @@ use crate::write::Attempt;
 /// One per-shard read.
 #[derive(Clone, Debug)]
 pub(crate) enum ReadOp {
-    Select,
-    SelectChunks,
+    /// Encoded chunks; a query's deadline, if any, travels to a remote
+    /// shard as the gRPC timeout (the remote handler is dropped when it
+    /// passes) and ends the retry loop.
+    SelectChunks(Option<Instant>),
     LabelNames,
     LabelValues(String),
     Series,
@@ -30,7 +32,6 @@ pub(crate) enum ReadOp {
 
 /// A per-shard read's answer.
 pub(crate) enum ReadOut {
-    Series(Vec<SeriesData>),
     Chunks(Vec<storage::SeriesChunks>),
     Strings(Vec<String>),
     Labels(Vec<Labels>),
@@ -46,8 +47,7 @@ pub(crate) fn read_local(
     max_t: i64,
 ) -> Result<ReadOut, storage::StorageError> {
     Ok(match op {
-        ReadOp::Select => ReadOut::Series(shard.select(ms, min_t, max_t)?),
-        ReadOp::SelectChunks => ReadOut::Chunks(shard.select_chunks(ms, min_t, max_t)?),
+        ReadOp::SelectChunks(_) => ReadOut::Chunks(shard.select_chunks(ms, min_t, max_t)?),
         ReadOp::LabelNames => ReadOut::Strings(shard.label_names(ms, min_t, max_t)?),
         ReadOp::LabelValues(n) => ReadOut::Strings(shard.label_values(n, ms, min_t, max_t)?),
         ReadOp::Series => ReadOut::Labels(shard.series(ms, min_t, max_t)?),
@@ -82,7 +82,10 @@ impl Node {
         max_t: i64,
     ) -> Result<ReadOut, ClusterError> {
         let g = shard_group(shard);
-        let deadline = Instant::now() + self.cfg.rpc_timeout;
+        let mut deadline = Instant::now() + self.cfg.rpc_timeout;
+        if let ReadOp::SelectChunks(Some(d)) = op {
+            deadline = deadline.min(*d);
+        }
         loop {
             let res = match self.leader_of(g) {
                 Some(l) if l == self.id => match self
@@ -159,6 +162,19 @@ impl Node {
             max_t,
             limit: 0,
         };
+        let mut sel_req = tonic::Request::new(sel.clone());
+        if let ReadOp::SelectChunks(Some(d)) = op {
+            // tonic sends it as `grpc-timeout`; the remote server drops the
+            // handler when it passes, and so does a client that goes away.
+            match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => sel_req.set_timeout(left),
+                _ => {
+                    return Err(Attempt::Fail(ClusterError::Unavailable(format!(
+                        "cannot read shard {shard}: the query's deadline passed"
+                    ))))
+                }
+            }
+        }
         let lab = |name: &str| pb::LabelsRequest {
             shard,
             name: name.to_string(),
@@ -172,38 +188,31 @@ impl Node {
             Attempt::Retry
         };
         match op {
-            ReadOp::Select | ReadOp::SelectChunks => {
-                let r = c.select(sel).await.map_err(transport)?.into_inner();
+            ReadOp::SelectChunks(_) => {
+                let r = c.select(sel_req).await.map_err(transport)?.into_inner();
                 if self.redirected(shard, to, r.redirect) {
                     return Err(Attempt::Retry);
                 }
                 if !r.error.is_empty() {
                     return fail(r.error);
                 }
-                let mut out = Vec::with_capacity(r.series.len());
-                for s in r.series {
-                    let chunks: Vec<EncodedChunk> = s
-                        .chunks
+                Ok(ReadOut::Chunks(
+                    r.series
                         .into_iter()
-                        .map(|c| EncodedChunk {
-                            min_t: c.min_t,
-                            max_t: c.max_t,
-                            data: c.data,
-                        })
-                        .collect();
-                    let samples = storage::merge_chunks(&chunks, min_t, max_t).map_err(|e| {
-                        Attempt::Fail(ClusterError::Internal(format!(
-                            "cannot decode chunks of shard {shard} from node {to}: {e}"
-                        )))
-                    })?;
-                    if !samples.is_empty() {
-                        out.push(SeriesData {
+                        .map(|s| storage::SeriesChunks {
                             labels: labels_from_pb(s.labels),
-                            samples,
-                        });
-                    }
-                }
-                Ok(ReadOut::Series(out))
+                            chunks: s
+                                .chunks
+                                .into_iter()
+                                .map(|c| EncodedChunk {
+                                    min_t: c.min_t,
+                                    max_t: c.max_t,
+                                    data: c.data,
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                ))
             }
             ReadOp::LabelNames | ReadOp::LabelValues(_) => {
                 let r = match op {
@@ -350,6 +359,39 @@ impl ClusterQuerier {
     }
 }
 
+/// Decodes the encoded chunks of every shard's answer, series by series,
+/// taking each series' samples from `budget` as it is decoded: the first
+/// series that passes the limit (or the deadline) stops the decoding.
+fn decode_budgeted(
+    outs: Vec<ReadOut>,
+    min_t: i64,
+    max_t: i64,
+    budget: &ReadBudget,
+) -> Result<Vec<SeriesData>, QueryableError> {
+    let mut series = Vec::new();
+    for o in outs {
+        let ReadOut::Chunks(v) = o else {
+            return Err(QueryableError::Internal(
+                "invariant broken: a chunk read returned another shape".into(),
+            ));
+        };
+        for sc in v {
+            let samples = storage::merge_chunks(&sc.chunks, min_t, max_t).map_err(|e| {
+                QueryableError::Internal(format!("cannot decode the chunks of {}: {e}", sc.labels))
+            })?;
+            budget.take(samples.len())?;
+            if !samples.is_empty() {
+                series.push(SeriesData {
+                    labels: sc.labels,
+                    samples,
+                });
+            }
+        }
+    }
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(series)
+}
+
 #[async_trait]
 impl query::model::Queryable for ClusterQuerier {
     async fn select(
@@ -358,14 +400,30 @@ impl query::model::Queryable for ClusterQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<SelectResult, QueryableError> {
-        let (outs, warnings) = self.fan_out(ReadOp::Select, matchers, min_t, max_t).await?;
-        let mut series = Vec::new();
-        for o in outs {
-            if let ReadOut::Series(v) = o {
-                series.extend(v.into_iter().filter(|s| !s.samples.is_empty()));
+        self.select_budgeted(matchers, min_t, max_t, &ReadBudget::unlimited())
+            .await
+    }
+
+    /// Every shard answers with encoded chunks (a tenth of the decoded
+    /// size or less); they are decoded here against the query's budget.
+    async fn select_budgeted(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        budget: &ReadBudget,
+    ) -> Result<SelectResult, QueryableError> {
+        budget.check_deadline()?;
+        let op = ReadOp::SelectChunks(budget.deadline());
+        let (outs, warnings) = match self.fan_out(op, matchers, min_t, max_t).await {
+            Ok(x) => x,
+            // A read cut short by the query's deadline is a timeout.
+            Err(e) => {
+                budget.check_deadline()?;
+                return Err(e);
             }
-        }
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        };
+        let series = decode_budgeted(outs, min_t, max_t, budget)?;
         Ok(SelectResult { series, warnings })
     }
 

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use crate::ast::{Expr, ValueType};
 use crate::eval::plan::{self, PlanCtx};
 use crate::eval::{self, EvalError, Evaluator, Fetched, Steps, Val};
-use crate::model::{Labels, Queryable, QueryableError, Sample, SeriesData};
+use crate::model::{Labels, Queryable, QueryableError, ReadBudget, Sample, SeriesData};
 use crate::parser::{parse_with, ParseError, ParseOptions};
 
 /// Engine limits and defaults.
@@ -150,6 +150,8 @@ impl QueryError {
             QueryError::Storage(QueryableError::BadData(_)) => "bad_data",
             QueryError::Storage(QueryableError::Limit(_)) => "execution",
             QueryError::Storage(QueryableError::Internal(_)) => "internal",
+            QueryError::Storage(QueryableError::TooManySamples) => "execution",
+            QueryError::Storage(QueryableError::Timeout) => "timeout",
         }
     }
 }
@@ -324,11 +326,24 @@ impl Engine {
         };
         let mut data = Fetched::new();
         let mut warnings = Vec::new();
-        let mut loaded: u64 = 0;
+        // One budget for every selector: the store takes samples from it
+        // while decoding, so the first selector that passes the limit stops
+        // there and the rest are never fetched.
+        let budget = ReadBudget::new(self.opts.max_samples as u64, Some(deadline));
         for f in plan::selectors(expr, &ctx) {
             // Dropping the returned future cancels the query; the deadline is
-            // checked between fetches and inside evaluation loops.
-            let res = q.select(&f.matchers, f.min_t, f.max_t).await?;
+            // checked between fetches, by the store, and inside evaluation
+            // loops.
+            let res = q
+                .select_budgeted(&f.matchers, f.min_t, f.max_t, &budget)
+                .await
+                .map_err(|e| match e {
+                    QueryableError::TooManySamples => {
+                        QueryError::TooManySamples("query execution".into())
+                    }
+                    QueryableError::Timeout => QueryError::Timeout("query preparation".into()),
+                    e => QueryError::Storage(e),
+                })?;
             if cancel.is_canceled() {
                 return Err(QueryError::Canceled);
             }
@@ -340,16 +355,9 @@ impl Engine {
                     warnings.push(w);
                 }
             }
-            loaded += res
-                .series
-                .iter()
-                .map(|s| s.samples.len() as u64)
-                .sum::<u64>();
-            if loaded > self.opts.max_samples as u64 {
-                return Err(QueryError::TooManySamples("query execution".into()));
-            }
             data.insert(f.key, res.series);
         }
+        let loaded = budget.loaded();
         let mut ev = Evaluator {
             data: &data,
             lookback: self.opts.lookback_delta_ms,
@@ -361,7 +369,8 @@ impl Engine {
             deadline,
             cancel: &cancel.0,
             max_samples: self.opts.max_samples,
-            cur_samples: 0,
+            // The fetched samples stay in memory for the whole evaluation.
+            cur_samples: usize::try_from(loaded).unwrap_or(usize::MAX),
             warnings: Vec::new(),
             infos: Vec::new(),
         };

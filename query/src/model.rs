@@ -318,6 +318,80 @@ pub enum QueryableError {
     /// Anything else.
     #[error("internal: {0}")]
     Internal(String),
+    /// The query's sample budget ([`ReadBudget`]) ran out while loading.
+    #[error("query processing would load too many samples into memory in query execution")]
+    TooManySamples,
+    /// The query's deadline ([`ReadBudget`]) passed while loading.
+    #[error("query timed out in query preparation")]
+    Timeout,
+}
+
+/// What one query may still load: a sample budget shared by all of its
+/// selectors (and all shards they fan out to) and its deadline. Clones
+/// share the count.
+///
+/// A [`Queryable`] takes samples from it *as it decodes them*, series by
+/// series, and stops with [`QueryableError::TooManySamples`] as soon as
+/// the running total passes the limit, so an over-budget query never
+/// decodes the rest of its data.
+#[derive(Clone, Debug)]
+pub struct ReadBudget(std::sync::Arc<BudgetInner>);
+
+#[derive(Debug)]
+struct BudgetInner {
+    max_samples: u64,
+    loaded: std::sync::atomic::AtomicU64,
+    deadline: Option<std::time::Instant>,
+}
+
+impl ReadBudget {
+    /// A budget of `max_samples` samples, until `deadline` (if any).
+    pub fn new(max_samples: u64, deadline: Option<std::time::Instant>) -> Self {
+        ReadBudget(std::sync::Arc::new(BudgetInner {
+            max_samples,
+            loaded: std::sync::atomic::AtomicU64::new(0),
+            deadline,
+        }))
+    }
+
+    /// A budget without limits (for callers outside a query).
+    pub fn unlimited() -> Self {
+        Self::new(u64::MAX, None)
+    }
+
+    /// Accounts `n` decoded samples; fails once the total passes the limit
+    /// (exactly the limit is allowed) or the deadline has passed.
+    pub fn take(&self, n: usize) -> Result<(), QueryableError> {
+        use std::sync::atomic::Ordering;
+        let n = n as u64;
+        let total = self
+            .0
+            .loaded
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
+        if total > self.0.max_samples {
+            return Err(QueryableError::TooManySamples);
+        }
+        self.check_deadline()
+    }
+
+    /// Fails with [`QueryableError::Timeout`] once the deadline has passed.
+    pub fn check_deadline(&self) -> Result<(), QueryableError> {
+        match self.0.deadline {
+            Some(d) if std::time::Instant::now() > d => Err(QueryableError::Timeout),
+            _ => Ok(()),
+        }
+    }
+
+    /// The deadline, if any.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.0.deadline
+    }
+
+    /// Samples taken so far.
+    pub fn loaded(&self) -> u64 {
+        self.0.loaded.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A store the engine reads: storage on one node, or the cluster querier that
@@ -336,6 +410,25 @@ pub trait Queryable: Send + Sync {
         min_t: i64,
         max_t: i64,
     ) -> Result<SelectResult, QueryableError>;
+
+    /// [`Queryable::select`] within a query's [`ReadBudget`]. Stores that
+    /// decode should override it to take samples from `budget` series by
+    /// series while decoding; this default counts each series after
+    /// `select` returns.
+    async fn select_budgeted(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        budget: &ReadBudget,
+    ) -> Result<SelectResult, QueryableError> {
+        budget.check_deadline()?;
+        let res = self.select(matchers, min_t, max_t).await?;
+        for s in &res.series {
+            budget.take(s.samples.len())?;
+        }
+        Ok(res)
+    }
 
     /// Label names of series matching `matchers` with data in the range
     /// (all series when `matchers` is empty), sorted and unique.

@@ -136,7 +136,7 @@ pub struct RunArgs {
     /// Most labels on one series, __name__ included [default: 64]
     #[arg(long, value_name = "N")]
     pub max_labels_per_series: Option<usize>,
-    /// Most samples one query may load into memory [default: 50000000]
+    /// Most samples one query may hold in memory at once: samples loaded, plus one slot per step of every series it builds; more is refused with 422 [default: 50000000]
     #[arg(long, value_name = "N")]
     pub max_query_samples: Option<usize>,
     /// Longest a query may run [default: 2m]

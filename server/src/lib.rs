@@ -10,6 +10,7 @@
 //! - [`run`]: starting and stopping the whole server; [`http_server`]: the
 //!   HTTP listener, bounded against slow and idle clients; [`tls`]: its
 //!   optional TLS configuration.
+pub mod alloc;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -171,7 +171,8 @@ impl Evaluator<'_> {
                 let mut out = Vec::with_capacity(groups.len());
                 let mut buf = Vec::new();
                 for (labels, members) in groups {
-                    let mut vals = vec![None; steps.n];
+                    self.check_deadline()?;
+                    let mut vals = self.new_vals(steps.n)?;
                     let mut drop_name = false;
                     for (i, v) in vals.iter_mut().enumerate() {
                         buf.clear();
@@ -198,6 +199,7 @@ impl Evaluator<'_> {
                 let mut accs = vec![Acc::default(); steps.n];
                 for (labels, members) in groups {
                     self.check_deadline()?;
+                    self.add_samples(steps.n)?;
                     accs.iter_mut().for_each(|a| *a = Acc::default());
                     let mut drop_name = false;
                     for &si in &members {
@@ -275,6 +277,7 @@ impl Evaluator<'_> {
                 return exec_err(format!("Scalar value {} overflows int64", go_g(pr.max)));
             }
         }
+        self.add_samples(input.len().saturating_mul(steps.n))?;
         let mut selected: Vec<Vec<Option<f64>>> = vec![vec![None; steps.n]; input.len()];
         // For instant queries, the output order (per group, best first).
         let mut order: Vec<usize> = Vec::new();
@@ -363,19 +366,28 @@ impl Evaluator<'_> {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
         for s in &input {
+            self.check_deadline()?;
             for (i, v) in s.vals.iter().enumerate() {
                 let Some(x) = v else { continue };
                 let mut l = s.labels.clone();
                 l.set(&label, &format_float(*x));
                 let key = grouping_labels(&l, &grouping, a.without);
-                let oi = *index.entry(key.clone()).or_insert_with(|| {
-                    out.push(Series {
-                        labels: key,
-                        drop_name: false,
-                        vals: vec![None; steps.n],
-                    });
-                    out.len() - 1
-                });
+                // Every new value is a new series with a slot per step:
+                // account it before allocating (issue 13: one distinct
+                // value per step over 11,000 steps is 121 M slots).
+                let oi = match index.get(&key) {
+                    Some(&oi) => oi,
+                    None => {
+                        let vals = self.new_vals(steps.n)?;
+                        index.insert(key.clone(), out.len());
+                        out.push(Series {
+                            labels: key,
+                            drop_name: false,
+                            vals,
+                        });
+                        out.len() - 1
+                    }
+                };
                 let slot = &mut out[oi].vals[i];
                 *slot = Some(slot.unwrap_or(0.0) + 1.0);
             }

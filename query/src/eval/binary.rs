@@ -113,9 +113,15 @@ impl Evaluator<'_> {
                 else {
                     continue;
                 };
+                let before = out.series.len();
                 let oi = out.slot(li, ri, || {
                     result_labels(&ls.labels, &one[ri].labels, b.op, m)
                 });
+                if out.series.len() > before {
+                    // A new result series: one slot per step (and a claim
+                    // flag per step, not counted).
+                    self.add_samples(steps.n)?;
+                }
                 let (fl, fr) = if swap { (rv, lv) } else { (lv, rv) };
                 let (v, keep) = apply(b.op, fl, fr);
                 let v = if b.return_bool {

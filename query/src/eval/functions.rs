@@ -388,15 +388,16 @@ impl Evaluator<'_> {
         }
         let keep_name = matches!(name, "last_over_time" | "first_over_time");
         let mut out = Vec::with_capacity(input.series.len());
-        let mut produced = 0usize;
         for rs in &input.series {
             self.check_deadline()?;
+            self.add_samples(steps.n)?;
             let s: &[crate::model::Sample] = &rs.samples;
-            let vals = windows(s, steps, &input, |i, w, eff| {
+            let stop = self.stop();
+            let vals = windows(s, steps, &input, stop, |i, w, eff| {
                 apply_range_fn(name, w, steps.ts(i), eff, input.range, &params, i)
-            });
-            let cnt = vals.iter().filter(|v| v.is_some()).count();
-            if cnt == 0 {
+            })?;
+            if vals.iter().all(Option::is_none) {
+                self.release_samples(steps.n);
                 continue;
             }
             let series = Series {
@@ -404,7 +405,6 @@ impl Evaluator<'_> {
                 drop_name: rs.drop_name || !keep_name,
                 vals,
             };
-            produced += cnt;
             if name == "rate" || name == "increase" {
                 if let Some(m) = rs.labels.metric_name() {
                     if !["_total", "_sum", "_count", "_bucket"]
@@ -419,8 +419,6 @@ impl Evaluator<'_> {
             }
             out.push(series);
         }
-        self.add_samples(produced)?;
-        self.cur_samples -= produced;
         if name == "absent_over_time" {
             let mut vals = vec![Some(1.0); steps.n];
             for s in &out {

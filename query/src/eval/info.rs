@@ -263,10 +263,11 @@ impl Evaluator<'_> {
                 let oi = match index.get(&key) {
                     Some(&oi) => oi,
                     None => {
+                        let vals = self.new_vals(steps.n)?;
                         out.push(Series {
                             labels: key.0.clone(),
                             drop_name: b.drop_name,
-                            vals: vec![None; steps.n],
+                            vals,
                         });
                         index.insert(key, out.len() - 1);
                         out.len() - 1

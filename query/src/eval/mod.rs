@@ -139,15 +139,24 @@ pub(crate) struct Evaluator<'a> {
     /// Set by another task to stop the query.
     pub cancel: &'a std::sync::atomic::AtomicBool,
     pub max_samples: usize,
-    /// Samples currently held by intermediate results (approximate peak).
+    /// Sample slots the query holds now: fetched samples plus the values
+    /// of the nodes being evaluated (see [`Evaluator::eval`]).
     pub cur_samples: usize,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
 }
 
-impl<'a> Evaluator<'a> {
+/// A query's cancel flag and deadline, for loops that cannot borrow the
+/// [`Evaluator`].
+#[derive(Clone, Copy)]
+pub(crate) struct Stop<'a> {
+    deadline: Instant,
+    cancel: &'a std::sync::atomic::AtomicBool,
+}
+
+impl Stop<'_> {
     /// Fails when the query was canceled or its deadline passed.
-    pub fn check_deadline(&self) -> EResult<()> {
+    pub fn check(&self) -> EResult<()> {
         if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(EvalError::Canceled);
         }
@@ -156,14 +165,45 @@ impl<'a> Evaluator<'a> {
         }
         Ok(())
     }
+}
 
-    /// Accounts `n` more samples against the limit.
+impl<'a> Evaluator<'a> {
+    /// Fails when the query was canceled or its deadline passed.
+    pub fn check_deadline(&self) -> EResult<()> {
+        self.stop().check()
+    }
+
+    /// The cancel flag and deadline, to check inside closures.
+    pub fn stop(&self) -> Stop<'a> {
+        Stop {
+            deadline: self.deadline,
+            cancel: self.cancel,
+        }
+    }
+
+    /// Accounts `n` more samples against the limit: call it *before*
+    /// allocating them, so a query over its budget stops before it holds
+    /// the memory.
     pub fn add_samples(&mut self, n: usize) -> EResult<()> {
         self.cur_samples = self.cur_samples.saturating_add(n);
         if self.cur_samples > self.max_samples {
             return Err(EvalError::TooManySamples);
         }
         Ok(())
+    }
+
+    /// Gives back `n` samples accounted with [`Evaluator::add_samples`]
+    /// whose memory was dropped.
+    pub fn release_samples(&mut self, n: usize) {
+        self.cur_samples = self.cur_samples.saturating_sub(n);
+    }
+
+    /// A dense per-step value list of `n` empty slots, accounted first:
+    /// an instant-vector series holds one slot per step whether or not the
+    /// step has a value, so that is what counts.
+    pub fn new_vals(&mut self, n: usize) -> EResult<Vec<Option<f64>>> {
+        self.add_samples(n)?;
+        Ok(vec![None; n])
     }
 
     /// Resolves an `@` modifier to a timestamp.
@@ -187,19 +227,23 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Evaluates `expr` over `steps`. The points a node's result holds
-    /// count against the sample limit (Prometheus counts intermediate
-    /// results too).
+    /// Evaluates `expr` over `steps`.
+    ///
+    /// Sample accounting (the `--max-query-samples` budget): the fetched
+    /// samples count from the start; every node accounts the slots it
+    /// allocates *before* allocating them (dense per-step vectors, range
+    /// windows, result series), while the results of its children, still
+    /// alive, keep counting. When the node returns, its children's values
+    /// are gone and the count is reset to what it held before plus the
+    /// slots its own result holds. Scalars are not counted: they are one
+    /// grid of steps, and every grid is refused up front when it has more
+    /// steps than the limit.
     pub fn eval(&mut self, expr: &Expr, steps: &Steps) -> EResult<Val> {
         self.check_deadline()?;
+        let base = self.cur_samples;
         let v = self.eval_node(expr, steps)?;
-        let points = match &v {
-            Val::Vector(vs) => vs.iter().map(Series::count).sum(),
-            Val::Matrix(ms) => ms.iter().map(|s| s.samples.len()).sum(),
-            _ => 0,
-        };
-        self.add_samples(points)?;
-        self.cur_samples -= points;
+        self.cur_samples = base;
+        self.add_samples(held(&v))?;
         Ok(v)
     }
 
@@ -260,6 +304,15 @@ impl<'a> Evaluator<'a> {
             Val::Vector(v) => Ok(v),
             _ => exec_err("expected instant vector expression"),
         }
+    }
+}
+
+/// The sample slots a value holds (see [`Evaluator::eval`]).
+pub(crate) fn held(v: &Val) -> usize {
+    match v {
+        Val::Vector(vs) => vs.iter().map(|s| s.vals.len()).sum(),
+        Val::Matrix(ms) => ms.iter().map(|s| s.samples.len()).sum(),
+        Val::Scalar(_) | Val::String(_) => 0,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Selectors: instant vector lookups with lookback and staleness, and the
 //! sliding windows of range selectors and subqueries.
 
-use super::{exec_err, sel_key, EResult, Evaluator, Fetched, RangeSeries, Series, Steps, Val};
+use super::{
+    exec_err, sel_key, EResult, Evaluator, Fetched, RangeSeries, Series, Steps, Stop, Val,
+};
 use crate::ast::{MatrixSelector, SubqueryExpr, VectorSelector};
 use std::borrow::Cow;
 
@@ -33,31 +35,47 @@ impl RangeInput<'_> {
     }
 }
 
+/// Window samples between two deadline checks in [`windows`].
+const CHECK_WORK: usize = 1 << 16;
+
 /// Calls `f(step, window, eff_t)` for every step and collects the results.
 /// Windows slide with two cursors; with `@` the single window is computed
-/// once and repeated.
+/// once and repeated. `stop` is checked every 64 steps or 65,536 window
+/// samples, whichever comes first, so a query that times out stops inside
+/// one long series too.
 pub(crate) fn windows(
     samples: &[Sample],
     steps: &Steps,
     input: &RangeInput<'_>,
+    stop: Stop<'_>,
     mut f: impl FnMut(usize, &[Sample], i64) -> Option<f64>,
-) -> Vec<Option<f64>> {
+) -> EResult<Vec<Option<f64>>> {
     let mut out = vec![None; steps.n];
     if steps.n == 0 {
-        return out;
+        return Ok(out);
     }
     if input.at.is_some() {
         let eff = input.eff(steps.start);
         let w = window(samples, eff - input.range, eff);
         if !w.is_empty() {
+            let every = (CHECK_WORK / (w.len() + 1)).clamp(1, 64);
             for (i, o) in out.iter_mut().enumerate() {
+                if i % every == every - 1 {
+                    stop.check()?;
+                }
                 *o = f(i, w, eff);
             }
         }
-        return out;
+        return Ok(out);
     }
     let (mut lo, mut hi) = (0usize, 0usize);
+    let mut work = 0usize;
     for (i, o) in out.iter_mut().enumerate() {
+        work += 1 + (hi - lo);
+        if work >= CHECK_WORK || i % 64 == 63 {
+            stop.check()?;
+            work = 0;
+        }
         let eff = input.eff(steps.ts(i));
         let min = eff - input.range;
         while hi < samples.len() && samples[hi].t <= eff {
@@ -70,7 +88,7 @@ pub(crate) fn windows(
             *o = f(i, &samples[lo..hi], eff);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Samples with `min < t <= max`.
@@ -85,7 +103,7 @@ pub(crate) fn window(samples: &[Sample], min: i64, max: i64) -> &[Sample] {
 }
 
 impl<'a> Evaluator<'a> {
-    fn fetched(&self, vs: &VectorSelector) -> EResult<&[crate::model::SeriesData]> {
+    fn fetched(&self, vs: &VectorSelector) -> EResult<&'a [crate::model::SeriesData]> {
         match self.data.get(&sel_key(vs)) {
             Some(d) => Ok(d),
             None => exec_err("internal: selector data was not fetched"),
@@ -102,8 +120,8 @@ impl<'a> Evaluator<'a> {
         let lookback = self.lookback;
         let data = self.fetched(vs)?;
         let mut out = Vec::with_capacity(data.len());
-        let mut total = 0usize;
         for sd in data {
+            self.check_deadline()?;
             let s = &sd.samples;
             let lookup = |j: usize, eff: i64| -> Option<f64> {
                 if j == 0 {
@@ -116,7 +134,7 @@ impl<'a> Evaluator<'a> {
                     Some(p.v)
                 }
             };
-            let mut vals = vec![None; steps.n];
+            let mut vals = self.new_vals(steps.n)?;
             if let Some(at) = at {
                 let eff = at - vs.offset;
                 let j = s.partition_point(|p| p.t <= eff);
@@ -137,14 +155,12 @@ impl<'a> Evaluator<'a> {
                 drop_name: false,
                 vals,
             };
-            let c = series.count();
-            if c > 0 {
-                total += c;
+            if series.count() > 0 {
                 out.push(series);
+            } else {
+                self.release_samples(steps.n);
             }
         }
-        self.add_samples(total)?;
-        self.cur_samples -= total;
         Ok(out)
     }
 
@@ -159,8 +175,9 @@ impl<'a> Evaluator<'a> {
         let data = self.fetched(vs)?;
         let mut out = Vec::with_capacity(data.len());
         for sd in data {
+            self.check_deadline()?;
             let s = &sd.samples;
-            let mut vals = vec![None; steps.n];
+            let mut vals = self.new_vals(steps.n)?;
             for (i, x) in vals.iter_mut().enumerate() {
                 let eff = at.unwrap_or(steps.ts(i)) - vs.offset;
                 let j = s.partition_point(|p| p.t <= eff);
@@ -177,6 +194,8 @@ impl<'a> Evaluator<'a> {
                     drop_name: true,
                     vals,
                 });
+            } else {
+                self.release_samples(steps.n);
             }
         }
         Ok(out)
@@ -272,27 +291,39 @@ impl<'a> Evaluator<'a> {
         let val = self.eval(&sq.expr, &inner)?;
         let series: Vec<Series> = match val {
             Val::Vector(v) => v,
-            Val::Scalar(s) => vec![Series {
-                labels: Default::default(),
-                drop_name: false,
-                vals: s.into_iter().map(Some).collect(),
-            }],
+            Val::Scalar(s) => {
+                self.add_samples(s.len())?;
+                vec![Series {
+                    labels: Default::default(),
+                    drop_name: false,
+                    vals: s.into_iter().map(Some).collect(),
+                }]
+            }
             _ => return exec_err("subquery is only allowed on instant vector"),
         };
-        Ok(series
-            .into_iter()
-            .map(|s| RangeSeries {
-                labels: s.labels,
-                drop_name: s.drop_name,
-                samples: s
-                    .vals
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| v.map(|v| Sample { t: inner.ts(i), v }))
-                    .collect(),
-            })
-            .filter(|s| !s.samples.is_empty())
-            .collect())
+        // Each series' step slots (accounted by `eval`) are dropped as soon
+        // as its samples are built, so the samples take their place in the
+        // count: the transient overlap is one series.
+        let mut out = Vec::with_capacity(series.len());
+        for s in series {
+            self.check_deadline()?;
+            self.release_samples(s.vals.len());
+            let samples: Vec<Sample> = s
+                .vals
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| Sample { t: inner.ts(i), v }))
+                .collect();
+            self.add_samples(samples.len())?;
+            if !samples.is_empty() {
+                out.push(RangeSeries {
+                    labels: s.labels,
+                    drop_name: s.drop_name,
+                    samples,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// A top-level range selector (instant queries only).
@@ -305,11 +336,10 @@ impl<'a> Evaluator<'a> {
         let eff = self.at_ts(&ms.vs.at).unwrap_or(steps.start) - ms.vs.offset;
         let mut out = Vec::new();
         for sd in data {
-            let samples: Vec<Sample> = window(&sd.samples, eff - ms.range, eff)
-                .iter()
-                .filter(|p| !is_stale_nan(p.v))
-                .copied()
-                .collect();
+            self.check_deadline()?;
+            let w = window(&sd.samples, eff - ms.range, eff);
+            self.add_samples(w.len())?;
+            let samples: Vec<Sample> = w.iter().filter(|p| !is_stale_nan(p.v)).copied().collect();
             if !samples.is_empty() {
                 out.push(RangeSeries {
                     labels: sd.labels.clone(),

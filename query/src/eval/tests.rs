@@ -293,3 +293,175 @@ mod huge_grids {
         assert!(matches!(err, QueryError::TooManySamples(_)), "{err}");
     }
 }
+
+/// Issue 13: the sample budget counts what is allocated, as it is
+/// allocated, and the store is asked for no more once it is spent.
+mod budget {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use crate::engine::{Engine, EngineOptions, QueryError, Value};
+    use crate::mem::MemQueryable;
+    use crate::model::{Labels, Matcher, Queryable, QueryableError, SelectResult};
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    fn engine(max_samples: usize) -> Engine {
+        Engine::new(EngineOptions {
+            max_samples,
+            ..EngineOptions::default()
+        })
+    }
+
+    fn too_many(r: Result<crate::engine::QueryOutput, QueryError>) -> bool {
+        matches!(r, Err(QueryError::TooManySamples(_)))
+    }
+
+    /// A store that counts its `select` calls.
+    struct Counting {
+        inner: MemQueryable,
+        selects: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Queryable for Counting {
+        async fn select(
+            &self,
+            ms: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<SelectResult, QueryableError> {
+            self.selects.fetch_add(1, Ordering::Relaxed);
+            self.inner.select(ms, min_t, max_t).await
+        }
+        async fn label_names(
+            &self,
+            ms: &[Matcher],
+            a: i64,
+            b: i64,
+        ) -> Result<Vec<String>, QueryableError> {
+            self.inner.label_names(ms, a, b).await
+        }
+        async fn label_values(
+            &self,
+            n: &str,
+            ms: &[Matcher],
+            a: i64,
+            b: i64,
+        ) -> Result<Vec<String>, QueryableError> {
+            self.inner.label_values(n, ms, a, b).await
+        }
+        async fn series(
+            &self,
+            ms: &[Matcher],
+            a: i64,
+            b: i64,
+        ) -> Result<Vec<Labels>, QueryableError> {
+            self.inner.series(ms, a, b).await
+        }
+    }
+
+    #[test]
+    fn subquery_points_are_allowed_up_to_exactly_the_limit() {
+        let m = MemQueryable::new();
+        // (t - 100s, t] every 1 s at t = 1000 s: 100 points.
+        let out = run(engine(100).instant(&m, "vector(1)[100s:1s]", 1_000_000)).expect("100");
+        let Value::Matrix(ms) = out.value else {
+            panic!("matrix expected")
+        };
+        assert_eq!(ms[0].samples.len(), 100);
+        assert!(too_many(run(engine(100).instant(
+            &m,
+            "vector(1)[101s:1s]",
+            1_000_000
+        ))));
+        assert!(too_many(run(engine(99).instant(
+            &m,
+            "vector(1)[100s:1s]",
+            1_000_000
+        ))));
+    }
+
+    #[test]
+    fn count_values_counts_the_slots_it_allocates() {
+        let m = MemQueryable::new();
+        // 100 steps, a new value (so a new series of 100 slots) per step:
+        // 10,000 slots allocated though only 100 are filled.
+        let q = r#"count_values("v", vector(time()))"#;
+        let ok = run(engine(10_200).range(&m, q, 0, 99_000, 1_000)).expect("fits");
+        let Value::Matrix(ms) = ok.value else {
+            panic!("matrix expected")
+        };
+        assert_eq!(ms.len(), 100);
+        assert!(too_many(run(engine(5_000).range(&m, q, 0, 99_000, 1_000))));
+    }
+
+    #[test]
+    fn dense_step_grids_count_empty_slots() {
+        // One sample at t=0: with a 5m lookback it fills 5 of 1000 steps,
+        // but its series holds 1000 slots, plus the sample loaded.
+        let mut m = MemQueryable::new();
+        m.add(Labels::from_pairs([("__name__", "x")]), 0, 1.0);
+        assert!(run(engine(1_001).range(&m, "x", 0, 999 * 60_000, 60_000)).is_ok());
+        assert!(too_many(run(engine(1_000).range(
+            &m,
+            "x",
+            0,
+            999 * 60_000,
+            60_000
+        ))));
+    }
+
+    #[test]
+    fn loading_stops_at_the_first_selector_over_the_budget() {
+        let mut inner = MemQueryable::new();
+        for name in ["a", "b", "c"] {
+            let l = Labels::from_pairs([("__name__", name)]);
+            inner.add_series(
+                l,
+                (0..100).map(|i| crate::model::Sample {
+                    t: i * 1000,
+                    v: 1.0,
+                }),
+            );
+        }
+        let store = Counting {
+            inner,
+            selects: AtomicUsize::new(0),
+        };
+        let q = "count_over_time(a[200s]) + count_over_time(b[200s]) + count_over_time(c[200s])";
+        // 300 samples loaded, plus one output slot per series and node.
+        assert!(run(engine(400).instant(&store, q, 100_000)).is_ok());
+        assert_eq!(store.selects.swap(0, Ordering::Relaxed), 3);
+        // 150: the second selector passes it, the third is never asked for.
+        assert!(too_many(run(engine(150).instant(&store, q, 100_000))));
+        assert_eq!(store.selects.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_timeout_stops_evaluation_inside_a_long_series() {
+        let m = MemQueryable::new();
+        let e = Engine::new(EngineOptions {
+            timeout: Duration::from_millis(50),
+            ..EngineOptions::default()
+        });
+        // 11,000 steps over one series, each a window of 180,000 points.
+        let q = "sum_over_time(vector(time())[30m:10ms])";
+        let began = std::time::Instant::now();
+        let err = run(e.range(&m, q, 0, 10_999_000, 1_000)).unwrap_err();
+        assert!(matches!(err, QueryError::Timeout(_)), "{err}");
+        assert_eq!(err.to_string(), "query timed out in expression evaluation");
+        assert!(
+            began.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+}

@@ -143,6 +143,8 @@ pub fn queryable_error(e: ::query::model::QueryableError) -> ApiError {
         Q::Limit(_) => ErrorKind::Execution,
         Q::BadData(_) => ErrorKind::BadData,
         Q::Internal(_) => ErrorKind::Internal,
+        Q::TooManySamples => ErrorKind::Execution,
+        Q::Timeout => ErrorKind::Timeout,
     };
     ApiError::new(kind, e.to_string())
 }

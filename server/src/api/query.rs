@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use query::engine::{Engine, EngineOptions, QueryOutput};
+use query::engine::{CancelToken, Engine, EngineOptions, QueryOutput};
 
 use super::json::Success;
 use super::params::Params;
@@ -16,6 +16,16 @@ use crate::metrics::QueryKind;
 
 /// Most points a range query may return per series (Prometheus' limit).
 const MAX_POINTS: i64 = 11_000;
+
+/// Cancels the query when dropped (at the end of the request, or when the
+/// client disconnects and axum drops the handler).
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -51,10 +61,13 @@ fn partial_response(p: &Params) -> bool {
 /// `Handle::block_on`), never on the runtime's workers, which also drive
 /// the Raft groups: a long query cannot delay heartbeats. The engine checks
 /// its deadline (the same timeout) inside its loops, so a timed-out query
-/// stops mid-way on that thread too.
+/// stops mid-way on that thread too. The answer is rendered on that thread
+/// as well, and once the query's values are dropped the thread hands its
+/// freed memory back to the OS ([`crate::alloc::release_free_memory`]):
+/// the allocator would otherwise keep it until the thread next allocates.
 async fn run<F, Fut>(s: &Shared, p: &Params, kind: &str, f: F) -> Result<Response, ApiError>
 where
-    F: FnOnce(Engine, std::sync::Arc<dyn query::model::Queryable>) -> Fut,
+    F: FnOnce(Engine, std::sync::Arc<dyn query::model::Queryable>, CancelToken) -> Fut,
     Fut: std::future::Future<Output = Result<QueryOutput, query::engine::QueryError>>
         + Send
         + 'static,
@@ -76,9 +89,30 @@ where
     let start = Instant::now();
     let querier = s.node.querier(partial_response(p));
     let rt = tokio::runtime::Handle::current();
-    let eval = f(engine, querier);
-    let eval = tokio::task::spawn_blocking(move || rt.block_on(eval));
-    let res = tokio::time::timeout(to + Duration::from_millis(100), eval).await;
+    // A client that goes away drops this future, and with it the guard,
+    // which stops the evaluation on its thread.
+    let cancel = CancelOnDrop(CancelToken::new());
+    let eval = f(engine, querier, cancel.0.clone());
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let (sent_guard, sent) = std::sync::mpsc::channel::<()>();
+        let out = rt
+            .block_on(eval)
+            .map_err(query_error)
+            .map(|o| render(o, limit, sent_guard));
+        crate::alloc::release_free_memory();
+        // `out` is dropped here when the handler has gone away.
+        let _ = answer.send(out);
+        // A large answer is freed by the connection's task once sent; its
+        // pages belong to this thread's heap, so wait for that (the guard
+        // in the body is dropped with it) and collect them here.
+        // Nothing is ever sent: the wait ends when the guard is dropped.
+        let _ = sent.recv_timeout(Duration::from_secs(600));
+        crate::alloc::release_free_memory();
+    });
+    // The engine answers its own timeout ("in expression evaluation"); this
+    // one is the fallback for a thread that does not get the CPU to notice.
+    let res = tokio::time::timeout(to + Duration::from_millis(500), answered).await;
     s.metrics.queries_running.dec();
     s.metrics
         .query_duration
@@ -94,9 +128,35 @@ where
             ))
         }
         Ok(Err(e)) => return Err(ApiError::internal(format!("query evaluation failed: {e}"))),
-        Ok(Ok(r)) => r.map_err(query_error)?,
+        Ok(Ok(r)) => r?,
     };
-    s.metrics.query_samples.inc_by(out.samples_loaded);
+    s.metrics.query_samples.inc_by(out.1);
+    Ok(out.0)
+}
+
+/// A large answer's bytes with the guard dropped right after them (fields
+/// drop in order), whichever task drops the last reference.
+struct GuardedJson {
+    json: Vec<u8>,
+    _sent: std::sync::mpsc::Sender<()>,
+}
+
+impl AsRef<[u8]> for GuardedJson {
+    fn as_ref(&self) -> &[u8] {
+        &self.json
+    }
+}
+
+/// Answers from this size on keep a guard in their body (see [`run`]).
+const LARGE_ANSWER: usize = 16 << 20;
+
+/// The JSON answer of a query (and the samples it loaded, for the metrics).
+/// A large answer's body holds `sent_guard` until the body is dropped.
+fn render(
+    out: QueryOutput,
+    limit: Option<usize>,
+    sent_guard: std::sync::mpsc::Sender<()>,
+) -> (Response, u64) {
     let mut data = QueryData(out.value);
     let mut warnings = out.warnings;
     if let Some(l) = limit {
@@ -104,15 +164,41 @@ where
             warnings.push(format!("results truncated due to limit ({l} series)"));
         }
     }
-    Ok(Success::with_notes(data, warnings, out.infos).into_response())
+    let success = Success::with_notes(data, warnings, out.infos);
+    let json = match serde_json::to_vec(&success) {
+        Ok(j) => j,
+        Err(e) => {
+            let e = ApiError::internal(format!("cannot render the query result: {e}"));
+            return (e.into_response(), out.samples_loaded);
+        }
+    };
+    drop(success);
+    let body = if json.len() >= LARGE_ANSWER {
+        axum::body::Body::from(bytes::Bytes::from_owner(GuardedJson {
+            json,
+            _sent: sent_guard,
+        }))
+    } else {
+        axum::body::Body::from(json)
+    };
+    let resp = Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap_or_else(|e| {
+            ApiError::internal(format!("cannot build the query answer: {e}")).into_response()
+        });
+    (resp, out.samples_loaded)
 }
 
 /// `GET|POST /api/v1/query`.
 pub async fn instant(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
     let q = query_text(&p)?.to_string();
     let t = p.time_or("time", now_ms())?;
-    run(&s, &p, "instant", |engine, querier| async move {
-        engine.instant(querier.as_ref(), &q, t).await
+    run(&s, &p, "instant", |engine, querier, cancel| async move {
+        let expr = engine.parse(&q)?;
+        engine
+            .instant_expr_cancelable(querier.as_ref(), &expr, t, &cancel)
+            .await
     })
     .await
 }
@@ -151,8 +237,11 @@ pub async fn range(State(s): State<Shared>, p: Params) -> Result<Response, ApiEr
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    run(&s, &p, "range", |engine, querier| async move {
-        engine.range(querier.as_ref(), &q, start, end, step).await
+    run(&s, &p, "range", |engine, querier, cancel| async move {
+        let expr = engine.parse(&q)?;
+        engine
+            .range_expr_cancelable(querier.as_ref(), &expr, start, end, step, &cancel)
+            .await
     })
     .await
 }
