@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use tests::{now_ms, series, Options, Silverback};
@@ -113,28 +113,40 @@ async fn inflight_write_bytes_are_capped_with_429() {
         .unwrap();
     assert_eq!(st, 204, "{body}");
 
-    // a client that declares a 64 KiB body and sends 10 bytes of it
-    let mut slow = TcpStream::connect(node.http).await.unwrap();
-    let head = format!(
-        "POST /api/v1/write HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\n\
-         Content-Encoding: snappy\r\nContent-Length: 65536\r\n\r\n",
-        node.http
-    );
-    slow.write_all(head.as_bytes()).await.unwrap();
-    slow.write_all(&[0u8; 10]).await.unwrap();
-    slow.flush().await.unwrap();
-
+    // A client declares a 64 KiB body (the whole budget) and sends 10 bytes
+    // of it. It holds the budget once the server has its headers; if one
+    // of our writes was in flight just then, it was refused itself (and
+    // answered at once): start over.
     let mut refused = None;
-    for _ in 0..50 {
+    let mut slow = None;
+    for _ in 0..20 {
+        let mut conn = TcpStream::connect(node.http).await.unwrap();
+        let head = format!(
+            "POST /api/v1/write HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\n\
+             Content-Encoding: snappy\r\nContent-Length: 65536\r\n\r\n",
+            node.http
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(&[0u8; 10]).await.unwrap();
+        conn.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(50), conn.read(&mut buf)).await
+        {
+            if n > 0 {
+                continue; // answered: it did not get the budget
+            }
+        }
         let (st, body) = c
             .write(&[series("flight", &[], &[(t + 1000, 2.0)])])
             .await
             .unwrap();
         if st == 429 {
             refused = Some(body);
+            slow = Some(conn);
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let body = refused.expect("a write while the budget is held is answered 429");
     assert!(body.contains("max-inflight-write-bytes"), "{body}");
