@@ -18,6 +18,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # The deploy-files test creates the systemd unit's user with systemd-sysusers.
 command -v systemd-sysusers >/dev/null 2>&1 || need+=(systemd)
+# The disk-fault test injects EIO into fsync with libfiu's fiu-run; the
+# disk-full test fills the volume with util-linux's fallocate.
+command -v fiu-run >/dev/null 2>&1 || need+=(fiu-utils)
+command -v fallocate >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -158,7 +158,7 @@ impl Service {
         let Some(p) = node.group(g).and_then(|x: Group| x.proposer) else {
             return Ok(fail(ClusterError::NoLeader { group: g }));
         };
-        if let Err(e) = node.disk.check() {
+        if let Err(e) = node.check_storage() {
             return Ok(fail(e));
         }
         // Bytes from a peer: checked whole before they reach the log.

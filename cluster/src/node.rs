@@ -59,6 +59,9 @@ pub struct Node {
     ready: AtomicBool,
     /// Free space on the data volume.
     pub(crate) disk: crate::disk::DiskGuard,
+    /// Set once a Raft group stopped on a storage error (see
+    /// [`Node::fatal_error`]).
+    fatal: watch::Sender<Option<String>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -170,6 +173,7 @@ impl Node {
             replica_changes: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             disk,
+            fatal: watch::channel(None).0,
             stop,
             tasks: Mutex::new(Vec::new()),
         });
@@ -469,16 +473,59 @@ impl Node {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Why the node refuses writes for lack of disk space, if it does.
+    /// Why the node refuses writes (disk nearly full, or storage failed),
+    /// if it does.
     pub fn disk_problem(&self) -> Option<String> {
+        if let Some(e) = self.fatal.borrow().clone() {
+            return Some(e);
+        }
         self.disk.check().err().map(|e| e.to_string())
+    }
+
+    /// Resolves with the reason once a Raft group of this node has stopped
+    /// on a storage error (a failed write or fsync of its log or state).
+    /// Such a node is fail-stop: a failed fsync cannot be retried safely
+    /// (the kernel may have dropped the dirty pages), so the server exits
+    /// and its supervisor restarts it, recovering from what was fsynced;
+    /// nothing acknowledged depends on the failed write.
+    pub async fn fatal_error(&self) -> String {
+        let mut rx = self.fatal.subscribe();
+        let seen = match rx.wait_for(|f| f.is_some()).await {
+            Ok(f) => f.clone(),
+            Err(_) => None,
+        };
+        match seen {
+            Some(e) => e,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The error for a write on a node whose storage failed.
+    pub(crate) fn check_storage(&self) -> Result<(), ClusterError> {
+        match self.fatal.borrow().as_ref() {
+            Some(e) => Err(ClusterError::Unavailable(e.clone())),
+            None => self.disk.check(),
+        }
     }
 
     pub(crate) fn refresh_ready(&self) -> bool {
         let groups: Vec<Group> = self.groups.read().values().cloned().collect();
         let targets = self.replay_targets.lock().clone();
         self.disk.refresh();
-        let ok = !self.disk.is_full()
+        for g in &groups {
+            if let Err(e) = &g.raft.metrics().borrow().running_state {
+                if self.fatal.borrow().is_none() {
+                    let msg = format!(
+                        "storage failed: Raft group {} stopped: {e}; the node stops (restart it once the disk is healthy)",
+                        g.id
+                    );
+                    tracing::error!("FATAL: {msg}");
+                    self.fatal.send_replace(Some(msg));
+                }
+            }
+        }
+        let ok = self.fatal.borrow().is_none()
+            && !self.disk.is_full()
             && groups.iter().all(|g| {
                 let m = g.raft.metrics().borrow().clone();
                 let applied = m.last_applied.map(|l| l.index).unwrap_or(0);

@@ -208,7 +208,7 @@ impl Node {
             warnings: self
                 .exposure_warning()
                 .into_iter()
-                .chain(self.disk.check().err().map(|e| e.to_string()))
+                .chain(self.disk_problem())
                 .collect(),
         }
     }

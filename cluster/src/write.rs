@@ -116,10 +116,13 @@ impl Node {
         shard: u32,
         batch: Bytes,
     ) -> Result<ShardOutcome, ClusterError> {
-        self.disk.check()?;
+        self.check_storage()?;
         let g = shard_group(shard);
         let deadline = Instant::now() + self.cfg.rpc_timeout;
         loop {
+            // A node whose storage failed answers at once, not after the
+            // retries time out.
+            self.check_storage()?;
             let res = match self.leader_of(g) {
                 Some(l) if l == self.id => self.write_local(g, batch.to_vec()).await,
                 Some(l) => self.write_remote(shard, l, &batch).await,

@@ -236,8 +236,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let app = routes::router(state.clone());
     let opts = crate::http_server::ServeOptions::from_config(&cfg, tls);
-    crate::http_server::serve(listener, app, opts, shutdown_signal()).await;
+    let fatal = Arc::new(parking_lot::Mutex::new(None));
+    let stop_on = {
+        let (node, fatal) = (node.clone(), fatal.clone());
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                e = node.fatal_error() => {
+                    tracing::error!(error = %e, "stopping: storage failed");
+                    *fatal.lock() = Some(e);
+                }
+            }
+        }
+    };
+    crate::http_server::serve(listener, app, opts, stop_on).await;
     let _ = stop_tx.send(true);
+    if let Some(e) = fatal.lock().take() {
+        // Fail-stop: no checkpoint on a disk that just failed; what was
+        // acknowledged is in the fsynced log and comes back on restart.
+        anyhow::bail!("{e}");
+    }
     if let Some(m) = &rules {
         m.stop();
     }

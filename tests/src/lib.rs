@@ -184,6 +184,9 @@ pub struct Options {
     pub ready_timeout: Duration,
     /// Wait for `/-/ready` in [`Silverback::start`].
     pub wait_ready: bool,
+    /// A command the binary runs under, with its arguments (e.g.
+    /// `["fiu-run", "-x"]` to inject faults); empty: run it directly.
+    pub wrapper: Vec<String>,
     /// The cluster secret, written to a file given as
     /// `--cluster-secret-file` (None: no secret).
     pub cluster_secret: Option<String>,
@@ -206,6 +209,7 @@ impl Default for Options {
             extra_args: vec!["--self-scrape-interval".into(), "0".into()],
             ready_timeout: Duration::from_secs(60),
             wait_ready: true,
+            wrapper: Vec::new(),
             cluster_secret: None,
             grpc_tls: None,
         }
@@ -335,7 +339,15 @@ impl Silverback {
             .append(true)
             .open(self.log_path())
             .context("cannot open the node's log file")?;
-        let child = Command::new(binary_path()?)
+        let mut cmd = match self.opts.wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(binary_path()?);
+                c
+            }
+            None => Command::new(binary_path()?),
+        };
+        let child = cmd
             .args(self.args())
             .env(
                 "RUST_LOG",
@@ -363,6 +375,12 @@ impl Silverback {
     /// An API client for this node.
     pub fn client(&self) -> Client {
         Client::new(&self.url())
+    }
+
+    /// Sets the command the binary runs under from the next (re)start on
+    /// (see [`Options::wrapper`]).
+    pub fn set_wrapper(&mut self, wrapper: Vec<String>) {
+        self.opts.wrapper = wrapper;
     }
 
     /// If the process has exited: its status and the end of its log.
