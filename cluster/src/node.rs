@@ -678,6 +678,7 @@ impl Node {
         for t in tasks {
             t.abort();
         }
+        self.db.stop_background_work();
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),

@@ -118,6 +118,15 @@ impl Db {
         &self.inner.rocks
     }
 
+    /// Waits for RocksDB's running flushes and compactions and starts no
+    /// more: the last step of a graceful stop. A process that exits while
+    /// one runs can abort in RocksDB's static destructors ("pthread lock:
+    /// Invalid argument"); reads and writes still work afterwards, but
+    /// nothing is flushed in the background any more.
+    pub fn stop_background_work(&self) {
+        self.inner.rocks.cancel_all_background_work(true);
+    }
+
     /// The options the DB was opened with.
     pub fn options(&self) -> &StorageOptions {
         &self.inner.opts
