@@ -29,6 +29,19 @@ async fn rejected(c: &tests::Client, reason: &str) -> String {
         .to_string()
 }
 
+/// Writes one sample of series `name` at `t` every 100 ms, up to 100
+/// times, until the answer has status `want`; its body, or `None`.
+async fn write_until(c: &tests::Client, name: &str, t: i64, want: u16) -> Option<String> {
+    for _ in 0..100 {
+        let (st, body) = c.write(&[series(name, &[], &[(t, 2.0)])]).await.unwrap();
+        if st == want {
+            return Some(body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 /// A new series beyond a limit is refused with a 400 naming it and the
 /// limit; series that exist keep taking samples; the limits hold after a
 /// crash (the counts are the shard's own, rebuilt from disk and the log).
@@ -159,19 +172,10 @@ async fn inflight_write_bytes_are_capped_with_429() {
     );
 
     drop(slow);
-    let mut ok = false;
-    for _ in 0..50 {
-        let (st, _) = c
-            .write(&[series("flight", &[], &[(t + 1000, 2.0)])])
-            .await
-            .unwrap();
-        if st == 204 {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ok, "writes go through once the slow request is gone");
+    assert!(
+        write_until(&c, "flight", t + 1000, 204).await.is_some(),
+        "writes go through once the slow request is gone"
+    );
 }
 
 /// Bytes available on the file system holding `dir`, as `df` reports them.
@@ -217,19 +221,9 @@ async fn disk_full_refuses_writes_and_resumes() {
         .status()
         .expect("fallocate runs");
     assert!(ok.success(), "fallocate {fill} bytes");
-    let mut refused = None;
-    for _ in 0..100 {
-        let (st, body) = c
-            .write(&[series("diskfull", &[], &[(t + 1000, 2.0)])])
-            .await
-            .unwrap();
-        if st == 503 {
-            refused = Some(body);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let body = refused.expect("a write on a full disk is answered 503");
+    let body = write_until(&c, "diskfull", t + 1000, 503)
+        .await
+        .expect("a write on a full disk is answered 503");
     assert!(
         body.contains("disk full") && body.contains("min-free-disk-bytes"),
         "{body}"
@@ -244,19 +238,10 @@ async fn disk_full_refuses_writes_and_resumes() {
     assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
 
     std::fs::remove_file(&junk).unwrap();
-    let mut back = false;
-    for _ in 0..100 {
-        let (st, _) = c
-            .write(&[series("diskfull", &[], &[(t + 1000, 2.0)])])
-            .await
-            .unwrap();
-        if st == 204 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(back, "writes resume once space is freed");
+    assert!(
+        write_until(&c, "diskfull", t + 1000, 204).await.is_some(),
+        "writes resume once space is freed"
+    );
     let (st, _) = c.get_text("/-/ready").await.unwrap();
     assert_eq!(st, 200);
     let v = c
