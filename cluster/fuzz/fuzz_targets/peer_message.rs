@@ -1,9 +1,12 @@
 //! Fuzz target: each input is one message a peer could send on the cluster
 //! port — the first byte picks the RPC (Raft append/vote/snapshot, a
-//! forwarded write, select, series, label names/values, TSDB stats), the
-//! rest is the protobuf request — sent over real gRPC to one real node.
-//! A panic anywhere in the node aborts the fuzzer (libFuzzer's panic hook),
-//! and the node must keep answering its health check.
+//! forwarded write, select, series, label names/values, TSDB stats, and
+//! the membership calls: meta command, join, replica change), the rest is
+//! the protobuf request — sent over real gRPC to one real node. A panic
+//! anywhere in the node aborts the fuzzer (libFuzzer's panic hook), and the
+//! node must keep answering its health check. (A member may legitimately
+//! change membership, so unlike cluster/tests/peer_messages.rs this target
+//! does not check that data stays unchanged.)
 #![no_main]
 
 use std::net::TcpListener;
@@ -69,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             };
         }
-        match rpc % 8 {
+        match rpc % 11 {
             0..=2 => call!(pb::RaftRequest, raft),
             3 => call!(pb::ShardWriteRequest, write),
             4 => call!(pb::SelectRequest, select),
@@ -78,7 +81,10 @@ fuzz_target!(|data: &[u8]| {
                 call!(pb::LabelsRequest, label_names);
                 call!(pb::LabelsRequest, label_values);
             }
-            _ => call!(pb::TsdbStatsRequest, tsdb_stats),
+            7 => call!(pb::TsdbStatsRequest, tsdb_stats),
+            8 => call!(pb::MetaRequest, meta),
+            9 => call!(pb::JoinRequest, join),
+            _ => call!(pb::ChangeReplicasRequest, change_replicas),
         }
         let health = tokio::time::timeout(timeout, c.health(pb::HealthRequest::default())).await;
         assert!(matches!(health, Ok(Ok(_))), "the node still answers");
