@@ -21,7 +21,10 @@ fn read(raw: &[u8]) {
     let mut b = ShardBatches::new(&limits, &cache, 8, ALL_TIME, reread);
     let _ = feed(raw, &mut b, &limits);
     for (_, bytes) in b.into_batches() {
-        assert!(storage::WriteBatch::decode(&bytes).is_ok(), "a built batch decodes");
+        assert!(
+            storage::WriteBatch::decode(&bytes).is_ok(),
+            "a built batch decodes"
+        );
     }
 }
 
