@@ -202,12 +202,14 @@ async fn run(a: RunArgs) -> Result<()> {
     let cpu1 = procstat::sum(&a.pids, |p| procstat::cpu_seconds(p, a.clk_tck))?;
     drop(reqs);
     eprintln!(
-        "silverback-load: ingested {} samples in {:.1} s: {:.0} samples/s, {} retries, {:.2} µs CPU/sample",
+        "silverback-load: ingested {} samples in {:.1} s: {:.0} samples/s, {} retries, {:.2} µs CPU/sample, request latency p50 {:.1} ms, p99 {:.1} ms",
         ingest.samples,
         ingest.seconds,
         ingest.samples_per_sec,
         ingest.retries,
-        (cpu1 - cpu0) / ingest.samples.max(1) as f64 * 1e6
+        (cpu1 - cpu0) / ingest.samples.max(1) as f64 * 1e6,
+        ingest.latency_p50_ms,
+        ingest.latency_p99_ms
     );
     let client = reqwest::Client::new();
     for u in &a.flush_urls {

@@ -193,9 +193,15 @@ fn ms(x: Option<f64>) -> String {
 /// One row of figures per metric.
 type Metric = (&'static str, fn(&RunResult) -> Option<f64>);
 
-const METRICS: [Metric; 7] = [
+const METRICS: [Metric; 9] = [
     ("ingest, samples/s (higher is better)", |r| {
         Some(r.ingest.samples_per_sec)
+    }),
+    ("remote-write request latency p50, ms", |r| {
+        (r.ingest.latency_p50_ms > 0.0).then_some(r.ingest.latency_p50_ms)
+    }),
+    ("remote-write request latency p99, ms", |r| {
+        (r.ingest.latency_p99_ms > 0.0).then_some(r.ingest.latency_p99_ms)
     }),
     ("server CPU per sample, µs", |r| Some(r.cpu_us_per_sample)),
     ("peak RSS, MiB", |r| {
@@ -451,6 +457,7 @@ pub fn render(results: &[RunResult], meta: &Meta) -> String {
     push(&mut o, "## How each figure is measured\n");
     for line in [
         "- Ingest samples/s: samples sent ÷ wall time from the first request to the last acknowledgement (2xx).",
+        "- Remote-write request latency: from sending a request to its acknowledgement, retries included (what a sender waits), over every request of the run.",
         "- Server CPU per sample: utime + stime from `/proc/<pid>/stat` of every server process, before the first and after the last write, ÷ samples.",
         "- Peak RSS: `VmHWM` from `/proc/<pid>/status` after the queries, summed over the cluster's processes; per series: ÷ series (not ÷ replicas).",
         "- Disk: bytes under the data directories after each system's own flush (below) ÷ samples sent; a 3-node RF 3 cluster stores every sample three times.",
@@ -530,6 +537,13 @@ fn targets(
                 si(rate),
                 si(p.ingest.samples_per_sec)
             ),
+        ));
+    }
+    let p99 = sb.ingest.latency_p99_ms;
+    if p99 > 0.0 {
+        t.push((
+            p99 <= 100.0,
+            format!("single-node remote-write request latency p99 ≤ 100 ms: {p99:.1} ms"),
         ));
     }
     let kib = sb.rss_per_series_bytes / 1024.0;

@@ -76,6 +76,23 @@ pub struct IngestStats {
     pub seconds: f64,
     /// `samples / seconds`.
     pub samples_per_sec: f64,
+    /// Median time from sending a request to its acknowledgement, retries
+    /// included (what a sender waits), ms.
+    #[serde(default)]
+    pub latency_p50_ms: f64,
+    /// 99th percentile of the same, ms.
+    #[serde(default)]
+    pub latency_p99_ms: f64,
+}
+
+/// The `q` quantile (0..=1) of `v` by nearest rank; 0 when empty.
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
 }
 
 /// Sends every body to `/api/v1/write` of `urls` (round-robin), `concurrency`
@@ -100,6 +117,7 @@ pub async fn ingest(
     let progress = Arc::new(progress);
     let next = Arc::new(AtomicUsize::new(0));
     let retries = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(bodies.len())));
     let bodies: Arc<Vec<Bytes>> = Arc::new(bodies.to_vec());
     let urls: Arc<Vec<String>> = Arc::new(
         urls.iter()
@@ -109,13 +127,14 @@ pub async fn ingest(
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (client, progress, next, retries, bodies, urls) = (
+        let (client, progress, next, retries, bodies, urls, latencies) = (
             client.clone(),
             progress.clone(),
             next.clone(),
             retries.clone(),
             bodies.clone(),
             urls.clone(),
+            latencies.clone(),
         );
         let mut rx = rx.clone();
         workers.push(tokio::spawn(async move {
@@ -128,7 +147,12 @@ pub async fn ingest(
                     rx.wait_for(|done| *done > dep).await?;
                 }
                 let url = &urls[i % urls.len()];
+                let sent = Instant::now();
                 send_one(&client, url, &bodies[i], &retries).await?;
+                let ms = sent.elapsed().as_secs_f64() * 1000.0;
+                if let Ok(mut l) = latencies.lock() {
+                    l.push(ms);
+                }
                 progress.complete(i);
             }
         }));
@@ -138,7 +162,13 @@ pub async fn ingest(
     }
     let seconds = start.elapsed().as_secs_f64();
     let total: u64 = samples.iter().map(|&s| s as u64).sum();
+    let mut lat = latencies
+        .lock()
+        .map(|l| l.clone())
+        .map_err(|_| anyhow::anyhow!("latency list poisoned"))?;
     Ok(IngestStats {
+        latency_p50_ms: quantile(&mut lat, 0.5),
+        latency_p99_ms: quantile(&mut lat, 0.99),
         samples: total,
         requests: bodies.len() as u64,
         retries: retries.load(Ordering::Relaxed),
@@ -210,6 +240,16 @@ fn note(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(quantile(&mut v, 0.5), 50.0);
+        assert_eq!(quantile(&mut v, 0.99), 99.0);
+        assert_eq!(quantile(&mut v, 1.0), 100.0);
+        assert_eq!(quantile(&mut [], 0.99), 0.0);
+        assert_eq!(quantile(&mut [7.0], 0.01), 7.0);
+    }
 
     #[test]
     fn dependencies_keep_series_order() {
