@@ -648,6 +648,18 @@ impl Node {
         self.meta.read().kv.get(key).cloned()
     }
 
+    /// Stops after a storage failure ([`Node::fatal_error`]): the gRPC
+    /// server and the background tasks stop and RocksDB's running
+    /// background work is waited for, but nothing is checkpointed on the
+    /// failing disk. Without the wait the process could abort on exit.
+    pub fn halt(&self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+        self.db.stop_background_work();
+    }
+
     /// Stops every Raft group, checkpoints every shard and stops the gRPC
     /// server.
     pub async fn shutdown(&self) -> Result<(), ClusterError> {

@@ -251,9 +251,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     };
     crate::http_server::serve(listener, app, opts, stop_on).await;
     let _ = stop_tx.send(true);
-    if let Some(e) = fatal.lock().take() {
+    let failed = fatal.lock().take();
+    if let Some(e) = failed {
         // Fail-stop: no checkpoint on a disk that just failed; what was
         // acknowledged is in the fsynced log and comes back on restart.
+        node.halt();
         anyhow::bail!("{e}");
     }
     if let Some(m) = &rules {
