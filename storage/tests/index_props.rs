@@ -91,8 +91,12 @@ fn gen_matcher() -> impl Strategy<Value = Matcher> {
 }
 
 /// What a scan of `set` answers.
+/// A series of the model: labels, first and last sample time, and the time
+/// of every accepted sample (duplicate label sets may leave gaps).
+type Entry = (Labels, i64, i64, Vec<i64>);
+
 struct Scan<'a> {
-    set: &'a [(Labels, i64, i64)],
+    set: &'a [Entry],
 }
 
 impl Scan<'_> {
@@ -100,10 +104,25 @@ impl Scan<'_> {
         let mut v: Vec<&Labels> = self
             .set
             .iter()
-            .filter(|(l, a, b)| {
+            .filter(|(l, a, b, _)| {
                 *a <= max_t && *b >= min_t && ms.iter().all(|m| m.matches_labels(l))
             })
-            .map(|(l, _, _)| l)
+            .map(|(l, _, _, _)| l)
+            .collect();
+        v.sort();
+        v
+    }
+    /// What `select` answers: only series with a sample in the range (the
+    /// metadata calls go by the overlap of first and last sample).
+    fn with_samples(&self, ms: &[Matcher], min_t: i64, max_t: i64) -> Vec<Labels> {
+        let mut v: Vec<Labels> = self
+            .set
+            .iter()
+            .filter(|(l, _, _, ts)| {
+                ts.iter().any(|t| (min_t..=max_t).contains(t))
+                    && ms.iter().all(|m| m.matches_labels(l))
+            })
+            .map(|(l, _, _, _)| l.clone())
             .collect();
         v.sort();
         v
@@ -126,7 +145,7 @@ impl Scan<'_> {
     }
 }
 
-fn check(sh: &Shard, set: &[(Labels, i64, i64)], ms: &[Matcher], min_t: i64, max_t: i64) {
+fn check(sh: &Shard, set: &[Entry], ms: &[Matcher], min_t: i64, max_t: i64) {
     let scan = Scan { set };
     let ctx = format!("matchers {ms:?}, range [{min_t}, {max_t}]");
     let has_selecting = ms.iter().any(|m| !m.matches_empty());
@@ -160,7 +179,7 @@ fn check(sh: &Shard, set: &[(Labels, i64, i64)], ms: &[Matcher], min_t: i64, max
         .into_iter()
         .map(|s| s.labels)
         .collect();
-    assert_eq!(got, want, "select, {ctx}");
+    assert_eq!(got, scan.with_samples(ms, min_t, max_t), "select, {ctx}");
     assert_eq!(
         sh.label_names(ms, min_t, max_t).unwrap(),
         scan.names(ms, min_t, max_t),
@@ -194,18 +213,21 @@ fn write(sh: &Shard, log_index: u64, gens: &[Gen]) {
 
 /// The expected set: one entry per distinct label set (the first generated
 /// wins; later duplicates append samples only when newer).
-fn expected(gens: &[Gen]) -> Vec<(Labels, i64, i64)> {
-    let mut out: Vec<(Labels, i64, i64)> = Vec::new();
+fn expected(gens: &[Gen]) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::new();
     for g in gens {
         let l = g.labels();
-        match out.iter_mut().find(|(x, _, _)| *x == l) {
+        let times = (0..g.n).map(|i| g.start + i * 60_000);
+        match out.iter_mut().find(|(x, _, _, _)| *x == l) {
             Some(e) => {
-                // samples older than the newest are rejected (out of order)
+                // samples not newer than the newest are rejected (out of order)
+                let newest = e.2;
+                e.3.extend(times.filter(|t| *t > newest));
                 if g.last() > e.2 {
                     e.2 = g.last();
                 }
             }
-            None => out.push((l, g.start, g.last())),
+            None => out.push((l, g.start, g.last(), times.collect())),
         }
     }
     out
@@ -234,7 +256,7 @@ proptest! {
             if let Some(c) = cutoff {
                 let cutoff_ms = c * 60_000;
                 sh.apply(gens.len() as u64 + 1, &WriteBatch::Retention { cutoff_ms }).unwrap();
-                set.retain(|(_, _, last)| *last >= cutoff_ms);
+                set.retain(|(_, _, last, _)| *last >= cutoff_ms);
             }
             for (ms, a, b) in &queries {
                 let (a, b) = (a.min(b) * 60_000, a.max(b) * 60_000);
