@@ -115,6 +115,11 @@ impl Service {
             Ok(pb::RaftKind::InstallSnapshot) => {
                 let r = rpc::decode_snapshot(&mut req).map_err(bad)?;
                 view.check_snapshot(from, &r).map_err(refused)?;
+                // A snapshot is received into a file: not while the disk is
+                // nearly full (the sender retries later).
+                node.disk
+                    .check()
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
                 let id = &r.meta.snapshot_id;
                 match self.snapshots.accept(g.id, id, r.offset, r.data.len()) {
                     Ok(()) => {}

@@ -65,6 +65,7 @@ mod read;
 pub mod rpc;
 pub mod shard_map;
 pub mod shard_sm;
+pub mod snapshot_data;
 mod status;
 mod supervisor;
 pub mod tls;

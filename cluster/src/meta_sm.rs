@@ -3,7 +3,6 @@
 //! what is persisted, synced, under [`keys::SM_META_SNAPSHOT`] in `sm_meta`
 //! whenever openraft builds one; on restart the log after it is replayed.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -19,6 +18,7 @@ use crate::codec::Entry;
 use crate::keys;
 use crate::log_store::RocksProvider;
 use crate::meta::MetaState;
+use crate::snapshot_data::SnapshotData;
 use crate::types::{NodeId, Request, Response, TypeConfig};
 
 type SErr = StorageError<NodeId>;
@@ -126,7 +126,7 @@ impl RaftSnapshotBuilder<TypeConfig> for MetaSnapshotBuilder {
             .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
         Ok(Snapshot {
             meta: meta_of(&self.snap),
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapshotData::from_bytes(data)),
         })
     }
 }
@@ -166,16 +166,19 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, SErr> {
+        Ok(Box::new(SnapshotData::empty()))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), SErr> {
-        let mut s: MetaSnapshot = serde_json::from_slice(snapshot.get_ref())
+        let bytes = snapshot.into_bytes().ok_or_else(|| {
+            StorageIOError::write_snapshot(None, any("a meta snapshot is held in memory"))
+        })?;
+        let mut s: MetaSnapshot = serde_json::from_slice(&bytes)
             .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
         s.last_applied = meta.last_log_id;
         s.membership = meta.last_membership.clone();
@@ -193,7 +196,7 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
             .map_err(|e| StorageIOError::read_snapshot(None, any(e)))?;
         Ok(Some(Snapshot {
             meta: meta_of(&self.snap),
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapshotData::from_bytes(data)),
         }))
     }
 }

@@ -59,6 +59,8 @@ pub struct Node {
     ready: AtomicBool,
     /// Free space on the data volume.
     pub(crate) disk: crate::disk::DiskGuard,
+    /// Shard snapshots installed since start.
+    pub(crate) snapshots_installed: Arc<std::sync::atomic::AtomicU64>,
     /// Set once a Raft group stopped on a storage error (see
     /// [`Node::fatal_error`]).
     fatal: watch::Sender<Option<String>>,
@@ -173,6 +175,7 @@ impl Node {
             replica_changes: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             disk,
+            snapshots_installed: Default::default(),
             fatal: watch::channel(None).0,
             stop,
             tasks: Mutex::new(Vec::new()),
@@ -291,7 +294,8 @@ impl Node {
             return Ok(());
         }
         let st = self.db.shard(shard).map_err(storage_err)?;
-        let sm = ShardStateMachine::new(st.clone()).map_err(ClusterError::internal)?;
+        let sm = ShardStateMachine::new(st.clone(), self.snapshots_installed.clone())
+            .map_err(ClusterError::internal)?;
         let target = self.replay_target(group).await;
         let (log, net) = self.deps.parts(group);
         let raft = Raft::new(self.id, self.deps.config.clone(), net, log, sm)

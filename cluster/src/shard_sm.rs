@@ -12,10 +12,11 @@
 //! The last applied Raft log id and membership travel with every storage
 //! checkpoint as the shard's user meta (JSON of [`SmMeta`]).
 //!
-//! Snapshot data: the storage snapshot parts, each framed as
-//! `len:u32 (big-endian) | part`.
+//! Snapshot data: the storage snapshot stream (`storage::snapshot`),
+//! streamed from a pinned RocksDB snapshot when sent and received into a
+//! file (see [`crate::snapshot_data`]).
 
-use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use storage::Shard;
 
 use crate::codec::Entry;
+use crate::snapshot_data::SnapshotData;
 use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response, TypeConfig, WriteEntry};
 
 /// Largest number of sub-batches in one entry.
@@ -60,11 +62,13 @@ pub struct ShardStateMachine {
     /// The first `get_current_snapshot` call comes from openraft's start-up
     /// and only needs the metadata; it is answered without data.
     startup_done: bool,
+    /// Counts installed snapshots (the node's figure).
+    installed: Arc<AtomicU64>,
 }
 
 impl ShardStateMachine {
     /// Wraps a storage shard, reading its last checkpointed meta.
-    pub fn new(shard: Arc<Shard>) -> Result<Self, SErr> {
+    pub fn new(shard: Arc<Shard>, installed: Arc<AtomicU64>) -> Result<Self, SErr> {
         let meta = match shard.user_meta() {
             Some(b) => serde_json::from_slice(&b)
                 .map_err(|e| StorageIOError::read_state_machine(any(e)))?,
@@ -74,6 +78,7 @@ impl ShardStateMachine {
             shard,
             meta,
             startup_done: false,
+            installed,
         })
     }
 
@@ -147,46 +152,9 @@ impl RaftSnapshotBuilder<TypeConfig> for ShardSnapshotBuilder {
             .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
         Ok(Snapshot {
             meta: snapshot_meta(&self.meta),
-            snapshot: Box::new(Cursor::new(Vec::new())),
+            snapshot: Box::new(SnapshotData::empty()),
         })
     }
-}
-
-/// Frames storage snapshot parts into one buffer.
-fn collect_snapshot(shard: &Shard) -> Result<Vec<u8>, storage::StorageError> {
-    let mut out = Vec::new();
-    for part in shard.snapshot()? {
-        let part = part?;
-        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        out.extend_from_slice(&part);
-    }
-    Ok(out)
-}
-
-/// Splits a framed buffer back into parts (bytes from a peer: checked).
-fn frames(buf: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, storage::StorageError>> + '_ {
-    let mut rest = buf;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        if rest.len() < 4 {
-            rest = &[];
-            return Some(Err(storage::StorageError::Corrupt(
-                "snapshot frame truncated".into(),
-            )));
-        }
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if rest.len() < 4 + len {
-            rest = &[];
-            return Some(Err(storage::StorageError::Corrupt(
-                "snapshot frame overruns".into(),
-            )));
-        }
-        let part = rest[4..4 + len].to_vec();
-        rest = &rest[4 + len..];
-        Some(Ok(part))
-    })
 }
 
 impl RaftStateMachine<TypeConfig> for ShardStateMachine {
@@ -232,16 +200,22 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, SErr> {
+        let (path, file) = self
+            .shard
+            .create_snapshot_file()
+            .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
+        Ok(Box::new(SnapshotData::file(path, file)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), SErr> {
-        let buf = snapshot.into_inner();
+        let file = snapshot.into_file().ok_or_else(|| {
+            StorageIOError::write_snapshot(None, any("a shard snapshot is received into a file"))
+        })?;
         let shard = self.shard.clone();
         let new_meta = SmMeta {
             last_applied: meta.last_log_id,
@@ -249,7 +223,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         };
         let meta_bytes = serde_json::to_vec(&new_meta).expect("sm meta serializes");
         tokio::task::spawn_blocking(move || {
-            shard.restore(frames(&buf))?;
+            shard.restore_file(file.path())?;
             shard.set_user_meta(meta_bytes);
             shard.checkpoint()
         })
@@ -257,6 +231,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?
         .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
         self.meta = new_meta;
+        self.installed.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -272,18 +247,18 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         if first {
             return Ok(Some(Snapshot {
                 meta,
-                snapshot: Box::new(Cursor::new(Vec::new())),
+                snapshot: Box::new(SnapshotData::empty()),
             }));
         }
         self.save_meta();
         let shard = self.shard.clone();
-        let data = tokio::task::spawn_blocking(move || collect_snapshot(&shard))
+        let src = tokio::task::spawn_blocking(move || shard.snapshot_source())
             .await
             .map_err(|e| StorageIOError::read_snapshot(None, any(e)))?
             .map_err(|e| StorageIOError::read_snapshot(None, any(e)))?;
         Ok(Some(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapshotData::source(src)),
         }))
     }
 }
@@ -296,16 +271,5 @@ mod tests {
     fn storage_indexes_increase() {
         assert!(storage_index(1, 254) < storage_index(2, 0));
         assert!(storage_index(2, 0) < storage_index(2, 1));
-    }
-
-    #[test]
-    fn frames_reject_truncation() {
-        let buf = [0u8, 0, 0, 3, 1, 2];
-        let v: Vec<_> = frames(&buf).collect();
-        assert_eq!(v.len(), 1);
-        assert!(v[0].is_err());
-        let buf = [0u8, 0, 0, 1, 9, 0, 0, 0, 0];
-        let v: Vec<_> = frames(&buf).map(|r| r.unwrap()).collect();
-        assert_eq!(v, vec![vec![9], vec![]]);
     }
 }

@@ -115,6 +115,8 @@ pub struct NodeStats {
     pub groups: Vec<GroupStats>,
     /// RocksDB size on disk.
     pub disk_usage_bytes: u64,
+    /// Shard snapshots received and installed since the node started.
+    pub snapshots_installed: u64,
 }
 
 fn group_stats(g: &Group) -> GroupStats {
@@ -221,6 +223,9 @@ impl Node {
             node_id: self.id,
             groups,
             disk_usage_bytes: self.db.disk_usage_bytes(),
+            snapshots_installed: self
+                .snapshots_installed
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

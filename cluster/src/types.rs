@@ -4,8 +4,6 @@
 //! Group ids: [`META_GROUP`] (0) is the meta group; shard `s` is group
 //! `s + 1` ([`shard_group`] / [`group_shard`]).
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 
 /// Node ids are plain integers (`--node-id`).
@@ -39,7 +37,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::snapshot_data::SnapshotData,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

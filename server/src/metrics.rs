@@ -96,6 +96,7 @@ pub struct Metrics {
     raft_term: Family<GroupLabel, Gauge>,
     raft_last_log: Family<GroupLabel, Gauge>,
     raft_apply_lag: Family<GroupLabel, Gauge>,
+    raft_snapshots_installed: Counter,
     storage_series: Gauge,
     storage_bytes: Gauge,
     meta_leader: Gauge,
@@ -141,6 +142,7 @@ impl Metrics {
             raft_term: Family::default(),
             raft_last_log: Family::default(),
             raft_apply_lag: Family::default(),
+            raft_snapshots_installed: Counter::default(),
             storage_series: Gauge::default(),
             storage_bytes: Gauge::default(),
             meta_leader: Gauge::default(),
@@ -258,6 +260,11 @@ impl Metrics {
             raft_apply_lag
         );
         reg!(
+            "raft_snapshots_installed",
+            "Shard snapshots this node received and installed (a replica that could not catch up from the log).",
+            raft_snapshots_installed
+        );
+        reg!(
             "storage_series",
             "Series in the shard replicas hosted on this node.",
             storage_series
@@ -321,6 +328,10 @@ impl Metrics {
                 .get_or_create(&l)
                 .set(g.apply_lag as i64);
         }
+        self.raft_snapshots_installed.inner().store(
+            stats.snapshots_installed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let series: u64 = stats.groups.iter().filter_map(|g| g.series).sum();
         self.storage_series.set(series as i64);
         self.storage_bytes.set(stats.disk_usage_bytes as i64);

@@ -46,6 +46,14 @@ pub(crate) struct DbInner {
 }
 
 impl DbInner {
+    /// Where snapshot files live: ones being received (`recv-*`, removed at
+    /// open: a receive cut off by a crash starts over) and ones a shard is
+    /// being restored from (`shard-<id>.restore`, kept until that restore is
+    /// finished, see `keys::TAG_RESTORING`).
+    pub(crate) fn snapshot_dir(&self) -> PathBuf {
+        self.path.join("snapshots")
+    }
+
     /// The handle of a column family that `open` created.
     pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         match self.rocks.cf_handle(name) {
@@ -58,7 +66,7 @@ impl DbInner {
 /// One RocksDB instance per node, holding every shard of the node and the
 /// Raft logs of the cluster crate.
 pub struct Db {
-    inner: Arc<DbInner>,
+    pub(crate) inner: Arc<DbInner>,
     shards: Mutex<HashMap<u32, Arc<Shard>>>,
 }
 
@@ -102,12 +110,14 @@ impl Db {
             ColumnFamilyDescriptor::new(CF_SM_META, base(wb)),
         ];
         let rocks = rocksdb::DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let inner = DbInner {
+            rocks,
+            opts,
+            path: path.to_path_buf(),
+        };
+        clean_snapshot_dir(&inner.snapshot_dir())?;
         Ok(Arc::new(Db {
-            inner: Arc::new(DbInner {
-                rocks,
-                opts,
-                path: path.to_path_buf(),
-            }),
+            inner: Arc::new(inner),
             shards: Mutex::new(HashMap::new()),
         }))
     }
@@ -169,7 +179,14 @@ impl Db {
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
         self.inner.rocks.write_opt(wb, &wo)?;
-        Ok(())
+        let file = self.inner.snapshot_dir().join(restore_file_name(shard));
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::SnapshotFile {
+                path: file,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Flushes every memtable and compacts every column family (runs the
@@ -208,6 +225,27 @@ impl Db {
             .map(|m| m.len())
             .sum()
     }
+}
+
+/// The file a shard is restored from, in [`DbInner::snapshot_dir`].
+pub(crate) fn restore_file_name(shard: u32) -> String {
+    format!("shard-{shard}.restore")
+}
+
+/// Creates the snapshot directory and removes the receives a crash cut off.
+fn clean_snapshot_dir(dir: &Path) -> Result<(), StorageError> {
+    let io = |source| StorageError::SnapshotFile {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let e = e.map_err(io)?;
+        if e.file_name().to_string_lossy().starts_with("recv-") {
+            std::fs::remove_file(e.path()).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// Wall-clock milliseconds since the Unix epoch.

@@ -54,6 +54,14 @@ pub enum StorageError {
     /// A shard was dropped while in use.
     #[error("shard {0} was dropped")]
     ShardDropped(u32),
+    /// A snapshot file could not be written or read.
+    #[error("snapshot file {path}: {source}")]
+    SnapshotFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 impl StorageError {
@@ -68,7 +76,8 @@ impl StorageError {
             StorageError::Chunk(_)
             | StorageError::Corrupt(_)
             | StorageError::Rocks(_)
-            | StorageError::ShardDropped(_) => ErrorKind::Internal,
+            | StorageError::ShardDropped(_)
+            | StorageError::SnapshotFile { .. } => ErrorKind::Internal,
         }
     }
 }

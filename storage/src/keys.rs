@@ -34,6 +34,10 @@
 //!                key:   shard u32 | 0x03 | series_id u64
 //!                                                   -> head record of a series,
 //!                                                      see `crate::head`
+//!                key:   shard u32 | 0x04            -> file name (UTF-8) of the
+//!                       snapshot in `<data dir>/snapshots` that the shard is
+//!                       being replaced by; present only between the first
+//!                       and the last write batch of a restore
 //!
 //! CF "raft_log", "raft_meta": owned by the cluster crate (Raft log store).
 //! ```
@@ -57,6 +61,9 @@ pub(crate) const SHARD_CFS: [&str; 4] = [CF_SERIES, CF_POSTINGS, CF_CHUNKS, CF_S
 pub(crate) const TAG_STATE: u8 = 0x01;
 pub(crate) const TAG_USER_META: u8 = 0x02;
 pub(crate) const TAG_HEAD: u8 = 0x03;
+/// Present while a shard is being replaced by a snapshot; the value names
+/// the snapshot file (in the DB's `snapshots` directory) to finish from.
+pub(crate) const TAG_RESTORING: u8 = 0x04;
 
 /// Sign-bit flip making i64 order equal unsigned byte order.
 #[inline]

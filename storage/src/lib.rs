@@ -60,4 +60,6 @@ pub use labels::{valid_label_name, validate_labels};
 pub use merge::merge_chunks;
 pub use outcome::{ApplyOutcome, RejectReason, Rejection, SeriesLimits};
 pub use queryable::LocalQueryable;
-pub use shard::{EncodedChunk, SeriesChunks, Shard, ShardStats, TsdbStats};
+pub use shard::{
+    EncodedChunk, PartSink, SeriesChunks, Shard, ShardStats, SnapshotSource, TsdbStats,
+};

@@ -23,6 +23,7 @@ mod inverted;
 mod load;
 mod read;
 mod snapshot;
+pub use snapshot::{PartSink, SnapshotSource};
 mod tsdb;
 
 use std::collections::HashMap;
@@ -143,6 +144,7 @@ impl Shard {
         };
         {
             let mut st = s.state.lock();
+            s.finish_restore()?;
             s.load(&mut st)?;
         }
         Ok(s)
