@@ -31,9 +31,14 @@ pub struct NodeConfig {
     pub storage: storage::StorageOptions,
     /// How often shard state is checkpointed (and the log purged).
     pub checkpoint_interval: Duration,
-    /// Log entries kept behind a checkpoint for lagging followers; a
-    /// follower further behind (or a new replica) gets a snapshot.
+    /// Log entries always kept behind a checkpoint (more are kept for
+    /// followers that fell behind, see `raft_log_max_bytes`).
     pub raft_log_keep: u64,
+    /// Bytes of log a leader keeps, over all the groups it leads, for
+    /// followers that fell behind (down or restarting for less than
+    /// `down_grace`), so they catch up from the log rather than from a
+    /// snapshot of the whole shard; a follower needing more gets a snapshot.
+    pub raft_log_max_bytes: u64,
     /// How long a node may be down before its replicas are re-created
     /// elsewhere.
     pub down_grace: Duration,
@@ -80,6 +85,7 @@ impl Default for NodeConfig {
             storage: storage::StorageOptions::default(),
             checkpoint_interval: Duration::from_secs(30),
             raft_log_keep: 2_000,
+            raft_log_max_bytes: 1 << 30,
             down_grace: Duration::from_secs(300),
             heartbeat_interval: Duration::from_millis(250),
             election_timeout: Duration::from_millis(1000),

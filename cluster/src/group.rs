@@ -8,7 +8,7 @@ use openraft::{Config, Raft, SnapshotPolicy};
 
 use crate::config::NodeConfig;
 use crate::error::ClusterError;
-use crate::log_store::{LogStore, RocksProvider, Syncer};
+use crate::log_store::{LogSizes, LogStore, RocksProvider, Syncer};
 use crate::network::{GroupNetworkFactory, Router};
 use crate::proposer::Proposer;
 use crate::types::{GroupId, NodeId, TypeConfig};
@@ -52,10 +52,11 @@ pub fn raft_config(cfg: &NodeConfig) -> Result<Arc<Config>, ClusterError> {
         election_timeout_max: el.max(hb * 3) * 2,
         install_snapshot_timeout: cfg.rpc_timeout.max(Duration::from_secs(10)).as_millis() as u64,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
-        max_in_snapshot_log_to_keep: cfg.raft_log_keep,
-        // Purge in batches, unless the budget of kept entries is small
-        // (tests that force catch-up by snapshot): then purge at once.
-        purge_batch_size: if cfg.raft_log_keep >= 1024 { 1024 } else { 1 },
+        // Never purge by count alone: the supervisor purges, keeping the
+        // log that followers which fell behind still need, within
+        // `--raft-log-max-bytes` (see `supervisor::purge_logs`).
+        max_in_snapshot_log_to_keep: u64::MAX,
+        purge_batch_size: 1,
         max_payload_entries: 64,
         snapshot_max_chunk_size: 4 << 20,
         ..Default::default()
@@ -78,13 +79,20 @@ pub struct GroupDeps {
     pub syncer: Syncer,
     /// Peers.
     pub router: Arc<Router>,
+    /// Bytes of each group's log.
+    pub log_sizes: Arc<LogSizes>,
 }
 
 impl GroupDeps {
     /// The log store and network factory of `group`.
     pub fn parts(&self, group: GroupId) -> (LogStore, GroupNetworkFactory) {
         (
-            LogStore::new(group, self.db.clone(), self.syncer.clone()),
+            LogStore::new(
+                group,
+                self.db.clone(),
+                self.syncer.clone(),
+                self.log_sizes.clone(),
+            ),
             GroupNetworkFactory::new(group, self.router.clone()),
         )
     }

@@ -7,6 +7,7 @@
 //! RocksDB WAL once (`FlushWAL(sync)`), and only then tells openraft the
 //! entries are durable.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -72,18 +73,80 @@ impl Syncer {
     }
 }
 
+/// Bytes of every group's log entries appended since this process started,
+/// keyed by the first index of each append. The supervisor weighs them
+/// against `--raft-log-max-bytes` when it decides how much log to keep for
+/// followers that fell behind.
+#[derive(Debug, Default)]
+pub struct LogSizes {
+    groups: parking_lot::Mutex<HashMap<GroupId, BTreeMap<u64, u64>>>,
+}
+
+impl LogSizes {
+    fn appended(&self, group: GroupId, first: u64, bytes: u64) {
+        let mut g = self.groups.lock();
+        let m = g.entry(group).or_default();
+        *m.entry(first).or_default() += bytes;
+    }
+
+    fn truncated(&self, group: GroupId, from: u64) {
+        if let Some(m) = self.groups.lock().get_mut(&group) {
+            m.split_off(&from);
+        }
+    }
+
+    fn purged(&self, group: GroupId, upto: u64) {
+        let mut g = self.groups.lock();
+        let Some(m) = g.get_mut(&group) else { return };
+        let rest = m.split_off(&upto.saturating_add(1));
+        // The append that straddles the cut still has entries after it.
+        let straddling = m.last_key_value().map(|(_, b)| *b);
+        *m = rest;
+        if let Some(b) = straddling {
+            m.entry(upto.saturating_add(1)).or_insert(b);
+        }
+    }
+
+    fn forget(&self, group: GroupId) {
+        self.groups.lock().remove(&group);
+    }
+
+    /// Bytes of `group`'s log after index `after`; `None` when some of those
+    /// entries predate this process (their size is not known).
+    pub fn bytes_after(&self, group: GroupId, after: u64) -> Option<u64> {
+        let g = self.groups.lock();
+        let m = g.get(&group)?;
+        let (&first, _) = m.first_key_value()?;
+        if first > after.saturating_add(1) {
+            return None;
+        }
+        Some(m.range(after.saturating_add(1)..).map(|(_, b)| *b).sum())
+    }
+}
+
 /// The log of one group.
 #[derive(Clone)]
 pub struct LogStore {
     group: GroupId,
     db: Arc<dyn RocksProvider>,
     syncer: Syncer,
+    sizes: Arc<LogSizes>,
 }
 
 impl LogStore {
     /// The log store of `group`.
-    pub fn new(group: GroupId, db: Arc<dyn RocksProvider>, syncer: Syncer) -> Self {
-        LogStore { group, db, syncer }
+    pub fn new(
+        group: GroupId,
+        db: Arc<dyn RocksProvider>,
+        syncer: Syncer,
+        sizes: Arc<LogSizes>,
+    ) -> Self {
+        LogStore {
+            group,
+            db,
+            syncer,
+            sizes,
+        }
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, AnyError> {
@@ -134,6 +197,7 @@ impl LogStore {
     /// Only for ids a durable state-machine checkpoint covers.
     pub fn purge_through(&self, log_id: LogId<NodeId>, sync: bool) -> Result<(), AnyError> {
         self.put_meta(keys::META_PURGED, &log_id, sync)?;
+        self.sizes.purged(self.group, log_id.index);
         let cf = self.cf(CF_LOG)?;
         let mut b = WriteBatch::default();
         b.delete_range_cf(
@@ -156,6 +220,7 @@ impl LogStore {
 
     /// Deletes every trace of this group (its replica moved away).
     pub fn destroy(&self) -> Result<(), AnyError> {
+        self.sizes.forget(self.group);
         let mut b = WriteBatch::default();
         b.delete_range_cf(
             self.cf(CF_LOG)?,
@@ -286,10 +351,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = self.cf(CF_LOG).map_err(StorageIOError::write_logs)?;
         let mut b = WriteBatch::default();
         let mut buf = Vec::with_capacity(256);
+        let (mut first, mut bytes) = (None, 0u64);
         for e in entries {
             buf.clear();
             codec::encode_entry(&e, &mut buf);
             b.put_cf(cf, keys::log_key(self.group, e.log_id.index), &buf);
+            first.get_or_insert(e.log_id.index);
+            bytes += buf.len() as u64;
+        }
+        if let Some(first) = first {
+            self.sizes.appended(self.group, first, bytes);
         }
         self.db
             .rocks()
@@ -303,6 +374,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
+        self.sizes.truncated(self.group, log_id.index);
         let cf = self.cf(CF_LOG).map_err(StorageIOError::write_logs)?;
         let mut b = WriteBatch::default();
         b.delete_range_cf(

@@ -154,6 +154,7 @@ impl Node {
             db: provider,
             syncer,
             router,
+            log_sizes: Default::default(),
         };
         let (stop, _) = watch::channel(false);
         let disk = crate::disk::DiskGuard::new(cfg.data_dir.clone(), cfg.min_free_disk_bytes);

@@ -88,10 +88,14 @@ pub struct RunArgs {
     /// [default: 30s]
     #[arg(long, value_name = "DURATION")]
     pub checkpoint_interval: Option<PromDuration>,
-    /// Raft log entries kept behind a checkpoint for lagging followers; one
-    /// further behind, or a new replica, gets a snapshot [default: 2000]
+    /// Raft log entries always kept behind a checkpoint [default: 2000]
     #[arg(long, value_name = "N")]
     pub raft_log_keep: Option<u64>,
+    /// Bytes of Raft log a leader keeps, over all groups it leads, for
+    /// followers that fell behind (down or restarting), so they catch up
+    /// from the log; one needing more gets a snapshot [default: 1073741824]
+    #[arg(long, value_name = "BYTES")]
+    pub raft_log_max_bytes: Option<u64>,
     /// Replicas per shard (capped at the node count) [default: 3]
     #[arg(long, value_name = "N")]
     pub replication_factor: Option<u32>,
@@ -261,6 +265,7 @@ pub struct FileConfig {
     pub down_grace: Option<PromDuration>,
     pub checkpoint_interval: Option<PromDuration>,
     pub raft_log_keep: Option<u64>,
+    pub raft_log_max_bytes: Option<u64>,
     pub replication_factor: Option<u32>,
     pub retention: Option<PromDuration>,
     pub rule_files: Option<Vec<String>>,
@@ -394,6 +399,7 @@ pub struct Config {
     pub down_grace: PromDuration,
     pub checkpoint_interval: PromDuration,
     pub raft_log_keep: u64,
+    pub raft_log_max_bytes: u64,
     pub replication_factor: u32,
     pub retention: PromDuration,
     pub rule_files: Vec<String>,
@@ -665,6 +671,7 @@ impl Config {
                 PromDuration::from_millis(30_000)
             ),
             raft_log_keep: pick!(args, file, raft_log_keep, 2_000),
+            raft_log_max_bytes: pick!(args, file, raft_log_max_bytes, 1 << 30),
             replication_factor: pick!(args, file, replication_factor, 3),
             retention: pick!(
                 args,

@@ -52,6 +52,7 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
         down_grace: cfg.down_grace.0,
         checkpoint_interval: cfg.checkpoint_interval.0,
         raft_log_keep: cfg.raft_log_keep,
+        raft_log_max_bytes: cfg.raft_log_max_bytes,
         replication_factor: cfg.replication_factor as usize,
         storage: storage::StorageOptions {
             retention_ms: cfg.retention.0.as_millis() as i64,
