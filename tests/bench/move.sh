@@ -4,10 +4,13 @@
 # shard and replication factor 2, `silverback-load` fills it, node 2 joins,
 # and the clock runs from node 2's start until the cluster map shows the
 # shard on both nodes with no move in flight. Node 2's copy is then checked
-# to hold every series, through its /metrics.
+# to hold every series, through its /metrics, and its peak RSS (VmHWM) is
+# reported: a snapshot is streamed into a file and restored in batches, so
+# it should not grow with the shard.
 #
 #   tests/bench/move.sh
 #   SERIES=2000 POINTS=100 tests/bench/move.sh      # a quick one
+#   NODE_ARGS="--raft-log-max-bytes 1" tests/bench/move.sh   # by snapshot, not log
 #
 # Every process this script starts is stopped by PID when it exits.
 set -euo pipefail
@@ -43,7 +46,8 @@ node() { # id http grpc extra...
   local id=$1 h=$2 g=$3
   shift 3
   "$BIN/silverback" --node-id "$id" --http-listen "127.0.0.1:$h" --grpc-listen "127.0.0.1:$g" \
-    --data-dir "$WORK/n$id" --shards 1 --replication-factor 2 --self-scrape-interval 0 "$@" \
+    --data-dir "$WORK/n$id" --shards 1 --replication-factor 2 --self-scrape-interval 0 \
+    ${NODE_ARGS:-} "$@" \
     >"$WORK/n$id.log" 2>&1 &
   PIDS+=($!)
 }
@@ -79,6 +83,9 @@ t1=$(date +%s.%N)
 series_on_2=$(curl -sf "http://127.0.0.1:$H2/metrics" |
   awk '$1 == "silverback_storage_series" {print $2}' | head -1)
 secs=$(python3 -c "print(f'{$t1-$t0:.1f}')")
-log "moved a replica of $samples samples in ${secs}s; node 2 holds ${series_on_2:-?} series"
-echo "{\"samples\": $samples, \"seconds\": $secs, \"series_on_new_node\": \"${series_on_2:-}\"}"
+hwm2=$(awk '/^VmHWM/ {print $2}' "/proc/${PIDS[1]}/status")
+snaps=$(curl -sf "http://127.0.0.1:$H2/metrics" |
+  awk '$1 == "silverback_raft_snapshots_installed_total" {print $2}' | head -1)
+log "moved a replica of $samples samples in ${secs}s; node 2 holds ${series_on_2:-?} series, peak RSS ${hwm2} KiB, ${snaps:-?} snapshots installed"
+echo "{\"samples\": $samples, \"seconds\": $secs, \"series_on_new_node\": \"${series_on_2:-}\", \"new_node_peak_rss_kib\": ${hwm2:-0}, \"snapshots_installed\": \"${snaps:-}\"}"
 [[ ${series_on_2:-0} == "$SERIES" ]] || { log "node 2 does not hold every series"; exit 1; }
