@@ -1,6 +1,7 @@
 //! The read path: [`ClusterQuerier`] fans a request out to the leader
-//! replica of every shard (local shards read directly, remote ones over
-//! gRPC as encoded chunks, decoded here) and merges the answers.
+//! replica of every shard (local shards read directly, a few blocking
+//! tasks for all of them, remote ones over gRPC as encoded chunks, decoded
+//! here) and merges the answers.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -261,12 +262,93 @@ impl Node {
         }
     }
 
+    /// Reads every shard, answers in shard order. The shards this node
+    /// leads are read in one blocking task per core, each taking a share of
+    /// them in turn: a task per shard costs more than most index reads
+    /// (a label-values call touches every shard). The others go over gRPC,
+    /// all at once.
+    pub(crate) async fn read_all(
+        &self,
+        op: &ReadOp,
+        ms: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Vec<Result<ReadOut, ClusterError>> {
+        let n = self.shard_count();
+        let mut local: Vec<(u32, Arc<Shard>)> = Vec::new();
+        for s in 0..n {
+            let g = shard_group(s);
+            if self.leader_of(g) != Some(self.id) {
+                continue;
+            }
+            if let Some(st) = self
+                .group(g)
+                .filter(|x| x.is_leader(self.id))
+                .and_then(|x| x.shard)
+            {
+                local.push((s, st));
+            }
+        }
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |c| c.get())
+            .clamp(1, local.len().max(1));
+        let mut shares: Vec<Vec<(u32, Arc<Shard>)>> = (0..workers).map(|_| Vec::new()).collect();
+        for (i, x) in local.iter().cloned().enumerate() {
+            shares[i % workers].push(x);
+        }
+        let local_reads = join_all(shares.into_iter().filter(|v| !v.is_empty()).map(|share| {
+            let (op, ms) = (op.clone(), ms.to_vec());
+            let ids: Vec<u32> = share.iter().map(|(s, _)| *s).collect();
+            async move {
+                let res = tokio::task::spawn_blocking(move || {
+                    share
+                        .iter()
+                        .map(|(s, st)| {
+                            (
+                                *s,
+                                read_local(st, &op, &ms, min_t, max_t).map_err(storage_read_err),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                match res {
+                    Ok(v) => v,
+                    Err(e) => ids
+                        .into_iter()
+                        .map(|s| (s, Err(ClusterError::internal(&e))))
+                        .collect(),
+                }
+            }
+        }));
+        let is_local: BTreeSet<u32> = local.iter().map(|(s, _)| *s).collect();
+        let remote_reads = join_all(
+            (0..n)
+                .filter(|s| !is_local.contains(s))
+                .map(|s| async move { (s, self.read_shard(s, op, ms, min_t, max_t).await) }),
+        );
+        let (l, r) = tokio::join!(local_reads, remote_reads);
+        let mut out: Vec<Option<Result<ReadOut, ClusterError>>> = (0..n).map(|_| None).collect();
+        for (s, res) in l.into_iter().flatten().chain(r) {
+            out[s as usize] = Some(res);
+        }
+        out.into_iter()
+            .enumerate()
+            .map(|(s, r)| {
+                r.unwrap_or_else(|| {
+                    Err(ClusterError::Internal(format!(
+                        "invariant broken: shard {s} was not read"
+                    )))
+                })
+            })
+            .collect()
+    }
+
     /// Cardinality figures of every shard, merged (for
     /// `/api/v1/status/tsdb`): each shard's leader reads them off its
     /// in-memory index, so no series is walked.
     pub async fn tsdb_stats(&self) -> Result<storage::TsdbStats, ClusterError> {
-        let n = self.shard_count();
-        let res = join_all((0..n).map(|s| self.read_shard(s, &ReadOp::TsdbStats, &[], 0, 0))).await;
+        let res = self.read_all(&ReadOp::TsdbStats, &[], 0, 0).await;
         let mut all = storage::TsdbStats::default();
         for r in res {
             if let ReadOut::Tsdb(st) = r? {
@@ -325,8 +407,7 @@ impl ClusterQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<(Vec<ReadOut>, Vec<String>), QueryableError> {
-        let n = self.node.shard_count();
-        let res = join_all((0..n).map(|s| self.node.read_shard(s, &op, ms, min_t, max_t))).await;
+        let res = self.node.read_all(&op, ms, min_t, max_t).await;
         let mut outs = Vec::with_capacity(res.len());
         let mut warnings = Vec::new();
         for (s, r) in res.into_iter().enumerate() {
