@@ -561,6 +561,47 @@ fn snapshot_of_a_shard_larger_than_many_parts_restores_whole() {
     assert_eq!(dump(&dst), dump(&src));
 }
 
+/// Issue 14: a series without samples for three chunk ranges (6 h) behind
+/// the shard's newest sample leaves memory at the next checkpoint: its open
+/// chunk is written out, its data stays readable, and it takes samples as
+/// before (its newest time is kept for the out-of-order rules).
+#[test]
+fn idle_series_leave_memory_and_stay_readable() {
+    let (d, db) = open(StorageOptions::default());
+    let sh = db.shard(0).unwrap();
+    let min = 60_000;
+    let idle = lbl("idle", &[]);
+    let busy = lbl("busy", &[]);
+    let early: Vec<(i64, f64)> = (0..30).map(|i| (i * min, i as f64)).collect();
+    sh.apply(1, &batch(&idle, &early)).unwrap();
+    sh.apply(2, &batch(&busy, &early)).unwrap();
+    sh.checkpoint().unwrap();
+    assert_eq!(sh.stats().head_samples, 60, "both heads open");
+    // busy goes on past 6 h; idle says nothing
+    let late: Vec<(i64, f64)> = (0..30).map(|i| (7 * 3_600_000 + i * min, 1.0)).collect();
+    sh.apply(3, &batch(&busy, &late)).unwrap();
+    sh.checkpoint().unwrap();
+    let st = sh.stats();
+    assert_eq!(st.head_samples, 30, "only busy's head is in memory: {st:?}");
+    let want: Vec<(i64, u64)> = early.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+    let eq = [Matcher::equal("__name__", "idle")];
+    assert_eq!(bits(&sh, &eq, i64::MIN, i64::MAX), want);
+    // newest time kept: an old sample is refused, a new one taken
+    let out = sh.apply(4, &batch(&idle, &[(10 * min, 5.0)])).unwrap();
+    assert_eq!(out.accepted, 0);
+    let t_new = 8 * 3_600_000;
+    let out = sh.apply(5, &batch(&idle, &[(t_new, 7.0)])).unwrap();
+    assert_eq!(out.accepted, 1);
+    sh.checkpoint().unwrap();
+    drop(sh);
+    drop(db);
+    let db = storage::Db::open(d.path(), StorageOptions::default()).unwrap();
+    let sh = db.shard(0).unwrap();
+    let mut want = want;
+    want.push((t_new, 7f64.to_bits()));
+    assert_eq!(bits(&sh, &eq, i64::MIN, i64::MAX), want);
+}
+
 /// Issue 14: a snapshot source gives its length before any pass, and every
 /// pass gives the same bytes (Raft may restart a transfer from 0), however
 /// the shard changes meanwhile.

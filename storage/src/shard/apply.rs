@@ -183,6 +183,9 @@ impl Shard {
         if m.dirty && !was_dirty {
             st.dirty.push(id);
         }
+        if m.has_samples && st.newest_t < Some(m.last_t) {
+            st.newest_t = Some(m.last_t);
+        }
         Some(id)
     }
 

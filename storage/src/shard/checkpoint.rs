@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::load::StateRecord;
 use super::{ApplyState, Shard};
+use crate::chunk::MAX_CHUNK_SPAN_MS;
 use crate::keys::{self, CF_CHUNKS, CF_POSTINGS, CF_SERIES, CF_SM_META, TAG_STATE, TAG_USER_META};
 use crate::{labels, StorageError};
 
@@ -21,6 +22,7 @@ impl Shard {
 
     pub(super) fn checkpoint_locked(&self, st: &mut ApplyState) -> Result<(), StorageError> {
         self.check_dropped()?;
+        self.seal_idle(st);
         let db = &self.db;
         let (cf_series, cf_post, cf_chunks, cf_meta) = (
             db.cf(CF_SERIES),
@@ -108,4 +110,40 @@ impl Shard {
         self.checkpointed.store(applied, Ordering::Release);
         Ok(())
     }
+
+    /// Writes out the open chunk of every series idle for [`IDLE_MS`]
+    /// behind the shard's newest sample, with this checkpoint: such a
+    /// series then holds no samples in memory (its data is on disk and
+    /// read from there; its labels, times and index entries stay). A
+    /// series with out-of-order samples buffered is left as it is (sealing
+    /// those numbers chunks shard-wide). The sweep walks every series, so it
+    /// runs once per chunk range of newly applied time.
+    fn seal_idle(&self, st: &mut ApplyState) {
+        let Some(newest) = st.newest_t else { return };
+        if st
+            .idle_swept_at
+            .is_some_and(|at| newest < at.saturating_add(MAX_CHUNK_SPAN_MS))
+        {
+            return;
+        }
+        st.idle_swept_at = Some(newest);
+        let cutoff = newest.saturating_sub(IDLE_MS);
+        for stripe in self.stripes.iter() {
+            let mut stripe = stripe.write();
+            for (&id, m) in stripe.series.iter_mut() {
+                if m.has_samples && m.last_t < cutoff && !m.head.is_empty() && m.ooo.is_none() {
+                    let was_dirty = m.dirty;
+                    m.seal_head();
+                    if !was_dirty {
+                        st.dirty.push(id);
+                    }
+                }
+            }
+        }
+    }
 }
+
+/// How long a series may go without samples, behind its shard's newest
+/// sample, before its open chunk leaves memory: three chunk ranges
+/// (Prometheus' head keeps about one and a half).
+pub(crate) const IDLE_MS: i64 = 3 * MAX_CHUNK_SPAN_MS;

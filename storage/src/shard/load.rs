@@ -102,6 +102,9 @@ impl Shard {
                 StorageError::Corrupt(format!("head record of unknown series {id}"))
             })?;
             m.decode_head(v)?;
+            if m.has_samples && st.newest_t < Some(m.last_t) {
+                st.newest_t = Some(m.last_t);
+            }
             it.next();
         }
         it.status()?;

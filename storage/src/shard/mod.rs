@@ -87,6 +87,10 @@ pub(crate) struct ApplyState {
     pub(crate) dirty: Vec<u64>,
     /// Series removed by retention since the last checkpoint, with labels.
     pub(crate) removed: Vec<(u64, Box<[u8]>)>,
+    /// Newest sample time applied to the shard.
+    pub(crate) newest_t: Option<i64>,
+    /// `newest_t` at the last idle sweep (see `Shard::seal_idle`).
+    pub(crate) idle_swept_at: Option<i64>,
 }
 
 /// Figures of one shard, for `/metrics` and benchmarks.
