@@ -53,12 +53,34 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(server::run::run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match rt.block_on(server::run::run(cfg)) {
+        Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("silverback: {e:#}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    leave(code)
+}
+
+/// Ends the process with `code` without running C++ static destructors.
+///
+/// By now everything acknowledged is durable: checkpointed and synced on a
+/// graceful stop, in the fsynced Raft log on a fail-stop. RocksDB's static
+/// destructors, run by `exit`, tear down mutexes that its own threads (its
+/// periodic-task timer, or those of a DB some task still holds) may still
+/// take, and the process then aborts ("pthread lock: Invalid argument",
+/// SIGABRT) instead of exiting with `code`; about one graceful stop in 20
+/// did under load. `_exit` leaves at once.
+fn leave(code: i32) -> ExitCode {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes a plain int, has no preconditions on memory or
+    // threads, and never returns; all it skips are atexit handlers and
+    // static destructors, which is the point (see above). Rust's own
+    // buffered stdout/stderr were flushed just before.
+    unsafe { libc::_exit(code) }
 }
