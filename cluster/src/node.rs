@@ -657,6 +657,7 @@ impl Node {
         for t in self.tasks.lock().drain(..) {
             t.abort();
         }
+        self.deps.syncer.stop();
         self.db.stop_background_work();
     }
 
@@ -690,6 +691,7 @@ impl Node {
         for t in tasks {
             t.abort();
         }
+        self.deps.syncer.stop();
         self.db.stop_background_work();
         match first_err {
             Some(e) => Err(e),
