@@ -1,5 +1,6 @@
 //! The `silverback` binary.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -57,7 +58,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("silverback: {e:#}");
+            // Not eprintln!: it panics when stderr cannot be written (a log
+            // file on the disk that just filled up), and the exit status
+            // would be 101 instead of 1.
+            let _ = writeln!(std::io::stderr(), "silverback: {e:#}");
             ExitCode::FAILURE
         }
     }
