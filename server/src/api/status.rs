@@ -87,11 +87,14 @@ pub async fn decommission(
     Ok(Success::new(s.node.status()).into_response())
 }
 
-/// `GET /api/v1/status/tsdb` (`limit`, default 10): series counts by metric
-/// name and label pair, from every shard's in-memory index (no walk of the
+/// `GET /api/v1/status/tsdb` (`limit`, default 10, at most
+/// `--max-lookup-results` with a warning): series counts by metric name
+/// and label pair, from every shard's in-memory index (no walk of the
 /// series).
 pub async fn tsdb(State(s): State<Shared>, p: super::params::Params) -> Result<Response, ApiError> {
-    let limit = p.limit()?.unwrap_or(10);
+    let cap = s.cfg.limits.max_lookup_results;
+    let asked = p.limit()?.unwrap_or(10);
+    let limit = asked.min(cap);
     let node = s.node.clone();
     let fetch = async move {
         let st = node.tsdb_stats().await.map_err(super::cluster_error)?;
@@ -103,6 +106,13 @@ pub async fn tsdb(State(s): State<Shared>, p: super::params::Params) -> Result<R
                 .map(|(name, value)| json!({"name": name, "value": value}))
                 .collect()
         };
+        // The label pairs are the longest list.
+        let mut warnings = Vec::new();
+        if limit < asked && st.num_label_pairs() > limit as u64 {
+            warnings.push(format!(
+                "results truncated due to limit (--max-lookup-results={cap})"
+            ));
+        }
         let data = json!({
             "headStats": {
                 "numSeries": st.num_series,
@@ -117,7 +127,7 @@ pub async fn tsdb(State(s): State<Shared>, p: super::params::Params) -> Result<R
             "seriesCountByLabelValuePair": top(st.series_count_by_label_value_pair(limit)),
             "diskUsageBytes": disk_usage_bytes,
         });
-        Success::new(data).into_response()
+        Success::with_notes(data, warnings, vec![]).into_response()
     })
     .await
 }
