@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
+use parking_lot::Mutex;
 use rocksdb::{WriteBatch, WriteOptions};
 use tokio::sync::mpsc;
 
@@ -41,12 +42,17 @@ fn missing_cf(name: &str) -> AnyError {
 #[derive(Clone)]
 pub struct Syncer {
     tx: mpsc::Sender<LogFlushed<TypeConfig>>,
+    /// The DB, until [`Syncer::stop`] takes it; the thread uses it under
+    /// the lock and never holds a reference of its own.
+    db: Arc<Mutex<Option<Arc<dyn RocksProvider>>>>,
 }
 
 impl Syncer {
     /// Starts the sync thread (it ends when every `Syncer` clone is gone).
     pub fn start(db: Arc<dyn RocksProvider>) -> std::io::Result<Syncer> {
         let (tx, mut rx) = mpsc::channel::<LogFlushed<TypeConfig>>(4096);
+        let db = Arc::new(Mutex::new(Some(db)));
+        let shared = db.clone();
         std::thread::Builder::new()
             .name("raft-log-sync".into())
             .spawn(move || {
@@ -59,17 +65,27 @@ impl Syncer {
                             Err(_) => break,
                         }
                     }
-                    let res = db.rocks().flush_wal(true);
+                    let res = match shared.lock().as_ref() {
+                        Some(db) => db.rocks().flush_wal(true).map_err(|e| e.to_string()),
+                        None => Err("the log sync thread was stopped".to_string()),
+                    };
                     for cb in pending.drain(..) {
-                        let r = match &res {
-                            Ok(()) => Ok(()),
-                            Err(e) => Err(std::io::Error::other(e.to_string())),
-                        };
-                        cb.log_io_completed(r);
+                        cb.log_io_completed(res.clone().map_err(std::io::Error::other));
                     }
                 }
             })?;
-        Ok(Syncer { tx })
+        Ok(Syncer { tx, db })
+    }
+
+    /// Stops syncing (later appends fail) and drops the thread's access to
+    /// the DB on the calling thread, after a sync in progress. Otherwise
+    /// the thread, which ends only when the last log store is dropped, may
+    /// drop the last reference to the DB and close it while the process
+    /// exits and destroys RocksDB's static state: the close then aborts
+    /// the process ("pthread lock: Invalid argument").
+    pub fn stop(&self) {
+        let db = self.db.lock().take();
+        drop(db);
     }
 }
 

@@ -72,6 +72,35 @@ fn storage_err(e: storage::StorageError) -> ClusterError {
     ClusterError::Internal(format!("cannot open storage: {e}"))
 }
 
+/// The reason a node stops, from the Raft groups that stopped on a storage
+/// error (group id, error), if any did. Every group's error is named, the
+/// same error once: the groups share one RocksDB, and after its first
+/// failure the others may only see "Writer has previous error".
+fn storage_failure(mut stopped: Vec<(GroupId, String)>) -> Option<String> {
+    stopped.sort();
+    let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
+    for (g, e) in stopped {
+        match by_error.iter_mut().find(|(seen, _)| *seen == e) {
+            Some((_, groups)) => groups.push(g.to_string()),
+            None => by_error.push((e, vec![g.to_string()])),
+        }
+    }
+    if by_error.is_empty() {
+        return None;
+    }
+    let why: Vec<String> = by_error
+        .into_iter()
+        .map(|(e, groups)| {
+            let s = if groups.len() > 1 { "s" } else { "" };
+            format!("Raft group{s} {} stopped: {e}", groups.join(", "))
+        })
+        .collect();
+    Some(format!(
+        "storage failed: {}; the node stops (restart it once the disk is healthy)",
+        why.join("; ")
+    ))
+}
+
 impl Node {
     /// Opens storage, starts the gRPC server and the Raft groups, and
     /// bootstraps a new cluster when this node has the lowest id. Returns
@@ -517,16 +546,14 @@ impl Node {
         let groups: Vec<Group> = self.groups.read().values().cloned().collect();
         let targets = self.replay_targets.lock().clone();
         self.disk.refresh();
-        for g in &groups {
-            if let Err(e) = &g.raft.metrics().borrow().running_state {
-                if self.fatal.borrow().is_none() {
-                    let msg = format!(
-                        "storage failed: Raft group {} stopped: {e}; the node stops (restart it once the disk is healthy)",
-                        g.id
-                    );
-                    tracing::error!("FATAL: {msg}");
-                    self.fatal.send_replace(Some(msg));
-                }
+        if self.fatal.borrow().is_none() {
+            let stopped = groups.iter().filter_map(|g| {
+                let m = g.raft.metrics().borrow().clone();
+                m.running_state.err().map(|e| (g.id, e.to_string()))
+            });
+            if let Some(msg) = storage_failure(stopped.collect()) {
+                tracing::error!("FATAL: {msg}");
+                self.fatal.send_replace(Some(msg));
             }
         }
         let ok = self.fatal.borrow().is_none()
@@ -662,6 +689,7 @@ impl Node {
         for t in self.tasks.lock().drain(..) {
             t.abort();
         }
+        self.deps.syncer.stop();
         self.db.stop_background_work();
     }
 
@@ -695,6 +723,7 @@ impl Node {
         for t in tasks {
             t.abort();
         }
+        self.deps.syncer.stop();
         self.db.stop_background_work();
         match first_err {
             Some(e) => Err(e),
@@ -724,5 +753,27 @@ impl Node {
     /// A receiver that turns true when the node stops.
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failure_names_every_distinct_error() {
+        let f = |stopped: &[(GroupId, &str)], want: Option<&str>| {
+            let got = storage_failure(stopped.iter().map(|(g, e)| (*g, e.to_string())).collect());
+            let want = want.map(|w| {
+                format!("storage failed: {w}; the node stops (restart it once the disk is healthy)")
+            });
+            assert_eq!(got, want, "{stopped:?}");
+        };
+        f(&[], None);
+        f(&[(2, "eio")], Some("Raft group 2 stopped: eio"));
+        f(
+            &[(2, "previous"), (1, "eio"), (0, "eio")],
+            Some("Raft groups 0, 1 stopped: eio; Raft group 2 stopped: previous"),
+        );
     }
 }

@@ -186,8 +186,9 @@ pub struct RunArgs {
     #[arg(long = "enable-feature", value_name = "NAME", value_delimiter = ',')]
     pub enable_feature: Vec<String>,
     /// Most results /api/v1/series, /api/v1/labels and
-    /// /api/v1/label/*/values return; more are cut off with a warning, as a
-    /// smaller `limit` parameter does [default: 100000]
+    /// /api/v1/label/*/values return, and most entries of each list of
+    /// /api/v1/status/tsdb; more are cut off with a warning, as a smaller
+    /// `limit` parameter does [default: 100000]
     #[arg(long, value_name = "N")]
     pub max_lookup_results: Option<usize>,
 

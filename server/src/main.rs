@@ -1,5 +1,6 @@
 //! The `silverback` binary.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -57,7 +58,10 @@ fn main() -> ExitCode {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("silverback: {e:#}");
+            // Not eprintln!: it panics when stderr cannot be written (a log
+            // file on the disk that just filled up), and the exit status
+            // would be 101 instead of 1.
+            let _ = writeln!(std::io::stderr(), "silverback: {e:#}");
             1
         }
     };
@@ -75,7 +79,6 @@ fn main() -> ExitCode {
 /// SIGABRT) instead of exiting with `code`; about one graceful stop in 20
 /// did under load. `_exit` leaves at once.
 fn leave(code: i32) -> ExitCode {
-    use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: `_exit` takes a plain int, has no preconditions on memory or

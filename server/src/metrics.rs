@@ -236,7 +236,7 @@ impl Metrics {
         );
         reg!(
             "queries_running",
-            "PromQL queries being evaluated now.",
+            "Queries and series lookups holding a query slot now (--max-concurrent-queries).",
             queries_running
         );
         reg!(

@@ -22,12 +22,19 @@ const RESEND_DELAY_MS: i64 = 60_000;
 
 /// Installs the global tracing subscriber (RUST_LOG wins over
 /// `--log-level`).
+///
+/// A line that cannot be written (stderr redirected to a file on a full
+/// disk) is dropped: tracing-subscriber would otherwise report it with
+/// `eprintln!` to the same stderr, which panics, inside whatever task was
+/// logging (a Raft group's core, which then stops without a storage error
+/// to show, so the node neither fails nor stops).
 pub fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match cfg.log_format {
         LogFormat::Json => b.json().try_init(),
         LogFormat::Text => b.try_init(),

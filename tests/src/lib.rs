@@ -194,6 +194,9 @@ pub struct Options {
     /// on its cluster port with `node-<id>.crt`/`.key` and `ca.crt` from it
     /// (None: plain TCP).
     pub grpc_tls: Option<PathBuf>,
+    /// `--data-dir` (None: `data` in the node's temporary dir). A test that
+    /// gives one keeps it alive for as long as the node.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -212,6 +215,7 @@ impl Default for Options {
             wrapper: Vec::new(),
             cluster_secret: None,
             grpc_tls: None,
+            data_dir: None,
         }
     }
 }
@@ -258,9 +262,13 @@ impl Silverback {
         Ok(s)
     }
 
-    /// The data directory (inside the temp dir, kept across restarts).
+    /// The data directory ([`Options::data_dir`], else inside the temp dir;
+    /// kept across restarts).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        match &self.opts.data_dir {
+            Some(d) => d.clone(),
+            None => self.dir.path().join("data"),
+        }
     }
 
     /// The file the process logs to.

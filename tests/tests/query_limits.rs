@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tests::{now_ms, series, Client, Cluster, Options, Silverback};
 
 const TOO_MANY: &str =
@@ -283,4 +283,315 @@ async fn a_timeout_stops_the_evaluation() {
         "{:?}",
         began.elapsed()
     );
+}
+
+// The series-metadata endpoints under the query limits (issue 14):
+// `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values` and
+// `/api/v1/status/tsdb` take a query slot, end at `--query-timeout` (the
+// wait for the slot included) and cut their answers to `limit` and
+// `--max-lookup-results`.
+
+/// The four metadata endpoints, each with parameters that make it walk
+/// every series `metric` has (written by [`write_wide`]) or more: several
+/// `match[]` selectors where one pass is quick (each selects them all),
+/// every list of the TSDB status in full. Over 100,000 series each takes
+/// 0.25-1 s on the dev build (measured 2026-12-07).
+fn lookups(metric: &str) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let sels = |n: usize| {
+        let each = (0..n).map(|k| ("match[]", format!(r#"{metric}{{l{k}=~"v.+"}}"#)));
+        each.collect()
+    };
+    vec![
+        ("/api/v1/series", sels(1)),
+        ("/api/v1/labels", sels(8)),
+        ("/api/v1/label/i/values", sels(5)),
+        ("/api/v1/status/tsdb", vec![("limit", "100000".into())]),
+    ]
+}
+
+async fn get(c: &Client, path: &str, params: &[(&'static str, String)]) -> (u16, Value) {
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    c.get(path, &params).await.expect(path)
+}
+
+/// Writes `n` series `metric{i="0".."n", l0..l7="v0".."v9"}`, one sample
+/// each at `t` (ms), in batches of 50,000.
+async fn write_wide(c: &Client, metric: &str, n: usize, t: i64) {
+    let names = ["l0", "l1", "l2", "l3", "l4", "l5", "l6", "l7"];
+    for first in (0..n).step_by(50_000) {
+        let batch: Vec<_> = (first..n.min(first + 50_000))
+            .map(|i| {
+                let i_s = i.to_string();
+                let vals: Vec<String> = (0..8).map(|k| format!("v{}", (i + k) % 10)).collect();
+                let mut l: Vec<(&str, &str)> = names
+                    .iter()
+                    .copied()
+                    .zip(vals.iter().map(String::as_str))
+                    .collect();
+                l.push(("i", &i_s));
+                series(metric, &l, &[(t, 1.0)])
+            })
+            .collect();
+        let (st, body) = c.write(&batch).await.expect("write");
+        assert_eq!(st, 204, "{body}");
+    }
+}
+
+/// `silverback_queries_running` (queries and lookups holding a slot).
+async fn queries_running(c: &Client) -> String {
+    let (_, text) = c.get_text("/metrics").await.expect("metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("silverback_queries_running "))
+        .unwrap_or("none")
+        .to_string()
+}
+
+/// A range query that evaluates for many seconds (see
+/// [`a_timeout_stops_the_evaluation`]) unless `timeout` stops it.
+async fn slow_query(c: Client, timeout: &'static str) -> (u16, Value) {
+    c.get(
+        "/api/v1/query_range",
+        &[
+            ("query", "sum_over_time(vector(time())[30m:10ms])"),
+            ("start", "1000000"),
+            ("end", "1010999"),
+            ("step", "1"),
+            ("timeout", timeout),
+        ],
+    )
+    .await
+    .expect("query_range")
+}
+
+/// With `--max-concurrent-queries 1`, while a query holds the slot, a
+/// query that cannot wait as long is refused and each lookup waits, then
+/// answers. (A lookup waits within the same `--query-timeout` as the
+/// query it waits for, which ends first: so one query alone cannot make it
+/// time out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_requests_wait_for_the_only_query_slot() {
+    let node = Silverback::start(node_opts(&["--max-concurrent-queries", "1"]))
+        .await
+        .expect("node");
+    let c = node.client();
+    write_wide(&c, "slot", 1000, now_ms()).await;
+
+    // A query holds the only slot for its 2 s.
+    let sent = Instant::now();
+    let holder = tokio::spawn(slow_query(c.clone(), "2s"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queries_running(&c).await != "1" {
+        assert!(Instant::now() < deadline, "the slow query never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A query waiting longer than its timeout is refused; a metadata
+    // request waits for the slot.
+    let queued = c.get(
+        "/api/v1/query",
+        &[
+            ("query", "vector(1)"),
+            ("time", "1000"),
+            ("timeout", "300ms"),
+        ],
+    );
+    let waiting: Vec<_> = lookups("slot")
+        .into_iter()
+        .map(|(path, params)| {
+            let c = c.clone();
+            tokio::spawn(async move { (path, get(&c, path, &params).await, sent.elapsed()) })
+        })
+        .collect();
+    assert_error(
+        queued.await.expect("query"),
+        503,
+        "timeout",
+        "query timed out in query queue; all --max-concurrent-queries=1 slots stayed busy",
+    )
+    .await;
+    for w in waiting {
+        let (path, (st, v), done) = w.await.expect("task");
+        assert_eq!(st, 200, "{path}: {v}");
+        assert!(
+            done >= Duration::from_secs(2),
+            "{path} answered {done:?} after the slot was taken for 2 s"
+        );
+    }
+    assert_error(
+        holder.await.expect("task"),
+        503,
+        "timeout",
+        "query timed out in expression evaluation",
+    )
+    .await;
+
+    // Each answers in full once the slot is free.
+    let (_, v) = get(&c, "/api/v1/series", &[("match[]", "slot".into())]).await;
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(1000), "{v}");
+    let (_, v) = c.get("/api/v1/labels", &[]).await.expect("labels");
+    let want = [
+        "__name__", "i", "l0", "l1", "l2", "l3", "l4", "l5", "l6", "l7",
+    ];
+    assert_eq!(v["data"], json!(want), "{v}");
+    let (_, v) = c.get("/api/v1/label/i/values", &[]).await.expect("values");
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(1000), "{v}");
+    let (_, v) = c.get("/api/v1/status/tsdb", &[]).await.expect("tsdb");
+    assert_eq!(v["data"]["headStats"]["numSeries"], 1000, "{v}");
+    assert_eq!(queries_running(&c).await, "0");
+}
+
+/// Each lookup answers 503 at the timeout, not after its work. The TSDB
+/// status reads the shards in ~50 ms and then ranks 100,000 label pairs:
+/// before the lookups moved off the runtime that ranking ran past the
+/// deadline and was answered 200 after 250-800 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_requests_over_many_series_end_at_the_query_timeout() {
+    let node = Silverback::start(node_opts(&["--query-timeout", "100ms"]))
+        .await
+        .expect("node");
+    let c = node.client();
+    write_wide(&c, "wide", 100_000, now_ms()).await;
+    for (path, params) in lookups("wide") {
+        let began = Instant::now();
+        let got = get(&c, path, &params).await;
+        let took = began.elapsed();
+        assert_error(
+            got,
+            503,
+            "timeout",
+            "cannot answer: no result within --query-timeout=100ms \
+             (waiting for a query slot included; see --max-concurrent-queries)",
+        )
+        .await;
+        assert!(
+            took < Duration::from_millis(500),
+            "{path} answered after {took:?}"
+        );
+    }
+    // What was cut short does not go on (shard reads under way finish):
+    // a second later a small lookup fits in the 100 ms again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (st, v) = c.get("/api/v1/labels", &[]).await.expect("labels");
+    assert_eq!(st, 200, "{v}");
+}
+
+/// `limit` (Prometheus 2.49+) and `--max-lookup-results` on each lookup.
+#[tokio::test]
+async fn metadata_answers_are_cut_to_the_limit_and_the_server_cap() {
+    let node = Silverback::start(node_opts(&["--max-lookup-results", "5"]))
+        .await
+        .expect("node");
+    let c = node.client();
+    // 10 series, 10 label names, 10 values of `i` and of each `l*`.
+    write_wide(&c, "lim", 10, now_ms()).await;
+    const LIMIT: &str = "results truncated due to limit";
+    const CAP: &str = "results truncated due to limit (--max-lookup-results=5)";
+    let f = |path: &'static str, params: Vec<(&'static str, &'static str)>| {
+        let c = c.clone();
+        async move {
+            let (st, v) = c.get(path, &params).await.expect(path);
+            assert_eq!(st, 200, "{path} {params:?}: {v}");
+            v
+        }
+    };
+    let names = |v: &Value| -> Vec<String> {
+        let d = v["data"].as_array().expect("a list");
+        d.iter()
+            .map(|x| match x["i"].as_str() {
+                Some(i) => i.to_string(), // a series: its `i`
+                None => x.as_str().expect("a string").to_string(),
+            })
+            .collect()
+    };
+    let warnings = |v: &Value| v["warnings"].clone();
+
+    // `limit` below the cap, above it, and 0 (none): what is cut, and why.
+    let v = f("/api/v1/series", vec![("match[]", "lim"), ("limit", "3")]).await;
+    assert_eq!(names(&v), ["0", "1", "2"], "{v}");
+    assert_eq!(warnings(&v), json!([LIMIT]), "{v}");
+    for limit in ["10", "0"] {
+        let v = f("/api/v1/series", vec![("match[]", "lim"), ("limit", limit)]).await;
+        assert_eq!(names(&v), ["0", "1", "2", "3", "4"], "{v}");
+        assert_eq!(warnings(&v), json!([CAP]), "{v}");
+    }
+    let v = f("/api/v1/labels", vec![("limit", "2")]).await;
+    assert_eq!(names(&v), ["__name__", "i"], "{v}");
+    assert_eq!(warnings(&v), json!([LIMIT]), "{v}");
+    let v = f("/api/v1/labels", vec![]).await;
+    assert_eq!(names(&v), ["__name__", "i", "l0", "l1", "l2"], "{v}");
+    assert_eq!(warnings(&v), json!([CAP]), "{v}");
+    let v = f("/api/v1/label/i/values", vec![("limit", "4")]).await;
+    assert_eq!(names(&v), ["0", "1", "2", "3"], "{v}");
+    assert_eq!(warnings(&v), json!([LIMIT]), "{v}");
+    let v = f("/api/v1/label/l7/values", vec![("match[]", "lim")]).await;
+    assert_eq!(names(&v), ["v0", "v1", "v2", "v3", "v4"], "{v}");
+    assert_eq!(warnings(&v), json!([CAP]), "{v}");
+    // Nothing cut, no warning.
+    let v = f("/api/v1/label/__name__/values", vec![("limit", "1")]).await;
+    assert_eq!(v, json!({"status": "success", "data": ["lim"]}));
+
+    // The TSDB status: `limit` entries per list (default 10), at most the
+    // cap. Ties go by name.
+    let v = f("/api/v1/status/tsdb", vec![("limit", "2")]).await;
+    let d = &v["data"];
+    assert_eq!(d["headStats"]["numSeries"], 10, "{v}");
+    assert_eq!(d["headStats"]["numLabelPairs"], 91, "{v}");
+    assert_eq!(
+        d["seriesCountByMetricName"],
+        json!([{"name": "lim", "value": 10}]),
+        "{v}"
+    );
+    assert_eq!(
+        d["labelValueCountByLabelName"],
+        json!([{"name": "i", "value": 10}, {"name": "l0", "value": 10}]),
+        "{v}"
+    );
+    assert_eq!(
+        d["seriesCountByLabelValuePair"],
+        json!([{"name": "__name__=lim", "value": 10}, {"name": "i=0", "value": 1}]),
+        "{v}"
+    );
+    assert_eq!(v.get("warnings"), None, "{v}");
+    for limit in [vec![], vec![("limit", "100")]] {
+        let v = f("/api/v1/status/tsdb", limit).await;
+        for list in [
+            "labelValueCountByLabelName",
+            "memoryInBytesByLabelName",
+            "seriesCountByLabelValuePair",
+        ] {
+            assert_eq!(v["data"][list].as_array().map(Vec::len), Some(5), "{v}");
+        }
+        assert_eq!(warnings(&v), json!([CAP]), "{v}");
+    }
+
+    // A limit that is not a count is refused by each, as in Prometheus.
+    for path in [
+        "/api/v1/series",
+        "/api/v1/labels",
+        "/api/v1/label/i/values",
+        "/api/v1/status/tsdb",
+    ] {
+        let bad = |limit: &'static str| {
+            let c = c.clone();
+            async move {
+                c.get(path, &[("match[]", "lim"), ("limit", limit)])
+                    .await
+                    .expect(path)
+            }
+        };
+        assert_error(
+            bad("-1").await,
+            400,
+            "bad_data",
+            "limit must be non-negative",
+        )
+        .await;
+        assert_error(
+            bad("x").await,
+            400,
+            "bad_data",
+            r#"invalid parameter "limit": cannot parse "x" to a valid limit"#,
+        )
+        .await;
+    }
 }

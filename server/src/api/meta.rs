@@ -2,15 +2,16 @@
 //! `/api/v1/metadata`.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use query::model::{Labels, Matcher};
+use query::model::{Labels, Matcher, QueryableError};
 
 use super::json::Success;
 use super::params::{Params, MAX_TIME_MS, MIN_TIME_MS};
 use super::render::LabelsList;
-use super::{queryable_error, Shared};
+use super::{lookup, queryable_error, Shared};
 use crate::error::ApiError;
 
 /// Parses every `match[]` selector.
@@ -38,9 +39,9 @@ fn range(p: &Params) -> Result<(i64, i64), ApiError> {
 }
 
 /// Cuts `v` to the `limit` parameter or the server's
-/// `--max-lookup-results`, whichever is smaller, with Prometheus' warning.
-fn truncate<T>(s: &Shared, v: &mut Vec<T>, limit: Option<usize>, warnings: &mut Vec<String>) {
-    let cap = s.cfg.limits.max_lookup_results;
+/// `--max-lookup-results` (`cap`), whichever is smaller, with Prometheus'
+/// warning.
+fn truncate<T>(cap: usize, v: &mut Vec<T>, limit: Option<usize>, warnings: &mut Vec<String>) {
     let l = limit.map_or(cap, |l| l.min(cap));
     if v.len() > l {
         v.truncate(l);
@@ -60,42 +61,62 @@ pub async fn series(State(s): State<Shared>, p: Params) -> Result<Response, ApiE
     }
     let (start, end) = range(&p)?;
     let limit = p.limit()?;
+    let cap = s.cfg.limits.max_lookup_results;
     let q = s.node.querier(false);
-    let mut all: BTreeSet<Labels> = BTreeSet::new();
-    for ms in &sels {
-        all.extend(q.series(ms, start, end).await.map_err(queryable_error)?);
+    let fetch = async move {
+        let mut all: BTreeSet<Labels> = BTreeSet::new();
+        for ms in &sels {
+            all.extend(q.series(ms, start, end).await.map_err(queryable_error)?);
+        }
+        Ok(all)
+    };
+    lookup::run(fetch, move |all| {
+        let mut v: Vec<Labels> = all.into_iter().collect();
+        let mut warnings = Vec::new();
+        truncate(cap, &mut v, limit, &mut warnings);
+        Success::with_notes(LabelsList(v), warnings, vec![]).into_response()
+    })
+    .await
+}
+
+/// Label names or values: the union of what `read` finds for each
+/// `match[]` selector (for all series without one), cut to the limits.
+async fn strings<F, Fut>(s: &Shared, p: &Params, read: F) -> Result<Response, ApiError>
+where
+    F: Fn(Vec<Matcher>, i64, i64) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Vec<String>, QueryableError>> + Send,
+{
+    let mut sels = selectors(p)?;
+    if sels.is_empty() {
+        sels.push(Vec::new());
     }
-    let mut v: Vec<Labels> = all.into_iter().collect();
-    let mut warnings = Vec::new();
-    truncate(&s, &mut v, limit, &mut warnings);
-    Ok(Success::with_notes(LabelsList(v), warnings, vec![]).into_response())
+    let (start, end) = range(p)?;
+    let limit = p.limit()?;
+    let cap = s.cfg.limits.max_lookup_results;
+    let fetch = async move {
+        let mut all: BTreeSet<String> = BTreeSet::new();
+        for ms in sels {
+            all.extend(read(ms, start, end).await.map_err(queryable_error)?);
+        }
+        Ok(all)
+    };
+    lookup::run(fetch, move |all| {
+        let mut v: Vec<String> = all.into_iter().collect();
+        let mut warnings = Vec::new();
+        truncate(cap, &mut v, limit, &mut warnings);
+        Success::with_notes(v, warnings, vec![]).into_response()
+    })
+    .await
 }
 
 /// `GET|POST /api/v1/labels`.
 pub async fn label_names(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
-    let sels = selectors(&p)?;
-    let (start, end) = range(&p)?;
-    let limit = p.limit()?;
     let q = s.node.querier(false);
-    let mut all: BTreeSet<String> = BTreeSet::new();
-    if sels.is_empty() {
-        all.extend(
-            q.label_names(&[], start, end)
-                .await
-                .map_err(queryable_error)?,
-        );
-    }
-    for ms in &sels {
-        all.extend(
-            q.label_names(ms, start, end)
-                .await
-                .map_err(queryable_error)?,
-        );
-    }
-    let mut v: Vec<String> = all.into_iter().collect();
-    let mut warnings = Vec::new();
-    truncate(&s, &mut v, limit, &mut warnings);
-    Ok(Success::with_notes(v, warnings, vec![]).into_response())
+    strings(&s, &p, move |ms, start, end| {
+        let q = q.clone();
+        async move { q.label_names(&ms, start, end).await }
+    })
+    .await
 }
 
 /// `GET /api/v1/label/{name}/values`.
@@ -107,29 +128,12 @@ pub async fn label_values(
     if !storage::valid_label_name(&name) {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
-    let sels = selectors(&p)?;
-    let (start, end) = range(&p)?;
-    let limit = p.limit()?;
     let q = s.node.querier(false);
-    let mut all: BTreeSet<String> = BTreeSet::new();
-    if sels.is_empty() {
-        all.extend(
-            q.label_values(&name, &[], start, end)
-                .await
-                .map_err(queryable_error)?,
-        );
-    }
-    for ms in &sels {
-        all.extend(
-            q.label_values(&name, ms, start, end)
-                .await
-                .map_err(queryable_error)?,
-        );
-    }
-    let mut v: Vec<String> = all.into_iter().collect();
-    let mut warnings = Vec::new();
-    truncate(&s, &mut v, limit, &mut warnings);
-    Ok(Success::with_notes(v, warnings, vec![]).into_response())
+    strings(&s, &p, move |ms, start, end| {
+        let (q, name) = (q.clone(), name.clone());
+        async move { q.label_values(&name, &ms, start, end).await }
+    })
+    .await
 }
 
 /// `GET /api/v1/metadata` (`metric`, `limit`, `limit_per_metric`).

@@ -2,10 +2,12 @@
 //! every endpoint; handlers live in one module per area ([`query`], [`meta`],
 //! [`status`], [`write`], [`rules`]); [`json`] and [`render`] produce
 //! Prometheus' JSON shapes; [`params`] parses request parameters;
-//! [`middleware`] does auth, logging and per-route metrics.
+//! [`middleware`] does auth, logging and per-route metrics; [`lookup`] runs
+//! the series-metadata endpoints off the runtime's workers.
 
 pub mod ast_json;
 pub mod json;
+pub mod lookup;
 pub mod meta;
 pub mod middleware;
 pub mod params;

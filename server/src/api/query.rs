@@ -55,7 +55,8 @@ fn partial_response(p: &Params) -> bool {
     matches!(p.get("partial_response"), Some("true" | "1"))
 }
 
-/// Runs `f` under the concurrency limit, the timeout and the metrics.
+/// Runs `f` under the concurrency limit, the timeout (the wait for a slot
+/// included) and the metrics.
 ///
 /// The evaluation runs on a thread of the blocking pool (driven there by
 /// `Handle::block_on`), never on the runtime's workers, which also drive
@@ -74,11 +75,23 @@ where
 {
     let limit = p.limit()?;
     let to = timeout(s, p)?;
-    let _slot = s
-        .query_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::new(ErrorKind::Unavailable, "server is shutting down"))?;
+    // The wait for a slot counts against the timeout, as in Prometheus.
+    let queued = Instant::now();
+    let _slot = match tokio::time::timeout(to, s.query_slots.acquire()).await {
+        Ok(slot) => {
+            slot.map_err(|_| ApiError::new(ErrorKind::Unavailable, "server is shutting down"))?
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                ErrorKind::Timeout,
+                format!(
+                "query timed out in query queue; all --max-concurrent-queries={} slots stayed busy",
+                s.cfg.limits.max_concurrent_queries
+            ),
+            ))
+        }
+    };
+    let to = to.saturating_sub(queued.elapsed());
     s.metrics.queries_running.inc();
     let engine = Engine::new(EngineOptions {
         max_samples: s.cfg.limits.max_query_samples,

@@ -87,33 +87,49 @@ pub async fn decommission(
     Ok(Success::new(s.node.status()).into_response())
 }
 
-/// `GET /api/v1/status/tsdb` (`limit`, default 10): series counts by metric
-/// name and label pair, from every shard's in-memory index (no walk of the
+/// `GET /api/v1/status/tsdb` (`limit`, default 10, at most
+/// `--max-lookup-results` with a warning): series counts by metric name
+/// and label pair, from every shard's in-memory index (no walk of the
 /// series).
 pub async fn tsdb(State(s): State<Shared>, p: super::params::Params) -> Result<Response, ApiError> {
-    let limit = p.limit()?.unwrap_or(10);
-    let st = s.node.tsdb_stats().await.map_err(super::cluster_error)?;
-    let top = |v: Vec<(String, u64)>| -> Vec<serde_json::Value> {
-        v.into_iter()
-            .map(|(name, value)| json!({"name": name, "value": value}))
-            .collect()
+    let cap = s.cfg.limits.max_lookup_results;
+    let asked = p.limit()?.unwrap_or(10);
+    let limit = asked.min(cap);
+    let node = s.node.clone();
+    let fetch = async move {
+        let st = node.tsdb_stats().await.map_err(super::cluster_error)?;
+        Ok((st, node.stats().disk_usage_bytes))
     };
-    let stats = s.node.stats();
-    Ok(Success::new(json!({
-        "headStats": {
-            "numSeries": st.num_series,
-            "numLabelPairs": st.num_label_pairs(),
-            "chunkCount": serde_json::Value::Null,
-            "minTime": serde_json::Value::Null,
-            "maxTime": serde_json::Value::Null,
-        },
-        "seriesCountByMetricName": top(st.series_count_by_metric_name(limit)),
-        "labelValueCountByLabelName": top(st.label_value_count_by_label_name(limit)),
-        "memoryInBytesByLabelName": top(st.memory_in_bytes_by_label_name(limit)),
-        "seriesCountByLabelValuePair": top(st.series_count_by_label_value_pair(limit)),
-        "diskUsageBytes": stats.disk_usage_bytes,
-    }))
-    .into_response())
+    super::lookup::run(fetch, move |(st, disk_usage_bytes)| {
+        let top = |v: Vec<(String, u64)>| -> Vec<serde_json::Value> {
+            v.into_iter()
+                .map(|(name, value)| json!({"name": name, "value": value}))
+                .collect()
+        };
+        // The label pairs are the longest list.
+        let mut warnings = Vec::new();
+        if limit < asked && st.num_label_pairs() > limit as u64 {
+            warnings.push(format!(
+                "results truncated due to limit (--max-lookup-results={cap})"
+            ));
+        }
+        let data = json!({
+            "headStats": {
+                "numSeries": st.num_series,
+                "numLabelPairs": st.num_label_pairs(),
+                "chunkCount": serde_json::Value::Null,
+                "minTime": serde_json::Value::Null,
+                "maxTime": serde_json::Value::Null,
+            },
+            "seriesCountByMetricName": top(st.series_count_by_metric_name(limit)),
+            "labelValueCountByLabelName": top(st.label_value_count_by_label_name(limit)),
+            "memoryInBytesByLabelName": top(st.memory_in_bytes_by_label_name(limit)),
+            "seriesCountByLabelValuePair": top(st.series_count_by_label_value_pair(limit)),
+            "diskUsageBytes": disk_usage_bytes,
+        });
+        Success::with_notes(data, warnings, vec![]).into_response()
+    })
+    .await
 }
 
 /// `GET /-/healthy`.
