@@ -262,10 +262,13 @@ impl Cluster for Service {
         &self,
         r: Request<pb::SelectRequest>,
     ) -> Result<Response<pb::SelectResponse>, Status> {
+        // The caller's deadline (tonic sends it as `grpc-timeout`): the
+        // shard read stops there too, not only this handler.
+        let deadline = request_deadline(r.metadata());
         let r = r.into_inner();
         let res = self.local_read(
             r.shard,
-            ReadOp::SelectChunks(None),
+            ReadOp::SelectChunks(deadline),
             &r.matchers,
             r.min_t,
             r.max_t,
@@ -489,5 +492,53 @@ impl Service {
                 ..Default::default()
             },
         }
+    }
+}
+
+/// The deadline a caller set with the `grpc-timeout` header (an integer of
+/// at most 8 digits and a unit: `H`, `M`, `S`, `m`, `u`, `n`), if any.
+fn request_deadline(md: &tonic::metadata::MetadataMap) -> Option<std::time::Instant> {
+    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    let split = v.len().checked_sub(1)?;
+    let (digits, unit) = v.split_at(split);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let d = match unit {
+        "H" => std::time::Duration::from_secs(n.checked_mul(3600)?),
+        "M" => std::time::Duration::from_secs(n.checked_mul(60)?),
+        "S" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_millis(n),
+        "u" => std::time::Duration::from_micros(n),
+        "n" => std::time::Duration::from_nanos(n),
+        _ => return None,
+    };
+    std::time::Instant::now().checked_add(d)
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::request_deadline;
+    use std::time::{Duration, Instant};
+
+    fn md(v: &str) -> tonic::metadata::MetadataMap {
+        let mut m = tonic::metadata::MetadataMap::new();
+        m.insert("grpc-timeout", v.parse().unwrap());
+        m
+    }
+
+    #[test]
+    fn grpc_timeout_becomes_a_deadline() {
+        let now = Instant::now();
+        let d = request_deadline(&md("250m")).unwrap();
+        assert!(d >= now + Duration::from_millis(250));
+        assert!(d <= Instant::now() + Duration::from_millis(250));
+        let d = request_deadline(&md("2S")).unwrap();
+        assert!(d >= now + Duration::from_secs(2));
+        for bad in ["", "m", "12x", "123456789m", "-1m", "1.5S"] {
+            assert!(request_deadline(&md(bad)).is_none(), "{bad:?}");
+        }
+        assert!(request_deadline(&tonic::metadata::MetadataMap::new()).is_none());
     }
 }

@@ -48,7 +48,9 @@ pub(crate) fn read_local(
     max_t: i64,
 ) -> Result<ReadOut, storage::StorageError> {
     Ok(match op {
-        ReadOp::SelectChunks(_) => ReadOut::Chunks(shard.select_chunks(ms, min_t, max_t)?),
+        ReadOp::SelectChunks(d) => {
+            ReadOut::Chunks(shard.select_chunks_until(ms, min_t, max_t, *d)?)
+        }
         ReadOp::LabelNames => ReadOut::Strings(shard.label_names(ms, min_t, max_t)?),
         ReadOp::LabelValues(n) => ReadOut::Strings(shard.label_values(n, ms, min_t, max_t)?),
         ReadOp::Series => ReadOut::Labels(shard.series(ms, min_t, max_t)?),

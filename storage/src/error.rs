@@ -54,6 +54,12 @@ pub enum StorageError {
     /// A shard was dropped while in use.
     #[error("shard {0} was dropped")]
     ShardDropped(u32),
+    /// A read gave up: the deadline of the query it serves passed.
+    #[error("shard {shard}: the read's deadline passed")]
+    DeadlinePassed {
+        /// The shard.
+        shard: u32,
+    },
     /// A snapshot file could not be written or read.
     #[error("snapshot file {path}: {source}")]
     SnapshotFile {
@@ -73,6 +79,7 @@ impl StorageError {
             | StorageError::Batch(_)
             | StorageError::BadSnapshot(_)
             | StorageError::InvalidShard(_) => ErrorKind::BadData,
+            StorageError::DeadlinePassed { .. } => ErrorKind::Limited,
             StorageError::Chunk(_)
             | StorageError::Corrupt(_)
             | StorageError::Rocks(_)

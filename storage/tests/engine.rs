@@ -561,6 +561,31 @@ fn snapshot_of_a_shard_larger_than_many_parts_restores_whole() {
     assert_eq!(dump(&dst), dump(&src));
 }
 
+/// Issue 13: a chunk read for a query gives up once the query's deadline
+/// has passed instead of reading every series to the end.
+#[test]
+fn select_chunks_stop_at_the_deadline() {
+    use std::time::{Duration, Instant};
+    let (_d, db) = open(StorageOptions::default());
+    let sh = db.shard(0).unwrap();
+    sh.apply(1, &det_batch(1, 300)).unwrap();
+    let all = [Matcher::equal("__name__", "crash_metric")];
+    let later = Instant::now() + Duration::from_secs(60);
+    let got = sh
+        .select_chunks_until(&all, i64::MIN, i64::MAX, Some(later))
+        .unwrap();
+    assert_eq!(got.len(), 300);
+    let past = Instant::now() - Duration::from_millis(1);
+    let err = sh
+        .select_chunks_until(&all, i64::MIN, i64::MAX, Some(past))
+        .unwrap_err();
+    assert!(
+        matches!(err, storage::StorageError::DeadlinePassed { shard: 0 }),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Limited);
+}
+
 /// Issue 14: a series without samples for three chunk ranges (6 h) behind
 /// the shard's newest sample leaves memory at the next checkpoint: its open
 /// chunk is written out, its data stays readable, and it takes samples as

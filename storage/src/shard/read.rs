@@ -11,6 +11,7 @@
 //! twice (merged away by timestamp) but never vanish.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use query::model::{Labels, Matcher, SeriesData};
 
@@ -18,6 +19,9 @@ use super::Shard;
 use crate::chunk::MAX_CHUNK_SPAN_MS;
 use crate::keys::{self, CF_CHUNKS};
 use crate::{labels, merge_chunks, StorageError};
+
+/// Series read between two looks at a read's deadline.
+const DEADLINE_CHECK_EVERY: usize = 64;
 
 /// One encoded chunk with its time range.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,12 +54,28 @@ impl Shard {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<SeriesChunks>, StorageError> {
+        self.select_chunks_until(matchers, min_t, max_t, None)
+    }
+
+    /// [`Shard::select_chunks`] that gives up with
+    /// [`StorageError::DeadlinePassed`] once `deadline` passes (checked
+    /// every few series), so a query that timed out stops reading here too.
+    pub fn select_chunks_until(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<SeriesChunks>, StorageError> {
         self.check_dropped()?;
         let ids = self.resolve(&self.index.read(), matchers)?;
         let db = &self.db;
         let mut it = db.rocks.raw_iterator_cf(db.cf(CF_CHUNKS));
         let mut out = Vec::new();
-        for id in ids {
+        for (n, id) in ids.into_iter().enumerate() {
+            if n % DEADLINE_CHECK_EVERY == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(StorageError::DeadlinePassed { shard: self.id });
+            }
             let (enc, mut mem) = {
                 let stripe = self.stripe(id).read();
                 let Some(m) = stripe.series.get(&id) else {
