@@ -123,6 +123,44 @@ pub async fn writer(
     Ok(acked)
 }
 
+/// A [`writer`] running in the background over a fixed set of nodes, with
+/// the handles a fault test needs.
+pub struct Writing {
+    /// Which of the nodes the writer may use (all up at the start).
+    pub live: Live,
+    /// The time of round 0's samples ([`base_time`]).
+    pub base: i64,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Result<Acked>>,
+}
+
+impl Writing {
+    /// Starts writing rounds to `clients` in turn.
+    pub fn start(clients: &[Client]) -> Writing {
+        let live = Live::new(clients.len());
+        let stop = Arc::new(AtomicBool::new(false));
+        let base = base_time();
+        let task = tokio::spawn(writer(
+            Arc::new(Mutex::new(clients.to_vec())),
+            live.clone(),
+            base,
+            stop.clone(),
+        ));
+        Writing {
+            live,
+            base,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops writing and returns what was acknowledged; panics if the
+    /// writer failed.
+    pub async fn finish(self) -> Acked {
+        stop_writer(self.task, &self.stop).await
+    }
+}
+
 /// Stops the writer started with `stop` and returns what it acknowledged;
 /// panics if the writer failed.
 pub async fn stop_writer(w: tokio::task::JoinHandle<Result<Acked>>, stop: &AtomicBool) -> Acked {

@@ -9,8 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::network::PeerClient;
@@ -18,9 +16,7 @@ use cluster::rpc;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::Vote;
 use proto::cluster as pb;
-use tests::checker::{
-    base_time, check_all, cluster_status, stop_writer, wait_for_leader, writer, Live, SERIES,
-};
+use tests::checker::{check_all, cluster_status, wait_for_leader, Writing, SERIES};
 use tests::{binary_path, make_cluster_certs, Client, Cluster, Options, Silverback};
 use tonic::Code;
 
@@ -162,15 +158,8 @@ async fn a_member_certificate_cannot_speak_for_another_node() {
         .await
         .expect("cluster");
     let clients: Vec<Client> = cluster.nodes.iter().map(Silverback::client).collect();
-    let live = Live::new(3);
-    let stop = Arc::new(AtomicBool::new(false));
-    let base = base_time();
-    let w = tokio::spawn(writer(
-        Arc::new(Mutex::new(clients.clone())),
-        live,
-        base,
-        stop.clone(),
-    ));
+    let writing = Writing::start(&clients);
+    let base = writing.base;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Shard 0 (group 1): a member `m` that does not lead it forges
@@ -272,7 +261,7 @@ async fn a_member_certificate_cannot_speak_for_another_node() {
     }
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let acked = stop_writer(w, &stop).await;
+    let acked = writing.finish().await;
     assert!(
         acked.rounds.len() > 20,
         "too few rounds: {}",
@@ -303,15 +292,8 @@ async fn leader_kill_with_mtls_loses_no_acknowledged_sample() {
         .await
         .expect("cluster");
     let clients: Vec<Client> = cluster.nodes.iter().map(Silverback::client).collect();
-    let live = Live::new(3);
-    let stop = Arc::new(AtomicBool::new(false));
-    let base = base_time();
-    let w = tokio::spawn(writer(
-        Arc::new(Mutex::new(clients.clone())),
-        live.clone(),
-        base,
-        stop.clone(),
-    ));
+    let writing = Writing::start(&clients);
+    let base = writing.base;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The leader of shard 0 is SIGKILLed mid-writes; another replica
@@ -319,7 +301,7 @@ async fn leader_kill_with_mtls_loses_no_acknowledged_sample() {
     let leader = wait_for_leader(&clients[0], 0, None).await.expect("leader");
     let li = (leader - 1) as usize;
     let other = &clients[(li + 1) % 3];
-    live.set(li, false);
+    writing.live.set(li, false);
     let killed_at = Instant::now();
     cluster.nodes[li].kill();
     let new_leader = wait_for_leader(other, 0, Some(leader))
@@ -328,10 +310,10 @@ async fn leader_kill_with_mtls_loses_no_acknowledged_sample() {
     let failover = killed_at.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.nodes[li].restart().await.expect("leader restart");
-    live.set(li, true);
+    writing.live.set(li, true);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let acked = stop_writer(w, &stop).await;
+    let acked = writing.finish().await;
     assert!(
         acked.rounds.len() > 30,
         "too few rounds: {}",
@@ -445,80 +427,68 @@ async fn tls_flags_go_together_and_the_certificate_must_name_the_node() {
             "{err}"
         );
     }
-    // Node 1 with node 2's certificate.
-    let a = flags(
-        1,
-        f(ours, "node-2.crt"),
-        f(ours, "node-2.key"),
-        f(ours, "ca.crt"),
-    );
-    let (code, err) = check_config(&a);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("invalid value for grpc_tls_cert_file")
-            && err.contains("not node 1's certificate")
-            && err.contains("DNS:node-1.silverback"),
-        "{err}"
-    );
-    // A certificate from another CA.
-    let a = flags(
-        2,
-        f(&certs.theirs, "node-2.crt"),
-        f(&certs.theirs, "node-2.key"),
-        f(ours, "ca.crt"),
-    );
-    let (code, err) = check_config(&a);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("grpc_tls_cert_file") && err.contains("does not verify against the CA"),
-        "{err}"
-    );
-    // The operator's certificate is no node's.
-    let a = flags(
-        1,
-        f(ours, "operator.crt"),
-        f(ours, "operator.key"),
-        f(ours, "ca.crt"),
-    );
-    let (code, err) = check_config(&a);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("grpc_tls_cert_file"), "{err}");
-    // Node 2's certificate with node 3's key.
-    let a = flags(
-        2,
-        f(ours, "node-2.crt"),
-        f(ours, "node-3.key"),
-        f(ours, "ca.crt"),
-    );
-    let (code, err) = check_config(&a);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("invalid value for grpc_tls_key_file") && err.contains("not the private key"),
-        "{err}"
-    );
-    // A missing file, and a key file given as the CA.
-    let a = flags(
-        2,
-        f(ours, "node-2.crt"),
-        f(ours, "node-2.key"),
-        f(ours, "nope.crt"),
-    );
-    let (code, err) = check_config(&a);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("invalid value for grpc_tls_ca_file") && err.contains("nope.crt"),
-        "{err}"
-    );
-    let a = flags(
-        2,
-        f(ours, "node-2.crt"),
-        f(ours, "node-2.key"),
-        f(ours, "node-2.key"),
-    );
-    let (code, err) = check_config(&a);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("invalid value for grpc_tls_ca_file") && err.contains("no usable PEM"),
-        "{err}"
-    );
+    let theirs = &certs.theirs;
+    // (what is wrong, node id, cert, key, CA, what the error must say)
+    type Case<'a> = (&'a str, u64, String, String, String, &'a [&'a str]);
+    let cases: [Case; 6] = [
+        (
+            "node 1 with node 2's certificate",
+            1,
+            f(ours, "node-2.crt"),
+            f(ours, "node-2.key"),
+            f(ours, "ca.crt"),
+            &[
+                "invalid value for grpc_tls_cert_file",
+                "not node 1's certificate",
+                "DNS:node-1.silverback",
+            ],
+        ),
+        (
+            "a certificate from another CA",
+            2,
+            f(theirs, "node-2.crt"),
+            f(theirs, "node-2.key"),
+            f(ours, "ca.crt"),
+            &["grpc_tls_cert_file", "does not verify against the CA"],
+        ),
+        (
+            "the operator's certificate is no node's",
+            1,
+            f(ours, "operator.crt"),
+            f(ours, "operator.key"),
+            f(ours, "ca.crt"),
+            &["grpc_tls_cert_file"],
+        ),
+        (
+            "node 2's certificate with node 3's key",
+            2,
+            f(ours, "node-2.crt"),
+            f(ours, "node-3.key"),
+            f(ours, "ca.crt"),
+            &["invalid value for grpc_tls_key_file", "not the private key"],
+        ),
+        (
+            "a missing CA file",
+            2,
+            f(ours, "node-2.crt"),
+            f(ours, "node-2.key"),
+            f(ours, "nope.crt"),
+            &["invalid value for grpc_tls_ca_file", "nope.crt"],
+        ),
+        (
+            "a key file given as the CA",
+            2,
+            f(ours, "node-2.crt"),
+            f(ours, "node-2.key"),
+            f(ours, "node-2.key"),
+            &["invalid value for grpc_tls_ca_file", "no usable PEM"],
+        ),
+    ];
+    for (why, node, crt, key, ca, want) in cases {
+        let (code, err) = check_config(&flags(node, crt, key, ca));
+        assert_eq!(code, Some(2), "{why}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{why}: want {w:?} in {err}");
+        }
+    }
 }

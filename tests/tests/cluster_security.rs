@@ -6,8 +6,6 @@
 //! are harmless; an open cluster port on a non-loopback address is warned
 //! about.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::network::PeerClient;
@@ -16,7 +14,7 @@ use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{CommittedLeaderId, LogId, SnapshotMeta, StoredMembership, Vote};
 use proto::cluster as pb;
-use tests::checker::{base_time, check_all, cluster_status, stop_writer, writer, Live};
+use tests::checker::{check_all, cluster_status, Writing};
 use tests::{Client, Cluster, Options, Silverback};
 use tonic::Code;
 
@@ -49,15 +47,8 @@ async fn strangers_are_refused_on_every_rpc_and_members_replicate() {
         .await
         .expect("cluster");
     let clients: Vec<Client> = cluster.nodes.iter().map(Silverback::client).collect();
-    let live = Live::new(3);
-    let stop = Arc::new(AtomicBool::new(false));
-    let base = base_time();
-    let w = tokio::spawn(writer(
-        Arc::new(Mutex::new(clients.clone())),
-        live,
-        base,
-        stop.clone(),
-    ));
+    let writing = Writing::start(&clients);
+    let base = writing.base;
 
     for n in &cluster.nodes {
         all_refused(
@@ -78,7 +69,7 @@ async fn strangers_are_refused_on_every_rpc_and_members_replicate() {
     assert_eq!(h.node_id, 2);
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let acked = stop_writer(w, &stop).await;
+    let acked = writing.finish().await;
     assert!(
         acked.rounds.len() > 20,
         "too few rounds: {}",
@@ -112,15 +103,8 @@ async fn forged_raft_messages_from_a_member_are_refused_or_harmless() {
         .await
         .expect("cluster");
     let clients: Vec<Client> = cluster.nodes.iter().map(Silverback::client).collect();
-    let live = Live::new(3);
-    let stop = Arc::new(AtomicBool::new(false));
-    let base = base_time();
-    let w = tokio::spawn(writer(
-        Arc::new(Mutex::new(clients.clone())),
-        live,
-        base,
-        stop.clone(),
-    ));
+    let writing = Writing::start(&clients);
+    let base = writing.base;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Shard 0 is group 1; its leader's follower gets the forgeries.
@@ -216,7 +200,7 @@ async fn forged_raft_messages_from_a_member_are_refused_or_harmless() {
     send(&mut c, r, other).await.expect("a plausible message");
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let acked = stop_writer(w, &stop).await;
+    let acked = writing.finish().await;
     assert!(
         acked.rounds.len() > 20,
         "too few rounds: {}",

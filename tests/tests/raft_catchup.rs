@@ -6,12 +6,10 @@
 //! second and keep no log by count (`--raft-log-keep 0`), so only the byte
 //! budget keeps the log.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use tests::checker::{base_time, check_all, cluster_status, stop_writer, writer, Live};
+use tests::checker::{check_all, cluster_status, Writing};
 use tests::{Client, Cluster, Silverback};
 
 const SHARDS: u32 = 4;
@@ -75,26 +73,19 @@ async fn node_returns_after_an_outage(budget: &str) -> (u64, String) {
     let mut cluster = Cluster::start(3, SHARDS, 3, &args).await.expect("cluster");
     println!("cluster up at {:?}", t0.elapsed());
     let clients: Vec<Client> = cluster.nodes.iter().map(Silverback::client).collect();
-    let live = Live::new(3);
-    let stop = Arc::new(AtomicBool::new(false));
-    let base = base_time();
-    let w = tokio::spawn(writer(
-        Arc::new(Mutex::new(clients.clone())),
-        live.clone(),
-        base,
-        stop.clone(),
-    ));
+    let writing = Writing::start(&clients);
+    let base = writing.base;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    live.set(2, false);
+    writing.live.set(2, false);
     cluster.nodes[2].stop().await.expect("node 3 stops");
     println!("node 3 stopped at {:?}", t0.elapsed());
     // Several checkpoints (and purges) on the leaders while node 3 is away.
     tokio::time::sleep(Duration::from_secs(5)).await;
     cluster.nodes[2].restart().await.expect("node 3 restarts");
     println!("node 3 back at {:?}", t0.elapsed());
-    live.set(2, true);
+    writing.live.set(2, true);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let acked = stop_writer(w, &stop).await;
+    let acked = writing.finish().await;
     assert!(
         acked.rounds.len() > 50,
         "too few rounds: {}",

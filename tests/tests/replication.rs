@@ -4,43 +4,35 @@
 //! API that every acknowledged sample is there with its value (the harness
 //! is `tests::checker`).
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tests::checker::{base_time, check_all, stop_writer, wait_for_leader, writer, Live, SERIES};
+use tests::checker::{check_all, wait_for_leader, Writing, SERIES};
 use tests::{Client, Cluster, Options, Silverback};
-
-fn shared(clients: &[Client]) -> Arc<Mutex<Vec<Client>>> {
-    Arc::new(Mutex::new(clients.to_vec()))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follower_and_leader_kills_lose_no_acknowledged_sample() {
     let mut cluster = Cluster::start(3, 4, 3, &[]).await.expect("cluster");
     let clients: Vec<Client> = cluster.nodes.iter().map(Silverback::client).collect();
-    let live = Live::new(3);
-    let stop = Arc::new(AtomicBool::new(false));
-    let base = base_time();
-    let w = tokio::spawn(writer(shared(&clients), live.clone(), base, stop.clone()));
+    let writing = Writing::start(&clients);
+    let base = writing.base;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // (a) A follower of shard 0 dies and comes back.
     let leader = wait_for_leader(&clients[0], 0, None).await.expect("leader");
     let follower = (1..=3u64).find(|n| *n != leader).expect("a follower");
     let fi = (follower - 1) as usize;
-    live.set(fi, false);
+    writing.live.set(fi, false);
     cluster.nodes[fi].kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.nodes[fi].restart().await.expect("follower restart");
-    live.set(fi, true);
+    writing.live.set(fi, true);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // (b) The leader of shard 0 dies; another replica takes over.
     let leader = wait_for_leader(&clients[0], 0, None).await.expect("leader");
     let li = (leader - 1) as usize;
     let other = &clients[(li + 1) % 3];
-    live.set(li, false);
+    writing.live.set(li, false);
     let killed_at = Instant::now();
     cluster.nodes[li].kill();
     let new_leader = wait_for_leader(other, 0, Some(leader))
@@ -49,10 +41,10 @@ async fn follower_and_leader_kills_lose_no_acknowledged_sample() {
     let failover = killed_at.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.nodes[li].restart().await.expect("leader restart");
-    live.set(li, true);
+    writing.live.set(li, true);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let acked = stop_writer(w, &stop).await;
+    let acked = writing.finish().await;
     assert!(
         acked.rounds.len() > 50,
         "too few rounds: {}",
@@ -75,12 +67,10 @@ async fn follower_and_leader_kills_lose_no_acknowledged_sample() {
 async fn whole_cluster_kill_9_keeps_acknowledged_samples() {
     let mut cluster = Cluster::start(3, 4, 3, &[]).await.expect("cluster");
     let clients: Vec<Client> = cluster.nodes.iter().map(Silverback::client).collect();
-    let live = Live::new(3);
-    let stop = Arc::new(AtomicBool::new(false));
-    let base = base_time();
-    let w = tokio::spawn(writer(shared(&clients), live, base, stop.clone()));
+    let writing = Writing::start(&clients);
+    let base = writing.base;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let acked = stop_writer(w, &stop).await;
+    let acked = writing.finish().await;
     for n in &mut cluster.nodes {
         n.kill();
     }
@@ -98,12 +88,10 @@ async fn whole_cluster_kill_9_keeps_acknowledged_samples() {
 async fn single_node_kill_9_keeps_acknowledged_samples() {
     let mut node = Silverback::start(Options::default()).await.expect("node");
     let clients = vec![node.client()];
-    let live = Live::new(1);
-    let stop = Arc::new(AtomicBool::new(false));
-    let base = base_time();
-    let w = tokio::spawn(writer(shared(&clients), live, base, stop.clone()));
+    let writing = Writing::start(&clients);
+    let base = writing.base;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let acked = stop_writer(w, &stop).await;
+    let acked = writing.finish().await;
     node.kill();
     node.restart().await.expect("restart after kill -9");
     assert!(!acked.rounds.is_empty());
