@@ -1,7 +1,7 @@
 //! Conversions between the query model and the gRPC messages.
 
+use model::{Labels, MatchOp, Matcher};
 use proto::cluster as pb;
-use query::model::{Labels, MatchOp, Matcher};
 
 use crate::error::ClusterError;
 

@@ -3,9 +3,9 @@
 
 use std::sync::{Arc, Weak};
 
+use model::Matcher;
 use proto::cluster as pb;
 use proto::cluster::cluster_server::Cluster;
-use query::model::Matcher;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{labels_to_pb, matchers_from_pb};

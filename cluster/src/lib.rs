@@ -19,7 +19,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), cluster::ClusterError> {
 //! use cluster::{IncomingSeries, Node, NodeConfig};
-//! use query::model::{Labels, Sample};
+//! use model::{Labels, Sample};
 //!
 //! let node = Node::start(NodeConfig {
 //!     data_dir: "/tmp/silverback".into(),
@@ -51,6 +51,7 @@ pub mod error;
 pub mod group;
 pub mod grpc;
 pub mod keys;
+mod local;
 pub mod log_store;
 mod membership;
 pub mod meta;
@@ -74,6 +75,7 @@ mod write;
 
 pub use config::NodeConfig;
 pub use error::{ClusterError, ErrorKind};
+pub use local::LocalQueryable;
 pub use node::Node;
 pub use proposer::{IncomingSeries, ShardOutcome};
 pub use read::ClusterQuerier;

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
+use model::{Labels, Sample};
 use openraft::error::{ClientWriteError, RaftError};
-use query::model::{Labels, Sample};
 use storage::WriteBatch;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use futures::future::join_all;
-use query::model::{Labels, Matcher, QueryableError, ReadBudget, SelectResult, SeriesData};
+use model::{Labels, Matcher, SeriesData};
+use query::model::{QueryableError, ReadBudget, SelectResult};
 use storage::{EncodedChunk, Shard};
 
 use crate::convert::{labels_from_pb, matchers_to_pb};

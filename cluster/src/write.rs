@@ -14,8 +14,8 @@ use storage::BatchEncoder;
 use crate::error::ClusterError;
 use crate::node::Node;
 use crate::proposer::{IncomingSeries, ProposeError, ShardOutcome};
-use crate::shard_map::shard_of;
 use crate::types::{merge_rejections, shard_group, GroupId, NodeId, Rejection};
+use model::labels::shard_of;
 
 /// What a write achieved.
 #[derive(Clone, Debug, Default, PartialEq)]

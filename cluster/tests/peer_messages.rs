@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::{IncomingSeries, Node, NodeConfig};
+use model::{Labels, Matcher, Sample};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use prost::Message;
 use proto::cluster as pb;
 use proto::cluster::cluster_client::ClusterClient;
-use query::model::{Labels, Matcher, Sample};
 use tonic::transport::Channel;
 
 /// The RPCs in this property, by the selector byte.

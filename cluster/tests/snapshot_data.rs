@@ -7,7 +7,7 @@
 use std::io::SeekFrom;
 
 use cluster::snapshot_data::SnapshotData;
-use query::model::{Labels, MatchOp, Matcher, Sample};
+use model::{Labels, MatchOp, Matcher, Sample};
 use storage::{Db, SeriesRef, SeriesSamples, Shard, StorageOptions, WriteBatch};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 

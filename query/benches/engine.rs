@@ -11,9 +11,9 @@
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use model::{Labels, Sample};
 use query::engine::{Engine, EngineOptions};
 use query::mem::MemQueryable;
-use query::model::{Labels, Sample};
 
 const SERIES: usize = 10_000;
 const SCRAPE_MS: i64 = 15_000;

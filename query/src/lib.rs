@@ -6,8 +6,9 @@
 //!   [`model::Queryable`] with Prometheus 3.x semantics.
 //! - [`mem::MemQueryable`] is an in-memory store for tests and benchmarks;
 //!   [`conformance`] checks any [`model::Queryable`] against the contract.
-//! - [`model`] holds the data model every store shares: [`model::Labels`],
-//!   [`model::Matcher`], [`model::Sample`] and the [`model::Queryable`] trait.
+//! - [`model`] holds the [`model::Queryable`] trait every store implements,
+//!   its result, error and budget types, and re-exports the data model
+//!   (labels, matchers, samples) from the `model` crate.
 #![deny(missing_docs)]
 
 pub mod ast;

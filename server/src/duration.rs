@@ -1,9 +1,8 @@
 //! Prometheus duration strings (`15d`, `1h30m`, `500ms`, `0`) as used in
 //! flags, the config file and the HTTP API.
 //!
-//! The grammar is Prometheus' `model.ParseDuration` (parsed by
-//! [`query::parser::parse_duration`]): units in decreasing order, each at most
-//! once, from `y w d h m s ms`; a year is 365 days.
+//! The grammar (Prometheus' `model.ParseDuration`) is `model::duration`'s,
+//! shared with the PromQL parser.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,40 +10,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-const UNITS: [(&str, u64); 7] = [
-    ("y", 365 * 24 * 3600 * 1000),
-    ("w", 7 * 24 * 3600 * 1000),
-    ("d", 24 * 3600 * 1000),
-    ("h", 3600 * 1000),
-    ("m", 60 * 1000),
-    ("s", 1000),
-    ("ms", 1),
-];
+pub use model::duration::format_duration_ms;
 
-/// Parses a Prometheus duration such as `15d` or `1h30m` into milliseconds
-/// (the PromQL parser's grammar, so flags and queries agree).
+/// Parses a Prometheus duration such as `15d` or `1h30m` into milliseconds.
 pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
-    let ms =
-        query::parser::parse_duration(s).map_err(|e| format!("not a valid duration {s:?}: {e}"))?;
+    let ms = model::duration::parse_duration_ms(s)
+        .map_err(|e| format!("not a valid duration {s:?}: {e}"))?;
     u64::try_from(ms).map_err(|_| format!("duration {s:?} must not be negative"))
-}
-
-/// Formats milliseconds the way Prometheus prints durations (`1h30m`, `0s`,
-/// `15d`): years and weeks only when they divide the whole duration, as
-/// `90d` reads better than `12w6d` (Prometheus' `model.Duration.String`).
-pub fn format_duration_ms(mut ms: u64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in UNITS {
-        let exact_only = matches!(unit, "y" | "w");
-        if ms >= size && (!exact_only || ms.is_multiple_of(size)) {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    out
 }
 
 /// A [`Duration`] written as a Prometheus duration string in flags and YAML.

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use query::model::{Label, Sample};
+use model::{Label, Sample};
 
 use crate::api::Shared;
 use crate::config::Config;
@@ -218,8 +218,7 @@ mod tests {
         let f = |line: &str| {
             parse_line(line).map(|(l, v)| {
                 (
-                    query::model::Labels::from_pairs(l.into_iter().map(|l| (l.name, l.value)))
-                        .to_string(),
+                    model::Labels::from_pairs(l.into_iter().map(|l| (l.name, l.value))).to_string(),
                     v,
                 )
             })

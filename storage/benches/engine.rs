@@ -26,7 +26,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
-use query::model::{Labels, Matcher, Sample};
+use model::{Labels, Matcher, Sample};
 use rand::{Rng, SeedableRng};
 use storage::{BatchEncoder, Db, SeriesRef, SeriesSamples, StorageOptions, WriteBatch};
 
@@ -300,7 +300,7 @@ fn bench_select_and_disk(n: u64) {
         disk as f64 / total as f64
     );
     disk_breakdown(&db, &shard, total, t0);
-    let m = [Matcher::new(query::model::MatchOp::RegexMatch, "__name__", ".+").expect("regex")];
+    let m = [Matcher::new(model::MatchOp::RegexMatch, "__name__", ".+").expect("regex")];
     let mut best = 0.0f64;
     for _ in 0..3 {
         let start = Instant::now();
@@ -336,7 +336,7 @@ fn disk_breakdown(db: &Db, shard: &storage::Shard, samples: u64, t0: i64) {
         .map(|m| m.len())
         .sum();
     parts.push(format!("WAL {:.2}", per(wal)));
-    let m = [Matcher::new(query::model::MatchOp::RegexMatch, "__name__", ".+").expect("regex")];
+    let m = [Matcher::new(model::MatchOp::RegexMatch, "__name__", ".+").expect("regex")];
     let chunks: u64 = shard
         .select_chunks(&m, t0, t0 + 2 * 3600 * 1000)
         .expect("select_chunks")

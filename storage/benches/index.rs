@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use query::model::{Labels, MatchOp, Matcher, Sample};
+use model::{Labels, MatchOp, Matcher, Sample};
 use storage::{Db, SeriesRef, SeriesSamples, Shard, StorageOptions, WriteBatch};
 
 const SHARDS: u32 = 32;

@@ -24,9 +24,9 @@
 //! apply time (`validate_labels`), so that one bad series does not fail the
 //! batch.
 
-use query::model::{Label, Labels, Sample};
+use model::{Label, Labels, Sample};
 
-use crate::varint::{put_i64, put_u64, Reader};
+use model::varint::{put_i64, put_u64, Reader};
 
 const VERSION: u8 = 1;
 const KIND_SAMPLES: u8 = 1;
@@ -184,13 +184,7 @@ fn encode_label_ref<'a>(
     out: &mut Vec<u8>,
 ) {
     out.push(REF_LABELS);
-    put_u64(out, n as u64);
-    for (name, value) in pairs {
-        put_u64(out, name.len() as u64);
-        out.extend_from_slice(name.as_bytes());
-        put_u64(out, value.len() as u64);
-        out.extend_from_slice(value.as_bytes());
-    }
+    model::labels::encode_into(pairs, n, out);
 }
 
 fn encode_id_ref(id: u64, out: &mut Vec<u8>) {

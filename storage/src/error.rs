@@ -88,14 +88,3 @@ impl StorageError {
         }
     }
 }
-
-impl From<StorageError> for query::model::QueryableError {
-    fn from(e: StorageError) -> Self {
-        use query::model::QueryableError as Q;
-        match e.kind() {
-            ErrorKind::BadData => Q::BadData(e.to_string()),
-            ErrorKind::Limited => Q::Limit(e.to_string()),
-            _ => Q::Internal(e.to_string()),
-        }
-    }
-}

@@ -12,11 +12,11 @@
 //! ooo_n varint | (t zigzag-varint | v u64 LE)*       -- sorted by t
 //! ```
 
-use query::model::Sample;
+use model::Sample;
 
 use crate::chunk::{ChunkEncoder, MAX_CHUNK_SPAN_MS, MAX_SAMPLES_PER_CHUNK};
-use crate::varint::{put_i64, put_u64, Reader};
 use crate::{RejectReason, StorageError};
+use model::varint::{put_i64, put_u64, Reader};
 
 /// Out-of-order samples buffered per series before they are sealed into a
 /// chunk (as Prometheus' default `out_of_order_cap`).

@@ -14,10 +14,9 @@
 //!   ([`TsdbStats`], cardinality figures read off that index).
 //! - [`chunk`]: the Gorilla chunk codec; [`merge_chunks`] decodes and merges
 //!   a series' chunks.
-//! - [`LocalQueryable`]: the query engine's `Queryable` over local shards.
 //!
 //! ```
-//! use query::model::{Labels, Matcher, Sample};
+//! use model::{Labels, Matcher, Sample};
 //! use storage::{Db, SeriesRef, SeriesSamples, StorageOptions, WriteBatch};
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -46,10 +45,8 @@ pub mod keys;
 mod labels;
 mod merge;
 mod outcome;
-mod queryable;
 mod shard;
 pub mod snapshot;
-mod varint;
 
 pub use batch::{
     BatchEncoder, BatchError, BatchView, SeriesReader, SeriesRef, SeriesSamples, WriteBatch,
@@ -59,7 +56,6 @@ pub use error::{ErrorKind, StorageError};
 pub use labels::{valid_label_name, validate_labels};
 pub use merge::merge_chunks;
 pub use outcome::{ApplyOutcome, RejectReason, Rejection, SeriesLimits};
-pub use queryable::LocalQueryable;
 pub use shard::{
     EncodedChunk, PartSink, SeriesChunks, Shard, ShardStats, SnapshotSource, TsdbStats,
 };

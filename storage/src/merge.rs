@@ -2,7 +2,7 @@
 //! time-ordered sample list (chunks may overlap: out-of-order chunks, or a
 //! chunk seen both in memory and on disk during a checkpoint).
 
-use query::model::Sample;
+use model::Sample;
 
 use crate::chunk::decode_into;
 use crate::{EncodedChunk, StorageError};

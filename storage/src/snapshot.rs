@@ -24,8 +24,8 @@
 //! and every record (key shape, labels, chunk bytes fully decoded, head
 //! records, references to known series) before touching the shard.
 
-use crate::varint::{put_u64, Reader};
 use crate::StorageError;
+use model::varint::{put_u64, Reader};
 
 pub(crate) const MAGIC: &[u8; 4] = b"SBSN";
 pub(crate) const VERSION: u8 = 1;

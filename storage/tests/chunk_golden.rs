@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use query::model::Sample;
+use model::Sample;
 use storage::chunk::{decode, decode_into, header, ChunkEncoder, ChunkIter};
 
 struct Record {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use query::model::{MatchOp, Matcher, Sample};
+use model::{MatchOp, Matcher, Sample};
 use storage::{ErrorKind, RejectReason, SeriesRef, SeriesSamples, StorageOptions, WriteBatch};
 
 fn m(op: MatchOp, n: &str, v: &str) -> Matcher {
@@ -190,7 +190,7 @@ fn invalid_labels_and_unknown_ids_are_rejected_per_series() {
     let (_d, db) = open(StorageOptions::default());
     let sh = db.shard(0).unwrap();
     let good = lbl("ok", &[]);
-    let bad = query::model::Labels::from_pairs([("job", "no_name")]);
+    let bad = model::Labels::from_pairs([("job", "no_name")]);
     let b = WriteBatch::Samples(vec![
         series(&bad, &[(1, 1.0), (2, 2.0)]),
         series(&good, &[(1, 1.0)]),

@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
+use model::{Label, Labels, MatchOp, Matcher, Sample};
 use proptest::prelude::*;
-use query::model::{Label, Labels, MatchOp, Matcher, Sample};
 use storage::{Db, SeriesRef, SeriesSamples, Shard, StorageOptions, WriteBatch};
 
 const NAMES: [&str; 3] = ["a", "b", "c"];

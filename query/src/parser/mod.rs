@@ -179,56 +179,7 @@ pub fn parse_duration(input: &str) -> Result<i64, ParseError> {
 
 /// Same as [`parse_duration`] with errors at `pos`.
 pub(crate) fn parse_duration_at(input: &str, pos: usize) -> Result<i64, ParseError> {
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    // Prometheus keeps durations in int64 nanoseconds.
-    const MAX_MS: i64 = i64::MAX / 1_000_000;
-    let fail = |msg: String| ParseError::new(pos, msg);
-    let bad = || fail(format!("not a valid duration string: {input:?}"));
-    let out_of_range = || fail("duration out of range".to_string());
-    if input == "0" {
-        return Ok(0);
-    }
-    if input.is_empty() {
-        return Err(fail("empty duration string".to_string()));
-    }
-    let mut rest = input;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
-        if unit_len == 0 {
-            return Err(bad());
-        }
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let Some(idx) = UNITS.iter().position(|(u, _)| *u == unit) else {
-            return Err(fail(format!("unknown unit {unit:?} in duration {input:?}")));
-        };
-        if idx < next_unit {
-            return Err(bad());
-        }
-        next_unit = idx + 1;
-        total = n
-            .checked_mul(UNITS[idx].1)
-            .and_then(|v| total.checked_add(v))
-            .filter(|&t| t <= MAX_MS)
-            .ok_or_else(out_of_range)?;
-    }
-    Ok(total)
+    ::model::duration::parse_duration_ms(input).map_err(|e| ParseError::new(pos, e.to_string()))
 }
 
 impl Expr {

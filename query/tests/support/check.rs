@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
+use model::{is_stale_nan, Sample};
 use query::engine::{QueryError, QueryOutput, Value};
-use query::model::{is_stale_nan, Sample};
 
 use crate::format::EvalCmd;
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use query::model::{Labels, STALE_NAN_BITS};
+use model::{Labels, STALE_NAN_BITS};
 
 /// Parses `1h30m`, `10s`, `0`, `5m`, `100ms`, a bare number = seconds.
 pub fn parse_duration(s: &str) -> Option<i64> {

@@ -3,10 +3,10 @@
 
 use std::collections::HashSet;
 
+use model::Labels;
 use query::ast::{AtModifier, Expr};
 use query::engine::{Engine, EngineOptions, QueryError, Value};
 use query::mem::MemQueryable;
-use query::model::Labels;
 
 use crate::check::{check_result, compare_value};
 use crate::format::{build_eval, parse_duration, parse_series_line, EvalCmd};
@@ -147,7 +147,7 @@ fn uses_unsafe(e: &Expr) -> bool {
 }
 
 /// The matchers of every selector in `e`.
-fn selectors<'e>(e: &'e Expr, out: &mut Vec<&'e [query::model::Matcher]>) {
+fn selectors<'e>(e: &'e Expr, out: &mut Vec<&'e [model::Matcher]>) {
     match e {
         Expr::VectorSelector(vs) => out.push(&vs.matchers),
         Expr::MatrixSelector(ms) => out.push(&ms.vs.matchers),

@@ -6,7 +6,8 @@ use std::future::Future;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use query::model::{Labels, Matcher, QueryableError};
+use model::{Labels, Matcher};
+use query::model::QueryableError;
 
 use super::json::Success;
 use super::params::{Params, MAX_TIME_MS, MIN_TIME_MS};

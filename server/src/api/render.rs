@@ -1,8 +1,8 @@
 //! Query results in Prometheus' JSON: `{"resultType":..,"result":..}` with
 //! label sets as objects, `[ts, "value"]` points.
 
+use model::Labels;
 use query::engine::Value;
-use query::model::Labels;
 use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 use serde::Serialize;
 
@@ -68,7 +68,7 @@ impl Serialize for VectorJson<'_> {
     }
 }
 
-struct PointsJson<'a>(&'a [query::model::Sample]);
+struct PointsJson<'a>(&'a [model::Sample]);
 
 impl Serialize for PointsJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -80,7 +80,7 @@ impl Serialize for PointsJson<'_> {
     }
 }
 
-struct MatrixJson<'a>(&'a [query::model::SeriesData]);
+struct MatrixJson<'a>(&'a [model::SeriesData]);
 
 impl Serialize for MatrixJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -145,8 +145,8 @@ impl QueryData {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::{Sample, SeriesData};
     use query::engine::InstantSample;
-    use query::model::{Sample, SeriesData};
 
     fn json(v: Value) -> String {
         serde_json::to_string(&QueryData(v)).unwrap()

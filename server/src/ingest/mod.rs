@@ -11,7 +11,7 @@ pub mod remote_write;
 pub mod shards;
 pub mod wire;
 
-use query::model::{Label, Labels, Sample};
+use model::{Label, Labels, Sample};
 
 use crate::config::Limits;
 

@@ -13,9 +13,9 @@
 //! [`wire`] reader (no allocation per series, label or sample) into the
 //! [`ShardBatches`] builder and returns the metadata.
 
+use model::{Label, Sample};
 use prost::Message;
 use proto::prometheus::{metric_metadata::MetricType, MetricMetadata};
-use query::model::{Label, Sample};
 
 use super::shards::ShardBatches;
 use super::wire::{self, Fields, WireError};
@@ -265,11 +265,11 @@ mod tests {
     use super::*;
     use crate::ingest::cache::{Cached, IngestCache};
     use crate::ingest::shards::TimeWindow;
+    use model::Labels;
     use proptest::prelude::*;
     use proto::prometheus::{
         Histogram, Label as PLabel, Sample as PSample, TimeSeries, WriteRequest,
     };
-    use query::model::Labels;
     use storage::{SeriesRef, WriteBatch};
 
     const ALL_TIME: TimeWindow = TimeWindow {
@@ -353,7 +353,7 @@ mod tests {
         let (series, refused, extras) = run(&req, &cache, ALL_TIME, &limits).unwrap();
         let want = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
         assert_eq!(series.len(), 1);
-        assert_eq!(series[0].0, cluster::shard_map::shard_of(&want, 8));
+        assert_eq!(series[0].0, model::labels::shard_of(&want, 8));
         assert_eq!(series[0].1, SeriesRef::Labels(want));
         assert_eq!(series[0].2, vec![Sample { t: 1000, v: 1.0 }]);
         let reasons: Vec<_> = refused.iter().map(|r| r.reason).collect();
@@ -500,7 +500,7 @@ mod tests {
                     continue;
                 }
                 match super::super::check_labels(&limits, pairs) {
-                    Ok(l) => want.push((cluster::shard_map::shard_of(&l, 8), SeriesRef::Labels(l), samples)),
+                    Ok(l) => want.push((model::labels::shard_of(&l, 8), SeriesRef::Labels(l), samples)),
                     Err(_) => want_refused += 1,
                 }
             }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use cluster::{ClusterError, Node, Rejection, ShardOutcome, WriteOutcome};
 use futures::future::join_all;
-use query::model::{Label, Labels, Sample};
+use model::{Label, Labels, Sample};
 use storage::BatchEncoder;
 
 use super::cache::{Cached, IngestCache};
@@ -136,7 +136,7 @@ impl<'a> ShardBatches<'a> {
         }
         match check_labels(self.limits, pairs) {
             Ok(l) => {
-                let shard = cluster::shard_map::shard_of(&l, self.shard_count);
+                let shard = model::labels::shard_of(&l, self.shard_count);
                 self.push(shard, None, Some(&l), key, src, samples);
             }
             Err((reason, msg)) => self.refuse(reason, msg, samples.len() as u64),

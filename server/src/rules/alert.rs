@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use query::model::Labels;
+use model::Labels;
 use serde::{Deserialize, Serialize};
 
 /// How long a resolved alert is kept (and re-sent) after it resolves.

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use model::{Labels, Sample, STALE_NAN_BITS};
 use query::engine::{Engine, Value};
-use query::model::{Labels, Queryable, Sample, STALE_NAN_BITS};
+use query::model::Queryable;
 
 use super::alert::{self, Alert, Candidate, Lifecycle};
 use super::model::{GroupSpec, RuleKind, RuleSpec};

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
+use model::Labels;
 use parking_lot::{Mutex, RwLock};
-use query::model::Labels;
 use query::parser::ParseOptions;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};

@@ -33,10 +33,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use model::{Labels, MatchOp, Sample, STALE_NAN_BITS};
 use parking_lot::RwLock;
 use query::engine::{Engine, EngineOptions, Value};
 use query::mem::MemQueryable;
-use query::model::{Labels, MatchOp, Queryable, Sample, STALE_NAN_BITS};
+use query::model::Queryable;
 use serde::Deserialize;
 
 use super::alert::AlertState;
@@ -329,7 +330,7 @@ async fn run_test(
     Ok(failures)
 }
 
-fn matchers_to_labels(m: &[query::model::Matcher]) -> Option<Labels> {
+fn matchers_to_labels(m: &[model::Matcher]) -> Option<Labels> {
     m.iter()
         .all(|x| x.op == MatchOp::Equal)
         .then(|| Labels::from_pairs(m.iter().map(|x| (x.name.clone(), x.value.clone()))))

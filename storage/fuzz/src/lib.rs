@@ -5,5 +5,3 @@
 pub mod batch;
 #[path = "../../src/chunk/mod.rs"]
 pub mod chunk;
-#[path = "../../src/varint.rs"]
-mod varint;

@@ -23,7 +23,7 @@
 
 use std::mem::MaybeUninit;
 
-use query::model::Sample;
+use model::Sample;
 
 use super::bits::{BitReader, OutOfBits};
 use super::buckets::{DECIMAL, DECIMAL_FIELDS, DECIMAL_PAIRS, FIELD_BITS, GORILLA, PAIR_BITS};

@@ -16,7 +16,7 @@
 //! 11 % (integer gauges that step and stay, which delta-of-delta pays for
 //! twice), 0.14 % of the total size.
 
-use query::model::Sample;
+use model::Sample;
 
 use super::bits::BitWriter;
 use super::buckets::{class, DECIMAL, GORILLA};

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use query::model::Sample;
+use model::Sample;
 
 use super::{ApplyState, Shard};
 use crate::head::{Appended, MemSeries};
@@ -193,7 +193,7 @@ impl Shard {
     fn get_or_create(
         &self,
         st: &mut ApplyState,
-        l: &query::model::Labels,
+        l: &model::Labels,
         limits: &SeriesLimits,
     ) -> Result<u64, (RejectReason, String)> {
         let enc = labels::encode(l);
@@ -214,7 +214,7 @@ impl Shard {
     /// Refuses a new series `l` when the shard is at a limit.
     fn check_series_limits(
         &self,
-        l: &query::model::Labels,
+        l: &model::Labels,
         limits: &SeriesLimits,
     ) -> Result<(), (RejectReason, String)> {
         let index = self.index.read();
@@ -229,7 +229,7 @@ impl Shard {
             ));
         }
         if limits.max_series_per_metric > 0 {
-            let metric = l.get(query::model::METRIC_NAME).unwrap_or("");
+            let metric = l.get(model::METRIC_NAME).unwrap_or("");
             let have = index.series_of_metric(metric);
             if have >= limits.max_series_per_metric {
                 return Err((

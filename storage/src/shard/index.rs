@@ -8,7 +8,7 @@
 //! few compared with what a matcher would read from the index, the rest are
 //! checked on the candidates' labels instead.
 
-use query::model::{MatchOp, Matcher};
+use model::{MatchOp, Matcher};
 
 use super::inverted::{self, InvertedIndex};
 use super::Shard;

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::labels;
-use query::model::METRIC_NAME;
+use model::METRIC_NAME;
 
 /// Removed ids below this count are never compacted eagerly.
 const MIN_COMPACT: usize = 4096;

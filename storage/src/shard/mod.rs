@@ -31,8 +31,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use model::Labels;
 use parking_lot::{Mutex, RwLock};
-use query::model::Labels;
 
 use crate::db::DbInner;
 use crate::head::MemSeries;

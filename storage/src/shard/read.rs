@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use query::model::{Labels, Matcher, SeriesData};
+use model::{Labels, Matcher, SeriesData};
 
 use super::Shard;
 use crate::chunk::MAX_CHUNK_SPAN_MS;

@@ -535,7 +535,7 @@ fn check_record(
 
 #[cfg(test)]
 mod tests {
-    use query::model::{Labels, MatchOp, Matcher, Sample};
+    use model::{Labels, MatchOp, Matcher, Sample};
 
     use super::*;
     use crate::{Db, SeriesRef, SeriesSamples, StorageOptions, WriteBatch};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use query::model::METRIC_NAME;
+use model::METRIC_NAME;
 
 use super::Shard;
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use query::model::{Labels, Matcher, Sample};
+use model::{Labels, Matcher, Sample};
 use storage::{Db, SeriesRef, SeriesSamples, Shard, StorageOptions, WriteBatch};
 
 /// Opens a DB in a fresh temp dir.
@@ -49,7 +49,7 @@ pub fn bits(shard: &Shard, m: &[Matcher], min_t: i64, max_t: i64) -> Vec<(i64, u
 /// Every series of a shard as `(labels, [(t, bits)])`, for bit-exact
 /// comparisons.
 pub fn dump(shard: &Shard) -> Vec<(Labels, Vec<(i64, u64)>)> {
-    let m = [Matcher::new(query::model::MatchOp::RegexMatch, "__name__", ".+").unwrap()];
+    let m = [Matcher::new(model::MatchOp::RegexMatch, "__name__", ".+").unwrap()];
     shard
         .select(&m, i64::MIN, i64::MAX)
         .unwrap()

@@ -4,7 +4,7 @@
 
 /// Appends `v` as an unsigned LEB128 varint (1..=10 bytes).
 #[inline]
-pub(crate) fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -14,34 +14,34 @@ pub(crate) fn put_u64(out: &mut Vec<u8>, mut v: u64) {
 
 /// Appends `v` zigzag-encoded.
 #[inline]
-pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
+pub fn put_i64(out: &mut Vec<u8>, v: i64) {
     put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
 /// A cursor over a byte slice with checked reads.
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `buf`.
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
+    pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
 
     /// Bytes not read yet.
-    pub(crate) fn remaining(&self) -> usize {
+    pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
     /// True when every byte was read.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// One unsigned varint.
-    pub(crate) fn u64(&mut self) -> Option<u64> {
+    pub fn u64(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.pos)?;
@@ -58,20 +58,20 @@ impl<'a> Reader<'a> {
     }
 
     /// One zigzag varint.
-    pub(crate) fn i64(&mut self) -> Option<i64> {
+    pub fn i64(&mut self) -> Option<i64> {
         let u = self.u64()?;
         Some(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
     /// One byte.
-    pub(crate) fn u8(&mut self) -> Option<u8> {
+    pub fn u8(&mut self) -> Option<u8> {
         let b = *self.buf.get(self.pos)?;
         self.pos += 1;
         Some(b)
     }
 
     /// `n` raw bytes.
-    pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let s = self.buf.get(self.pos..end)?;
         self.pos = end;
@@ -79,12 +79,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A fixed-size array.
-    pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+    pub fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.bytes(N)?.try_into().ok()
     }
 
     /// A varint length followed by that many bytes.
-    pub(crate) fn len_prefixed(&mut self) -> Option<&'a [u8]> {
+    pub fn len_prefixed(&mut self) -> Option<&'a [u8]> {
         let n = usize::try_from(self.u64()?).ok()?;
         self.bytes(n)
     }

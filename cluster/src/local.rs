@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use query::model::{Labels, Matcher, Queryable, QueryableError, SelectResult, SeriesData};
-
-use crate::{Shard, StorageError};
+use model::{Labels, Matcher, SeriesData};
+use query::model::{Queryable, QueryableError, SelectResult};
+use storage::{Shard, StorageError};
 
 /// A [`Queryable`] over local shards (merges their results).
 pub struct LocalQueryable {
@@ -26,15 +26,24 @@ impl LocalQueryable {
     ) -> Result<Vec<T>, QueryableError> {
         let mut all = Vec::new();
         for s in &self.shards {
-            all.extend(f(s.as_ref())?);
+            all.extend(f(s.as_ref()).map_err(queryable_err)?);
         }
         Ok(all)
     }
 }
 
+/// A storage error as the query engine sees it.
+fn queryable_err(e: StorageError) -> QueryableError {
+    match e.kind() {
+        storage::ErrorKind::BadData => QueryableError::BadData(e.to_string()),
+        storage::ErrorKind::Limited => QueryableError::Limit(e.to_string()),
+        _ => QueryableError::Internal(e.to_string()),
+    }
+}
+
 /// Sorts series by labels and merges entries with equal labels (a series
 /// lives in one shard, but a caller may pass overlapping shard sets).
-pub(crate) fn merge_series(mut v: Vec<SeriesData>) -> Vec<SeriesData> {
+fn merge_series(mut v: Vec<SeriesData>) -> Vec<SeriesData> {
     v.sort_by(|a, b| a.labels.cmp(&b.labels));
     let mut out: Vec<SeriesData> = Vec::with_capacity(v.len());
     for s in v {

@@ -1,13 +1,34 @@
 //! The same read assertions through every read surface: `Shard::select` and
-//! friends, and `LocalQueryable` (the query engine's `Queryable`).
-
-mod common;
+//! friends, and `cluster::LocalQueryable` (the query engine's `Queryable` over local
+//! shards).
 
 use std::sync::Arc;
 
-use common::*;
-use query::model::{Labels, MatchOp, Matcher, Queryable, SeriesData};
-use storage::{LocalQueryable, Shard, StorageOptions, WriteBatch};
+use cluster::LocalQueryable;
+use model::{Labels, MatchOp, Matcher, Sample, SeriesData};
+use query::model::Queryable;
+use storage::{Db, SeriesRef, SeriesSamples, Shard, StorageOptions, WriteBatch};
+
+fn open(opts: StorageOptions) -> (tempfile::TempDir, Arc<Db>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts).unwrap();
+    (dir, db)
+}
+
+/// `{__name__=name, k=v...}`.
+fn lbl(name: &str, pairs: &[(&str, &str)]) -> Labels {
+    let mut v: Vec<(String, String)> = vec![("__name__".into(), name.into())];
+    v.extend(pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+    Labels::from_pairs(v)
+}
+
+/// One `SeriesSamples` by labels.
+fn series(l: &Labels, samples: &[(i64, f64)]) -> SeriesSamples {
+    SeriesSamples {
+        series: SeriesRef::Labels(l.clone()),
+        samples: samples.iter().map(|&(t, v)| Sample { t, v }).collect(),
+    }
+}
 
 /// One read surface.
 trait Reader {
