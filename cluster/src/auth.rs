@@ -9,7 +9,7 @@
 //!
 //! The secret only proves that the caller belongs to the cluster; it does
 //! not say which node it is (a certificate does: see [`crate::tls`]). What a member may say in a Raft message is
-//! checked by [`crate::raft_guard`].
+//! checked by [`crate::raft::guard`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl ClusterSecret {
 
 /// What this node shows on every outgoing call: the cluster secret (added
 /// to each call's headers, when there is one) and its TLS certificate (used
-/// by [`crate::network::connect_lazy`] for every channel, when there is
+/// by [`crate::raft::network::connect_lazy`] for every channel, when there is
 /// one; see [`crate::tls`]).
 #[derive(Clone, Debug, Default)]
 pub struct ClientAuth {

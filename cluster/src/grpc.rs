@@ -10,14 +10,14 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::{labels_to_pb, matchers_from_pb};
 use crate::error::{ClusterError, ErrorKind};
-use crate::group::Group;
 use crate::node::Node;
-use crate::proposer::ProposeError;
-use crate::raft_guard::{Refusal, SnapshotStreams};
+use crate::raft::group::Group;
+use crate::raft::guard::{Refusal, SnapshotStreams};
+use crate::raft::rpc;
 use crate::read::{read_local, tsdb_to_pb, ReadOp, ReadOut};
-use crate::rpc;
 use crate::tls::PeerIdentity;
 use crate::types::{shard_group, GroupId};
+use crate::write::propose::ProposeError;
 
 /// The service; holds the node weakly so dropping the node stops it.
 pub struct Service {
@@ -398,7 +398,7 @@ impl Cluster for Service {
         let cmd = serde_json::from_slice(&r.into_inner().command)
             .map_err(|e| Status::invalid_argument(format!("cannot decode meta command: {e}")))?;
         // A command from a peer must fit the cluster map (see `meta_check`).
-        let checked = crate::meta_check::check(&node.meta.read(), &cmd);
+        let checked = crate::membership::check::check(&node.meta.read(), &cmd);
         if let Err(e) = checked {
             tracing::warn!(error = %e, "refused a meta command from a peer");
             return Ok(Response::new(pb::MetaResponse {

@@ -8,13 +8,20 @@
 //!   node-to-node gRPC service and runs the hosted groups;
 //!   [`Node::write`] routes series to their shards' leaders;
 //!   [`Node::querier`] is the cluster-wide [`query::model::Queryable`].
-//! - Raft plumbing, mirroring openraft's split: [`log_store`] (all groups'
-//!   logs in one RocksDB, group-committed fsyncs), [`shard_sm`] and
-//!   [`meta_sm`] (state machines), [`network`] (one channel per peer for all
-//!   groups) and [`grpc`] (the server side), [`rpc`] and [`codec`] (wire and
-//!   log formats).
-//! - [`shard_map`]: which shard a series belongs to and the initial replica
-//!   layout; [`meta`]: the replicated cluster map.
+//!
+//! Organised by operation:
+//! - [`write`](mod@write): a write's batches routed by shard to their leaders (local
+//!   or forwarded as bytes) and proposed in few entries ([`write::propose`]).
+//! - [`read`]: the cluster querier's fan-out to every shard's leader, and
+//!   [`LocalQueryable`] over local shards.
+//! - [`membership`]: peer probes, replica moves, join/decommission, the
+//!   pure placement rules ([`membership::planner`]), checks on peers' meta
+//!   commands ([`membership::check`]) and a new cluster's initial layout.
+//! - [`raft`]: log store, state machines, entry codec, network, snapshot
+//!   transfer, and the guard on peers' Raft messages.
+//! - [`grpc`]: the thin server-side dispatcher of the node-to-node service;
+//!   [`meta`]: the replicated cluster map; [`auth`] and [`tls`]: who may
+//!   speak on the cluster port.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), cluster::ClusterError> {
@@ -43,42 +50,28 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
-pub mod codec;
 pub mod config;
 mod convert;
 pub mod disk;
 pub mod error;
-pub mod group;
 pub mod grpc;
-pub mod keys;
-mod local;
-pub mod log_store;
-mod membership;
+pub mod membership;
 pub mod meta;
-pub mod meta_check;
-pub mod meta_sm;
-pub mod network;
 mod node;
-pub mod planner;
-pub mod proposer;
-pub mod raft_guard;
-mod read;
-pub mod rpc;
-pub mod shard_map;
-pub mod shard_sm;
-pub mod snapshot_data;
+pub mod raft;
+pub mod read;
 mod status;
 mod supervisor;
 pub mod tls;
 pub mod types;
-mod write;
+pub mod write;
 
 pub use config::NodeConfig;
 pub use error::{ClusterError, ErrorKind};
-pub use local::LocalQueryable;
 pub use node::Node;
-pub use proposer::{IncomingSeries, ShardOutcome};
+pub use read::local::LocalQueryable;
 pub use read::ClusterQuerier;
 pub use status::{ClusterStatus, GroupStats, MoveStatus, NodeStats, NodeStatus, ShardStatus};
 pub use types::{NodeId, Rejection};
+pub use write::propose::{IncomingSeries, ShardOutcome};
 pub use write::WriteOutcome;

@@ -15,15 +15,15 @@ use tokio::task::JoinHandle;
 
 use crate::config::NodeConfig;
 use crate::error::ClusterError;
-use crate::group::{raft_config, Group, GroupDeps};
-use crate::log_store::{RocksProvider, Syncer};
+use crate::membership::layout::initial_replicas;
 use crate::meta::{MetaCommand, MetaState};
-use crate::meta_sm::MetaStateMachine;
-use crate::network::{Router, MAX_MESSAGE_BYTES};
-use crate::proposer::Proposer;
-use crate::shard_map::initial_replicas;
-use crate::shard_sm::ShardStateMachine;
+use crate::raft::group::{raft_config, Group, GroupDeps};
+use crate::raft::log_store::{RocksProvider, Syncer};
+use crate::raft::meta_sm::MetaStateMachine;
+use crate::raft::network::{Router, MAX_MESSAGE_BYTES};
+use crate::raft::shard_sm::ShardStateMachine;
 use crate::types::{group_shard, shard_group, GroupId, NodeId, Request, META_GROUP};
+use crate::write::propose::Proposer;
 
 struct StorageRocks(Arc<storage::Db>);
 
@@ -423,7 +423,7 @@ impl Node {
     /// the local replica's voters and learners, the shard's replicas (and
     /// move target) in the cluster map, every node of the map for the meta
     /// group, the initial members while the map is not recorded yet.
-    pub(crate) fn raft_view(&self, g: &Group) -> crate::raft_guard::GroupView {
+    pub(crate) fn raft_view(&self, g: &Group) -> crate::raft::guard::GroupView {
         let (mut members, term) = {
             let m = g.raft.metrics();
             let m = m.borrow();
@@ -446,7 +446,7 @@ impl Node {
         if !meta.initialised() {
             members.extend(self.members.keys());
         }
-        crate::raft_guard::GroupView {
+        crate::raft::guard::GroupView {
             group: g.id,
             members,
             term,
@@ -738,7 +738,7 @@ impl Node {
     /// follower then catches up from a snapshot of this replica).
     fn purge_checkpointed(&self, group: GroupId, s: &storage::Shard) {
         let Some(meta) = s.user_meta() else { return };
-        let Ok(meta) = serde_json::from_slice::<crate::shard_sm::SmMeta>(&meta) else {
+        let Ok(meta) = serde_json::from_slice::<crate::raft::shard_sm::SmMeta>(&meta) else {
             return;
         };
         let Some(last) = meta.last_applied else {

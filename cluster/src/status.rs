@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use crate::group::Group;
 use crate::meta::NodeState;
 use crate::node::Node;
+use crate::raft::group::Group;
 use crate::types::{group_shard, shard_group, GroupId, NodeId, META_GROUP};
 
 /// The cluster as this node sees it.

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use storage::WriteBatch;
 
-use crate::group::Group;
 use crate::node::Node;
+use crate::raft::group::Group;
 
 const TICK: Duration = Duration::from_millis(200);
 

@@ -17,7 +17,7 @@
 //! - a Raft message whose `from_node` is `N`, or a join of node `N`, is
 //!   refused unless the caller's certificate names `node-N.silverback`
 //!   ([`PeerIdentity::check_speaks_for`]); with the checks of
-//!   [`crate::raft_guard`] (the vote and leadership in a message are its
+//!   [`crate::raft::guard`] (the vote and leadership in a message are its
 //!   sender's), a member may only speak for itself;
 //! - a certificate from the CA that names no node (an operator's) may make
 //!   the other calls: reads, health, meta commands, replica changes.

@@ -37,7 +37,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = crate::snapshot_data::SnapshotData,
+        SnapshotData = crate::raft::snapshot_data::SnapshotData,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -6,7 +6,7 @@
 
 use std::io::SeekFrom;
 
-use cluster::snapshot_data::SnapshotData;
+use cluster::raft::snapshot_data::SnapshotData;
 use model::{Labels, MatchOp, Matcher, Sample};
 use storage::{Db, SeriesRef, SeriesSamples, Shard, StorageOptions, WriteBatch};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -158,7 +158,7 @@ async fn abandoned_and_bad_receives_leave_nothing() {
 async fn an_in_memory_snapshot_is_capped() {
     let mut m = SnapshotData::empty();
     m.seek(SeekFrom::Start(
-        cluster::snapshot_data::MAX_MEMORY_SNAPSHOT_BYTES - 2,
+        cluster::raft::snapshot_data::MAX_MEMORY_SNAPSHOT_BYTES - 2,
     ))
     .await
     .unwrap();

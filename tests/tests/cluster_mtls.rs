@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster::network::PeerClient;
-use cluster::rpc;
+use cluster::raft::network::PeerClient;
+use cluster::raft::rpc;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::Vote;
 use proto::cluster as pb;

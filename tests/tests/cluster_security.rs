@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use cluster::network::PeerClient;
-use cluster::rpc;
+use cluster::raft::network::PeerClient;
+use cluster::raft::rpc;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{CommittedLeaderId, LogId, SnapshotMeta, StoredMembership, Vote};

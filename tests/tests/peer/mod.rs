@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cluster::auth::{ClientAuth, ClusterSecret};
-use cluster::network::{connect_lazy, PeerClient};
+use cluster::raft::network::{connect_lazy, PeerClient};
 use proto::cluster as pb;
 use proto::cluster::cluster_client::ClusterClient;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};

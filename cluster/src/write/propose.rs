@@ -14,7 +14,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use storage::WriteBatch;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::group::RaftHandle;
+use crate::raft::group::RaftHandle;
 use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response, WriteEntry};
 
 /// Entries of one shard in flight at once.
@@ -80,7 +80,7 @@ impl Proposer {
         tokio::spawn(run(
             raft,
             rx,
-            max_callers.clamp(1, crate::shard_sm::MAX_SUB_BATCHES),
+            max_callers.clamp(1, crate::raft::shard_sm::MAX_SUB_BATCHES),
             limits,
         ));
         Proposer { tx }

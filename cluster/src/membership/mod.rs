@@ -1,6 +1,6 @@
 //! Membership and replica moves.
 //!
-//! Every node runs [`run`]: it probes its peers' health, keeps its router
+//! Every node runs `run`: it probes its peers' health, keeps its router
 //! and shard layout in step with the replicated cluster map, and opens or
 //! closes the shard replicas the map gives it. The meta leader additionally
 //! keeps the meta group's voters and learners right
@@ -20,6 +20,10 @@
 //! and a request that reaches a node no longer leading a shard is
 //! redirected.
 
+pub mod check;
+pub mod layout;
+pub mod planner;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +35,8 @@ use proto::cluster as pb;
 use crate::error::ClusterError;
 use crate::meta::{MetaCommand, Move, NodeState};
 use crate::node::Node;
-use crate::planner::{self, Liveness, Step};
 use crate::types::{shard_group, NodeId, META_GROUP};
+use planner::{Liveness, Step};
 
 /// How often the loop runs.
 const TICK: Duration = Duration::from_millis(500);
@@ -564,13 +568,13 @@ impl Node {
 /// Adds `add` as a learner, waits until it has caught up, then replaces the
 /// voters. Idempotent: a change already made is reported as done.
 async fn apply_change(
-    raft: &crate::group::RaftHandle,
+    raft: &crate::raft::group::RaftHandle,
     shard: u32,
     add: NodeId,
     add_addr: &str,
     remove: NodeId,
 ) -> Result<Vec<NodeId>, String> {
-    let voters = |raft: &crate::group::RaftHandle| -> BTreeSet<NodeId> {
+    let voters = |raft: &crate::raft::group::RaftHandle| -> BTreeSet<NodeId> {
         raft.metrics()
             .borrow()
             .membership_config
@@ -634,7 +638,7 @@ pub(crate) async fn join_cluster(
 ) -> Result<(BTreeMap<NodeId, String>, u32), ClusterError> {
     let mut last = String::new();
     while Instant::now() < deadline {
-        match crate::network::connect_lazy(addr, timeout, auth, None) {
+        match crate::raft::network::connect_lazy(addr, timeout, auth, None) {
             Ok(mut c) => match c
                 .join(pb::JoinRequest {
                     node_id: me,

@@ -23,7 +23,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::ClientAuth;
-use crate::rpc;
+use crate::raft::rpc;
 use crate::types::{GroupId, NodeId, TypeConfig};
 
 /// Largest gRPC message accepted or sent (snapshot chunks, big batches,

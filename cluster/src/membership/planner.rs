@@ -234,8 +234,8 @@ pub fn meta_voters(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::membership::layout::initial_replicas;
     use crate::meta::{MetaCommand, NodeInfo};
-    use crate::shard_map::initial_replicas;
 
     fn cluster(nodes: &[NodeId], shards: u32, rf: usize) -> MetaState {
         let mut m = MetaState::default();

@@ -8,10 +8,10 @@ use openraft::{Config, Raft, SnapshotPolicy};
 
 use crate::config::NodeConfig;
 use crate::error::ClusterError;
-use crate::log_store::{LogSizes, LogStore, RocksProvider, Syncer};
-use crate::network::{GroupNetworkFactory, Router};
-use crate::proposer::Proposer;
+use crate::raft::log_store::{LogSizes, LogStore, RocksProvider, Syncer};
+use crate::raft::network::{GroupNetworkFactory, Router};
 use crate::types::{GroupId, NodeId, TypeConfig};
+use crate::write::propose::Proposer;
 
 /// The openraft handle type.
 pub type RaftHandle = Raft<TypeConfig>;

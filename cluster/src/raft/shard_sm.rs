@@ -14,7 +14,7 @@
 //!
 //! Snapshot data: the storage snapshot stream (`storage::snapshot`),
 //! streamed from a pinned RocksDB snapshot when sent and received into a
-//! file (see [`crate::snapshot_data`]).
+//! file (see [`crate::raft::snapshot_data`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,8 +27,8 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use storage::Shard;
 
-use crate::codec::Entry;
-use crate::snapshot_data::SnapshotData;
+use crate::raft::codec::Entry;
+use crate::raft::snapshot_data::SnapshotData;
 use crate::types::{BatchOutcome, NodeId, Rejection, Request, Response, TypeConfig, WriteEntry};
 
 /// Largest number of sub-batches in one entry.

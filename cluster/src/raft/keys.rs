@@ -1,7 +1,7 @@
 //! RocksDB key layouts of the cluster's column families.
 //!
 //! ```text
-//! raft_log   key := group:u64 | index:u64            value := codec entry (see crate::codec)
+//! raft_log   key := group:u64 | index:u64            value := codec entry (see crate::raft::codec)
 //! raft_meta  key := group:u64 | kind:u8              value := JSON
 //!            kind 1 = vote (openraft::Vote)
 //!            kind 2 = committed (Option<LogId>)

@@ -274,7 +274,7 @@ mod tests {
     use openraft::{CommittedLeaderId, EntryPayload};
 
     use super::*;
-    use crate::codec::Entry;
+    use crate::raft::codec::Entry;
 
     fn view() -> GroupView {
         GroupView {

@@ -1,6 +1,6 @@
 //! How openraft RPCs travel in [`proto::cluster::RaftRequest`]: a JSON
 //! header with the small fields, the entries in the compact
-//! [`crate::codec`] layout (never JSON: they hold the samples), and
+//! [`crate::raft::codec`] layout (never JSON: they hold the samples), and
 //! snapshot chunks as raw bytes. Replies are JSON of
 //! `Result<response, RaftError>`.
 
@@ -13,7 +13,7 @@ use openraft::{LogId, SnapshotMeta, Vote};
 use proto::cluster::{RaftKind, RaftRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
+use crate::raft::codec;
 use crate::types::{GroupId, NodeId, TypeConfig};
 
 /// A request or reply that could not be decoded.

@@ -4,6 +4,8 @@
 //! applied, and comes back with what was accepted and rejected and the ids
 //! the shard gave each series (which the ingest cache keeps).
 
+pub mod propose;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -13,8 +15,8 @@ use storage::BatchEncoder;
 
 use crate::error::ClusterError;
 use crate::node::Node;
-use crate::proposer::{IncomingSeries, ProposeError, ShardOutcome};
 use crate::types::{merge_rejections, shard_group, GroupId, NodeId, Rejection};
+use crate::write::propose::{IncomingSeries, ProposeError, ShardOutcome};
 use model::labels::shard_of;
 
 /// What a write achieved.

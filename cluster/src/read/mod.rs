@@ -3,6 +3,8 @@
 //! tasks for all of them, remote ones over gRPC as encoded chunks, decoded
 //! here) and merges the answers.
 
+pub mod local;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;

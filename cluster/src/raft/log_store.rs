@@ -1,5 +1,5 @@
 //! The Raft log store: every group's log in the shared `raft_log` column
-//! family, votes and pointers in `raft_meta` (layouts in [`crate::keys`]).
+//! family, votes and pointers in `raft_meta` (layouts in [`crate::raft::keys`]).
 //!
 //! Appends are written to RocksDB at once (so they are readable when
 //! `append` returns) and then handed to the [`Syncer`], one thread that
@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use rocksdb::{WriteBatch, WriteOptions};
 use tokio::sync::mpsc;
 
-use crate::codec::{self, Entry};
-use crate::keys::{self, CF_LOG, CF_META};
+use crate::raft::codec::{self, Entry};
+use crate::raft::keys::{self, CF_LOG, CF_META};
 use crate::types::{GroupId, NodeId, TypeConfig};
 
 /// Gives access to the node's RocksDB instance.

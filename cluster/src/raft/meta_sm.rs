@@ -14,11 +14,11 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::codec::Entry;
-use crate::keys;
-use crate::log_store::RocksProvider;
 use crate::meta::MetaState;
-use crate::snapshot_data::SnapshotData;
+use crate::raft::codec::Entry;
+use crate::raft::keys;
+use crate::raft::log_store::RocksProvider;
+use crate::raft::snapshot_data::SnapshotData;
 use crate::types::{NodeId, Request, Response, TypeConfig};
 
 type SErr = StorageError<NodeId>;
