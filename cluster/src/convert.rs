@@ -114,6 +114,18 @@ pub fn labels_from_pb(v: Vec<pb::Label>) -> Labels {
     Labels::from_pairs(v.into_iter().map(|l| (l.name, l.value)))
 }
 
+/// An error kind as the wire carries it.
+pub(crate) fn kind_to_pb(k: crate::error::ErrorKind) -> pb::ErrorKind {
+    use crate::error::ErrorKind;
+    match k {
+        ErrorKind::BadData => pb::ErrorKind::BadData,
+        ErrorKind::Overloaded => pb::ErrorKind::Overloaded,
+        ErrorKind::NoLeader => pb::ErrorKind::NoLeader,
+        ErrorKind::Unavailable => pb::ErrorKind::Unavailable,
+        ErrorKind::Internal => pb::ErrorKind::Internal,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

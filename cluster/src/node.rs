@@ -398,6 +398,21 @@ impl Node {
         self.groups.read().get(&g).cloned()
     }
 
+    /// A redirect to `g`'s leader when this node does not lead it (`None`
+    /// when it does).
+    pub(crate) fn redirect_unless_leader(&self, g: GroupId) -> Option<proto::cluster::Redirect> {
+        let leader = self.group(g).and_then(|x| x.leader());
+        if leader == Some(self.id()) {
+            return None;
+        }
+        let l = leader.unwrap_or(0);
+        Some(proto::cluster::Redirect {
+            not_leader: true,
+            leader_id: l,
+            leader_addr: self.deps.router.addr(l).unwrap_or_default(),
+        })
+    }
+
     /// The hosted group `g`, if it may take log entries and snapshots from
     /// its leader: a shard's replica only while this node's copy of the
     /// cluster map says it hosts the shard (any group before the map is

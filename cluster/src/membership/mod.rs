@@ -23,6 +23,7 @@
 pub mod check;
 pub mod layout;
 pub mod planner;
+pub mod serve;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -16,5 +16,6 @@ pub mod log_store;
 pub mod meta_sm;
 pub mod network;
 pub mod rpc;
+pub mod serve;
 pub mod shard_sm;
 pub mod snapshot_data;

@@ -4,6 +4,7 @@
 //! here) and merges the answers.
 
 pub mod local;
+pub mod serve;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 //! the shard gave each series (which the ingest cache keeps).
 
 pub mod propose;
+pub mod serve;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
