@@ -83,6 +83,17 @@ impl<'a> Reader<'a> {
         self.bytes(N)?.try_into().ok()
     }
 
+    /// Bytes read so far (a position for [`Reader::since`]).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes read from position `from` (see [`Reader::position`]) up to
+    /// now; empty if `from` is not an earlier position.
+    pub fn since(&self, from: usize) -> &'a [u8] {
+        self.buf.get(from..self.pos).unwrap_or(&[])
+    }
+
     /// A varint length followed by that many bytes.
     pub fn len_prefixed(&mut self) -> Option<&'a [u8]> {
         let n = usize::try_from(self.u64()?).ok()?;

@@ -24,7 +24,7 @@
 //! apply time (`validate_labels`), so that one bad series does not fail the
 //! batch.
 
-use model::{Label, Labels, Sample};
+use model::{Labels, Sample};
 
 use model::varint::{put_i64, put_u64, Reader};
 
@@ -42,6 +42,30 @@ pub enum SeriesRef {
     Labels(Labels),
     /// By the id apply assigned earlier (rejected if unknown).
     Id(u64),
+}
+
+/// How an encoded batch names a series, borrowed from the batch's bytes
+/// (what apply reads, without allocating).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawSeriesRef<'a> {
+    /// The canonical label encoding (`model::labels`), checked: UTF-8,
+    /// names strictly increasing, values non-empty.
+    Labels(&'a [u8]),
+    /// By the id apply assigned earlier.
+    Id(u64),
+}
+
+impl RawSeriesRef<'_> {
+    /// The owned form (decodes the labels).
+    pub fn to_owned(self) -> SeriesRef {
+        match self {
+            // Checked when it was read, so decoding cannot fail.
+            RawSeriesRef::Labels(enc) => {
+                SeriesRef::Labels(model::labels::decode(enc).unwrap_or_else(|_| Labels::empty()))
+            }
+            RawSeriesRef::Id(id) => SeriesRef::Id(id),
+        }
+    }
 }
 
 /// Samples of one series in a batch, in the order they are applied.
@@ -212,7 +236,7 @@ fn encode_samples(samples: &[Sample], out: &mut Vec<u8>) {
 /// `None` = truncated; `Some(Err)` = malformed.
 fn decode_series(r: &mut Reader) -> Option<Result<SeriesSamples, BatchError>> {
     let series = match decode_ref(r)? {
-        Ok(s) => s,
+        Ok(s) => s.to_owned(),
         Err(e) => return Some(Err(e)),
     };
     let mut samples = Vec::new();
@@ -221,29 +245,28 @@ fn decode_series(r: &mut Reader) -> Option<Result<SeriesSamples, BatchError>> {
 }
 
 /// `None` = truncated; `Some(Err)` = malformed.
-fn decode_ref(r: &mut Reader) -> Option<Result<SeriesRef, BatchError>> {
+fn decode_ref<'a>(r: &mut Reader<'a>) -> Option<Result<RawSeriesRef<'a>, BatchError>> {
     Some(Ok(match r.u8()? {
         REF_LABELS => {
+            let start = r.position();
             let n = r.u64()?;
-            let mut v = Vec::with_capacity((n as usize).min(r.remaining() / 2));
+            let mut prev: Option<&[u8]> = None;
             for _ in 0..n {
                 let name = r.len_prefixed()?;
                 let value = r.len_prefixed()?;
-                match (std::str::from_utf8(name), std::str::from_utf8(value)) {
-                    (Ok(n), Ok(v2)) => v.push(Label::new(n, v2)),
-                    _ => return Some(Err(BatchError::Utf8)),
+                if std::str::from_utf8(name).is_err() || std::str::from_utf8(value).is_err() {
+                    return Some(Err(BatchError::Utf8));
                 }
+                // The proposer encodes canonical `Labels`: names strictly
+                // increasing, values non-empty. Anything else is corruption.
+                if value.is_empty() || prev.is_some_and(|p| p >= name) {
+                    return Some(Err(BatchError::NonCanonical));
+                }
+                prev = Some(name);
             }
-            // The proposer encodes canonical `Labels`: names strictly
-            // increasing, values non-empty. Anything else is corruption.
-            let canonical = v.windows(2).all(|w| w[0].name < w[1].name)
-                && v.iter().all(|l| !l.value.is_empty());
-            if !canonical {
-                return Some(Err(BatchError::NonCanonical));
-            }
-            SeriesRef::Labels(Labels::from_sorted(v))
+            RawSeriesRef::Labels(r.since(start))
         }
-        REF_ID => SeriesRef::Id(r.u64()?),
+        REF_ID => RawSeriesRef::Id(r.u64()?),
         tag => {
             return Some(Err(BatchError::Tag {
                 what: "series ref",
@@ -302,6 +325,14 @@ impl BatchEncoder {
     /// Adds a series named by its id.
     pub fn push_id(&mut self, id: u64, samples: &[Sample]) {
         encode_id_ref(id, &mut self.buf);
+        self.push_samples(samples);
+    }
+
+    /// Adds a series named by its canonical label encoding
+    /// (`model::labels::encode`; the caller guarantees it is canonical).
+    pub fn push_encoded_labels(&mut self, enc: &[u8], samples: &[Sample]) {
+        self.buf.push(REF_LABELS);
+        self.buf.extend_from_slice(enc);
         self.push_samples(samples);
     }
 
@@ -388,7 +419,7 @@ impl<'a> BatchView<'a> {
             BatchView::Samples(mut rd) => {
                 let (mut series, mut samples) = (0, 0);
                 let mut buf = Vec::new();
-                while rd.next_series(&mut buf)?.is_some() {
+                while rd.next_raw(&mut buf)?.is_some() {
                     series += 1;
                     samples += buf.len();
                 }
@@ -406,7 +437,7 @@ pub struct SeriesReader<'a> {
     left: Option<u64>,
 }
 
-impl SeriesReader<'_> {
+impl<'a> SeriesReader<'a> {
     /// The next series: its reference, with its samples decoded into
     /// `samples` (cleared first; reuse one vector across calls). `Ok(None)`
     /// at the end; an error on malformed bytes or trailing bytes.
@@ -414,6 +445,15 @@ impl SeriesReader<'_> {
         &mut self,
         samples: &mut Vec<Sample>,
     ) -> Result<Option<SeriesRef>, BatchError> {
+        Ok(self.next_raw(samples)?.map(RawSeriesRef::to_owned))
+    }
+
+    /// [`SeriesReader::next_series`] with the reference borrowed from the
+    /// batch: no allocation.
+    pub fn next_raw(
+        &mut self,
+        samples: &mut Vec<Sample>,
+    ) -> Result<Option<RawSeriesRef<'a>>, BatchError> {
         let at_end = match &mut self.left {
             Some(0) => true,
             Some(n) => {

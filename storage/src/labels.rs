@@ -13,39 +13,59 @@ use crate::StorageError;
 /// values, and a non-empty metric name (`__name__`), as Prometheus requires on
 /// ingest. Values are UTF-8 by construction (`String`).
 pub fn validate_labels(l: &Labels) -> Result<(), StorageError> {
-    let bad = |reason: String| StorageError::InvalidLabels {
-        labels: l.to_string(),
+    check_pairs(|| l.iter().map(|x| (x.name.as_str(), x.value.as_str()))).map_err(|reason| {
+        StorageError::InvalidLabels {
+            labels: l.to_string(),
+            reason,
+        }
+    })
+}
+
+/// [`validate_labels`] on a label encoding, without decoding it (the
+/// message decodes it only when the labels are refused).
+pub(crate) fn validate_encoded(enc: &[u8]) -> Result<(), StorageError> {
+    if let Some(Err(e)) = pairs(enc).find(Result::is_err) {
+        return Err(e);
+    }
+    check_pairs(|| pairs(enc).map_while(Result::ok)).map_err(|reason| StorageError::InvalidLabels {
+        labels: decode(enc).map_or_else(|_| "{?}".into(), |l| l.to_string()),
         reason,
-    };
-    if l.metric_name().is_none_or(str::is_empty) {
-        return Err(bad("missing metric name (__name__ label)".into()));
+    })
+}
+
+/// The rules of [`validate_labels`] over the pairs `pairs()` yields; the
+/// reason when one is broken (the same first reason for the same labels,
+/// whatever their form).
+fn check_pairs<'a, I: Iterator<Item = (&'a str, &'a str)>>(
+    pairs: impl Fn() -> I,
+) -> Result<(), String> {
+    if !pairs().any(|(n, v)| n == METRIC_NAME && !v.is_empty()) {
+        return Err("missing metric name (__name__ label)".into());
     }
     let mut prev: Option<&str> = None;
-    for lab in l.iter() {
-        if !valid_label_name(&lab.name) {
-            return Err(bad(format!(
-                "invalid label name {:?}: must match [a-zA-Z_][a-zA-Z0-9_]*",
-                lab.name
-            )));
+    for (name, value) in pairs() {
+        if !valid_label_name(name) {
+            return Err(format!(
+                "invalid label name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"
+            ));
         }
-        if lab.name.starts_with("__") && lab.name != METRIC_NAME {
-            return Err(bad(format!(
-                "label name {:?} is reserved (names starting with __ are internal)",
-                lab.name
-            )));
+        if name.starts_with("__") && name != METRIC_NAME {
+            return Err(format!(
+                "label name {name:?} is reserved (names starting with __ are internal)"
+            ));
         }
-        if lab.value.is_empty() {
-            return Err(bad(format!("label {:?} has an empty value", lab.name)));
+        if value.is_empty() {
+            return Err(format!("label {name:?} has an empty value"));
         }
         if let Some(p) = prev {
-            if p == lab.name {
-                return Err(bad(format!("duplicate label name {:?}", lab.name)));
+            if p == name {
+                return Err(format!("duplicate label name {name:?}"));
             }
-            if p > lab.name.as_str() {
-                return Err(bad("labels are not sorted by name".into()));
+            if p > name {
+                return Err("labels are not sorted by name".into());
             }
         }
-        prev = Some(&lab.name);
+        prev = Some(name);
     }
     Ok(())
 }

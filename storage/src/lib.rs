@@ -49,7 +49,8 @@ mod shard;
 pub mod snapshot;
 
 pub use batch::{
-    BatchEncoder, BatchError, BatchView, SeriesReader, SeriesRef, SeriesSamples, WriteBatch,
+    BatchEncoder, BatchError, BatchView, RawSeriesRef, SeriesReader, SeriesRef, SeriesSamples,
+    WriteBatch,
 };
 pub use db::{Db, StorageOptions};
 pub use error::{ErrorKind, StorageError};

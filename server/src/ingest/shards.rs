@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use cluster::{ClusterError, Node, Rejection, ShardOutcome, WriteOutcome};
 use futures::future::join_all;
-use model::{Label, Labels, Sample};
+use model::{Label, Sample};
 use storage::BatchEncoder;
 
 use super::cache::{Cached, IngestCache};
@@ -136,8 +136,12 @@ impl<'a> ShardBatches<'a> {
         }
         match check_labels(self.limits, pairs) {
             Ok(l) => {
-                let shard = model::labels::shard_of(&l, self.shard_count);
-                self.push(shard, None, Some(&l), key, src, samples);
+                // Encoded once: the encoding is hashed for the shard and
+                // goes into the batch as it is.
+                let enc = model::labels::encode(&l);
+                let h = model::labels::hash(&enc);
+                let shard = model::labels::shard_of_hash(h, self.shard_count);
+                self.push(shard, None, Some(&enc), key, src, samples);
             }
             Err((reason, msg)) => self.refuse(reason, msg, samples.len() as u64),
         }
@@ -147,7 +151,7 @@ impl<'a> ShardBatches<'a> {
         &mut self,
         shard: u32,
         id: Option<u64>,
-        labels: Option<&Labels>,
+        labels: Option<&[u8]>,
         key: u128,
         src: &'a [u8],
         samples: &[Sample],
@@ -155,7 +159,7 @@ impl<'a> ShardBatches<'a> {
         let part = self.parts.entry(shard).or_default();
         match (id, labels) {
             (Some(id), _) => part.enc.push_id(id, samples),
-            (None, Some(l)) => part.enc.push_labels(l, samples),
+            (None, Some(enc)) => part.enc.push_encoded_labels(enc, samples),
             (None, None) => return,
         }
         part.series.push(Entry {

@@ -9,8 +9,8 @@ use super::{ApplyState, Shard};
 use crate::head::{Appended, MemSeries};
 use crate::outcome::Rejections;
 use crate::{
-    labels, ApplyOutcome, BatchView, RejectReason, SeriesLimits, SeriesRef, SeriesSamples,
-    StorageError, WriteBatch,
+    labels, ApplyOutcome, BatchView, RawSeriesRef, RejectReason, SeriesLimits, SeriesRef,
+    SeriesSamples, StorageError, WriteBatch,
 };
 
 impl Shard {
@@ -25,7 +25,13 @@ impl Shard {
         self.check_dropped()?;
         if log_index <= self.applied.load(Ordering::Acquire) {
             let series_ids = match batch {
-                WriteBatch::Samples(v) => v.iter().map(|s| self.current_id(&s.series)).collect(),
+                WriteBatch::Samples(v) => v
+                    .iter()
+                    .map(|s| match &s.series {
+                        SeriesRef::Labels(l) => self.lookup(l),
+                        SeriesRef::Id(id) => self.current_id(RawSeriesRef::Id(*id)),
+                    })
+                    .collect(),
                 WriteBatch::Retention { .. } => Vec::new(),
             };
             return Ok(ApplyOutcome {
@@ -87,13 +93,13 @@ impl Shard {
         };
         let mut rej = Rejections::default();
         let mut samples = Vec::new();
-        while let Some(r) = rd.next_series(&mut samples)? {
+        while let Some(r) = rd.next_raw(&mut samples)? {
             let id = if replay {
-                self.current_id(&r)
+                self.current_id(r)
             } else {
-                self.apply_series(&mut st, &r, &samples, limits, &mut rej, &mut out.accepted)
+                self.apply_series(&mut st, r, &samples, limits, &mut rej, &mut out.accepted)
             };
-            if id.is_none() && matches!(r, SeriesRef::Id(_)) {
+            if id.is_none() && matches!(r, RawSeriesRef::Id(_)) {
                 out.unknown_ids.push(out.series_ids.len());
             }
             out.series_ids.push(id);
@@ -106,15 +112,15 @@ impl Shard {
     }
 
     /// The id of a series as named in a batch, if it exists (no change).
-    fn current_id(&self, r: &SeriesRef) -> Option<u64> {
+    fn current_id(&self, r: RawSeriesRef) -> Option<u64> {
         match r {
-            SeriesRef::Labels(l) => self.lookup(l),
-            SeriesRef::Id(id) => self
-                .stripe(*id)
+            RawSeriesRef::Labels(enc) => self.find(enc, labels::hash(enc)),
+            RawSeriesRef::Id(id) => self
+                .stripe(id)
                 .read()
                 .series
-                .contains_key(id)
-                .then_some(*id),
+                .contains_key(&id)
+                .then_some(id),
         }
     }
 
@@ -122,9 +128,17 @@ impl Shard {
         let mut rej = Rejections::default();
         let mut out = ApplyOutcome::default();
         for s in series {
+            let enc;
+            let r = match &s.series {
+                SeriesRef::Labels(l) => {
+                    enc = labels::encode(l);
+                    RawSeriesRef::Labels(&enc)
+                }
+                SeriesRef::Id(id) => RawSeriesRef::Id(*id),
+            };
             let id = self.apply_series(
                 st,
-                &s.series,
+                r,
                 &s.samples,
                 &SeriesLimits::NONE,
                 &mut rej,
@@ -144,7 +158,7 @@ impl Shard {
     fn apply_series(
         &self,
         st: &mut ApplyState,
-        series: &SeriesRef,
+        series: RawSeriesRef,
         samples: &[Sample],
         limits: &SeriesLimits,
         rej: &mut Rejections,
@@ -152,20 +166,14 @@ impl Shard {
     ) -> Option<u64> {
         let n = samples.len() as u64;
         let id = match series {
-            SeriesRef::Labels(l) => match crate::validate_labels(l) {
-                Ok(()) => match self.get_or_create(st, l, limits) {
-                    Ok(id) => id,
-                    Err((reason, why)) => {
-                        rej.add(reason, n.max(1), || why);
-                        return None;
-                    }
-                },
-                Err(e) => {
-                    rej.add(RejectReason::InvalidLabels, n.max(1), || e.to_string());
+            RawSeriesRef::Labels(enc) => match self.get_or_create(st, enc, limits) {
+                Ok(id) => id,
+                Err((reason, why)) => {
+                    rej.add(reason, n.max(1), || why);
                     return None;
                 }
             },
-            SeriesRef::Id(id) => *id,
+            RawSeriesRef::Id(id) => id,
         };
         let mut stripe = self.stripe(id).write();
         let Some(m) = stripe.series.get_mut(&id) else {
@@ -189,54 +197,57 @@ impl Shard {
         Some(id)
     }
 
-    /// The id of the series `l`, created if new and `limits` allow it.
+    /// The id of the series with label encoding `enc`, created if new, valid
+    /// and `limits` allow it. A known series costs one hash and one lookup.
     fn get_or_create(
         &self,
         st: &mut ApplyState,
-        l: &model::Labels,
+        enc: &[u8],
         limits: &SeriesLimits,
     ) -> Result<u64, (RejectReason, String)> {
-        let enc = labels::encode(l);
-        let h = labels::hash(&enc);
-        if let Some(id) = self.find(&enc, h) {
+        let h = labels::hash(enc);
+        if let Some(id) = self.find(enc, h) {
             return Ok(id);
         }
+        labels::validate_encoded(enc).map_err(|e| (RejectReason::InvalidLabels, e.to_string()))?;
         if !limits.is_none() {
-            self.check_series_limits(l, limits)?;
+            self.check_series_limits(enc, limits)?;
         }
         let id = st.next_series_id;
         st.next_series_id += 1;
-        self.insert_series(id, MemSeries::new(enc));
+        self.insert_series(id, MemSeries::new(enc.into()));
         self.new_series.write().push(id);
         Ok(id)
     }
 
-    /// Refuses a new series `l` when the shard is at a limit.
+    /// Refuses a new series (label encoding `enc`) when the shard is at a
+    /// limit.
     fn check_series_limits(
         &self,
-        l: &model::Labels,
+        enc: &[u8],
         limits: &SeriesLimits,
     ) -> Result<(), (RejectReason, String)> {
+        let l = || labels::decode(enc).map_or_else(|_| "{?}".into(), |l| l.to_string());
         let index = self.index.read();
         let have = index.live_series();
         if limits.max_series > 0 && have >= limits.max_series {
             return Err((
                 RejectReason::SeriesLimit,
                 format!(
-                    "series {l}: shard {} holds {have} series, its limit is {} (its share of --max-series)",
-                    self.id, limits.max_series
+                    "series {}: shard {} holds {have} series, its limit is {} (its share of --max-series)",
+                    l(), self.id, limits.max_series
                 ),
             ));
         }
         if limits.max_series_per_metric > 0 {
-            let metric = l.get(model::METRIC_NAME).unwrap_or("");
+            let metric = labels::get(enc, model::METRIC_NAME);
             let have = index.series_of_metric(metric);
             if have >= limits.max_series_per_metric {
                 return Err((
                     RejectReason::MetricSeriesLimit,
                     format!(
-                        "series {l}: shard {} holds {have} series of metric {metric:?}, its limit is {} (its share of --max-series-per-metric)",
-                        self.id, limits.max_series_per_metric
+                        "series {}: shard {} holds {have} series of metric {metric:?}, its limit is {} (its share of --max-series-per-metric)",
+                        l(), self.id, limits.max_series_per_metric
                     ),
                 ));
             }
