@@ -3,7 +3,8 @@
 //!
 //! Matchers, `label_names` and `label_values` are answered from the
 //! in-memory inverted index (`super::inverted`), which a read holds a read
-//! lock on while it checks candidate series' time ranges.
+//! lock on while it checks candidate series' time ranges: on the spans the
+//! index keeps, and in the series map when a span cannot tell.
 //!
 //! Reads take read locks only; they run concurrently with apply. A
 //! series' in-memory chunks are read before its RocksDB chunks, so a
@@ -189,7 +190,7 @@ impl Shard {
     ) -> Result<Vec<String>, StorageError> {
         self.check_dropped()?;
         let idx = self.index.read();
-        let live = |id: u64| self.live(id, min_t, max_t);
+        let live = |id: u64| idx.surely_overlaps(id, min_t, max_t) || self.live(id, min_t, max_t);
         if matchers.is_empty() {
             return Ok(idx
                 .names
@@ -253,7 +254,7 @@ impl Shard {
             }
             return Ok(Vec::new());
         };
-        let live = |id: u64| self.live(id, min_t, max_t);
+        let live = |id: u64| idx.surely_overlaps(id, min_t, max_t) || self.live(id, min_t, max_t);
         if matchers.is_empty() {
             return Ok(entry
                 .values
