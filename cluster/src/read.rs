@@ -432,14 +432,25 @@ impl ClusterQuerier {
         max_t: i64,
     ) -> Result<Vec<String>, QueryableError> {
         let (outs, _) = self.fan_out(op, ms, min_t, max_t).await?;
-        let mut set = BTreeSet::new();
-        for o in outs {
-            if let ReadOut::Strings(v) = o {
-                set.extend(v);
-            }
-        }
-        Ok(set.into_iter().collect())
+        Ok(merge_sorted(outs.into_iter().filter_map(|o| match o {
+            ReadOut::Strings(v) => Some(v),
+            _ => None,
+        })))
     }
+}
+
+/// The sorted, unique union of sorted lists (every shard answers sorted).
+/// The stable sort finds the lists as runs and merges them, so no string
+/// is copied or compared more than a merge would.
+pub fn merge_sorted<T: Ord>(lists: impl IntoIterator<Item = Vec<T>>) -> Vec<T> {
+    let mut lists = lists.into_iter();
+    let mut all = lists.next().unwrap_or_default();
+    for mut v in lists {
+        all.append(&mut v);
+    }
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// Decodes the encoded chunks of every shard's answer, series by series,
@@ -543,12 +554,9 @@ impl query::model::Queryable for ClusterQuerier {
         max_t: i64,
     ) -> Result<Vec<Labels>, QueryableError> {
         let (outs, _) = self.fan_out(ReadOp::Series, matchers, min_t, max_t).await?;
-        let mut set = BTreeSet::new();
-        for o in outs {
-            if let ReadOut::Labels(v) = o {
-                set.extend(v);
-            }
-        }
-        Ok(set.into_iter().collect())
+        Ok(merge_sorted(outs.into_iter().filter_map(|o| match o {
+            ReadOut::Labels(v) => Some(v),
+            _ => None,
+        })))
     }
 }
