@@ -439,18 +439,46 @@ impl ClusterQuerier {
     }
 }
 
-/// The sorted, unique union of sorted lists (every shard answers sorted).
-/// The stable sort finds the lists as runs and merges them, so no string
-/// is copied or compared more than a merge would.
+/// The sorted, unique union of sorted, unique lists (every shard answers
+/// so): merged two by two, in rounds, dropping duplicates as they meet.
+/// Shards mostly share their values (every shard has most instances), so
+/// the lists stay short after the first round: about one comparison per
+/// input element in all, where a sort of them all takes log2(shards).
 pub fn merge_sorted<T: Ord>(lists: impl IntoIterator<Item = Vec<T>>) -> Vec<T> {
-    let mut lists = lists.into_iter();
-    let mut all = lists.next().unwrap_or_default();
-    for mut v in lists {
-        all.append(&mut v);
+    let mut lists: Vec<Vec<T>> = lists.into_iter().filter(|l| !l.is_empty()).collect();
+    while lists.len() > 1 {
+        let mut next = Vec::with_capacity(lists.len().div_ceil(2));
+        let mut it = lists.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => merge_two(a, b),
+                None => a,
+            });
+        }
+        lists = next;
     }
-    all.sort();
-    all.dedup();
-    all
+    lists.pop().unwrap_or_default()
+}
+
+/// The sorted, unique union of two sorted, unique lists.
+fn merge_two<T: Ord>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    debug_assert!(a.is_sorted() && b.is_sorted());
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        let from_a = match x.cmp(y) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => {
+                b.next();
+                true
+            }
+        };
+        out.extend(if from_a { a.next() } else { b.next() });
+    }
+    out.extend(a);
+    out.extend(b);
+    out
 }
 
 /// Decodes the encoded chunks of every shard's answer, series by series,
