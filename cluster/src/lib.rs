@@ -76,7 +76,7 @@ pub use config::NodeConfig;
 pub use error::{ClusterError, ErrorKind};
 pub use node::Node;
 pub use proposer::{IncomingSeries, ShardOutcome};
-pub use read::{merge_sorted, ClusterQuerier};
+pub use read::{merge_sorted, on_blocking_thread, ClusterQuerier};
 pub use status::{ClusterStatus, GroupStats, MoveStatus, NodeStats, NodeStatus, ShardStatus};
 pub use types::{NodeId, Rejection};
 pub use write::WriteOutcome;

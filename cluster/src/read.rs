@@ -3,6 +3,7 @@
 //! tasks for all of them, remote ones over gRPC as encoded chunks, decoded
 //! here) and merges the answers.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,6 +57,50 @@ pub(crate) fn read_local(
         ReadOp::Series => ReadOut::Labels(shard.series(ms, min_t, max_t)?),
         ReadOp::TsdbStats => ReadOut::Tsdb(shard.tsdb_stats()),
     })
+}
+
+/// Reads local shards one after the other, on the calling thread.
+fn read_share(
+    share: &[(u32, Arc<Shard>)],
+    op: &ReadOp,
+    ms: &[Matcher],
+    min_t: i64,
+    max_t: i64,
+) -> Vec<(u32, Result<ReadOut, ClusterError>)> {
+    share
+        .iter()
+        .map(|(s, st)| {
+            (
+                *s,
+                read_local(st, op, ms, min_t, max_t).map_err(storage_read_err),
+            )
+        })
+        .collect()
+}
+
+thread_local! {
+    /// Set by [`on_blocking_thread`].
+    static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the calling thread marked as one that may block: a
+/// thread of the blocking pool that drives a request's reads with
+/// `Handle::block_on` (never a runtime worker). [`Node::read_all`] then
+/// reads a share of the local shards on it instead of handing all of them
+/// to other threads.
+pub fn on_blocking_thread<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MAY_BLOCK.set(self.0);
+        }
+    }
+    let _restore = Restore(MAY_BLOCK.replace(true));
+    f()
+}
+
+fn may_block_here() -> bool {
+    MAY_BLOCK.get()
 }
 
 fn storage_read_err(e: storage::StorageError) -> ClusterError {
@@ -298,23 +343,22 @@ impl Node {
         for (i, x) in local.iter().cloned().enumerate() {
             shares[i % workers].push(x);
         }
-        let local_reads = join_all(shares.into_iter().filter(|v| !v.is_empty()).map(|share| {
+        let mut shares: Vec<_> = shares.into_iter().filter(|v| !v.is_empty()).collect();
+        // A thread that may block, with no remote shard to wait for, reads
+        // one share itself once the others are handed out: a hand-off to
+        // the blocking pool and back fewer.
+        let own_share = if local.len() == n as usize && may_block_here() {
+            shares.pop()
+        } else {
+            None
+        };
+        let local_reads = join_all(shares.into_iter().map(|share| {
             let (op, ms) = (op.clone(), ms.to_vec());
             let ids: Vec<u32> = share.iter().map(|(s, _)| *s).collect();
+            let task =
+                tokio::task::spawn_blocking(move || read_share(&share, &op, &ms, min_t, max_t));
             async move {
-                let res = tokio::task::spawn_blocking(move || {
-                    share
-                        .iter()
-                        .map(|(s, st)| {
-                            (
-                                *s,
-                                read_local(st, &op, &ms, min_t, max_t).map_err(storage_read_err),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await;
-                match res {
+                match task.await {
                     Ok(v) => v,
                     Err(e) => ids
                         .into_iter()
@@ -323,6 +367,7 @@ impl Node {
                 }
             }
         }));
+        let own = own_share.map_or_else(Vec::new, |share| read_share(&share, op, ms, min_t, max_t));
         let is_local: BTreeSet<u32> = local.iter().map(|(s, _)| *s).collect();
         let remote_reads = join_all(
             (0..n)
@@ -331,7 +376,7 @@ impl Node {
         );
         let (l, r) = tokio::join!(local_reads, remote_reads);
         let mut out: Vec<Option<Result<ReadOut, ClusterError>>> = (0..n).map(|_| None).collect();
-        for (s, res) in l.into_iter().flatten().chain(r) {
+        for (s, res) in l.into_iter().flatten().chain(own).chain(r) {
             out[s as usize] = Some(res);
         }
         out.into_iter()

@@ -43,12 +43,14 @@ where
     let (_wanted, mut gone) = oneshot::channel::<()>();
     let work = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let fetched = rt.block_on(async {
-            tokio::select! {
-                biased;
-                _ = &mut gone => None,
-                r = fetch => Some(r),
-            }
+        let fetched = cluster::on_blocking_thread(|| {
+            rt.block_on(async {
+                tokio::select! {
+                    biased;
+                    _ = &mut gone => None,
+                    r = fetch => Some(r),
+                }
+            })
         });
         let still_wanted = matches!(gone.try_recv(), Err(oneshot::error::TryRecvError::Empty));
         let out = match fetched {
