@@ -60,6 +60,10 @@ pub(crate) fn read_local(
 }
 
 /// Reads local shards one after the other, on the calling thread.
+///
+/// Label values are merged here as each shard visits them, so a value
+/// that several shards have costs one `String`: the first shard that
+/// answers well carries the share's merged list, the others none.
 fn read_share(
     share: &[(u32, Arc<Shard>)],
     op: &ReadOp,
@@ -67,6 +71,36 @@ fn read_share(
     min_t: i64,
     max_t: i64,
 ) -> Vec<(u32, Result<ReadOut, ClusterError>)> {
+    if let ReadOp::LabelValues(name) = op {
+        let mut merged: Vec<String> = Vec::new();
+        let mut out: Vec<(u32, Result<ReadOut, ClusterError>)> = share
+            .iter()
+            .map(|(s, st)| {
+                let mut next = Vec::with_capacity(merged.len());
+                let mut old = std::mem::take(&mut merged).into_iter().peekable();
+                let res = st.visit_label_values(name, ms, min_t, max_t, |v| {
+                    while let Some(x) = old.next_if(|x| x.as_str() < v) {
+                        next.push(x);
+                    }
+                    next.push(match old.next_if(|x| x.as_str() == v) {
+                        Some(x) => x,
+                        None => v.to_string(),
+                    });
+                });
+                next.extend(old);
+                merged = next;
+                (
+                    *s,
+                    res.map(|()| ReadOut::Strings(Vec::new()))
+                        .map_err(storage_read_err),
+                )
+            })
+            .collect();
+        if let Some((_, Ok(ReadOut::Strings(v)))) = out.iter_mut().find(|(_, r)| r.is_ok()) {
+            *v = merged;
+        }
+        return out;
+    }
     share
         .iter()
         .map(|(s, st)| {

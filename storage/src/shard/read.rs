@@ -245,6 +245,21 @@ impl Shard {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        self.visit_label_values(name, matchers, min_t, max_t, |v| out.push(v.to_string()))?;
+        Ok(out)
+    }
+
+    /// [`Shard::label_values`] without a `String` per value: `f` sees
+    /// each value once, in order.
+    pub fn visit_label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        mut f: impl FnMut(&str),
+    ) -> Result<(), StorageError> {
         self.check_dropped()?;
         let idx = self.index.read();
         let Some(entry) = idx.name(name) else {
@@ -252,16 +267,16 @@ impl Shard {
             if !matchers.is_empty() {
                 self.resolve(&idx, matchers)?;
             }
-            return Ok(Vec::new());
+            return Ok(());
         };
         let live = |id: u64| idx.surely_overlaps(id, min_t, max_t) || self.live(id, min_t, max_t);
         if matchers.is_empty() {
-            return Ok(entry
+            entry
                 .values
                 .iter()
                 .filter(|(_, ids)| ids.iter().rev().any(|&id| live(id)))
-                .map(|(v, _)| v.to_string())
-                .collect());
+                .for_each(|(v, _)| f(v));
+            return Ok(());
         }
         let ids = self.resolve(&idx, matchers)?;
         if ids.len().saturating_mul(8) <= entry.postings {
@@ -273,9 +288,10 @@ impl Shard {
                 }
                 Ok(())
             })?;
-            return Ok(values.into_iter().collect());
+            values.iter().for_each(|v| f(v));
+            return Ok(());
         }
-        Ok(entry
+        entry
             .values
             .iter()
             .filter(|(_, post)| {
@@ -283,8 +299,8 @@ impl Shard {
                     .rev()
                     .any(|id| ids.binary_search(id).is_ok() && live(*id))
             })
-            .map(|(v, _)| v.to_string())
-            .collect())
+            .for_each(|(v, _)| f(v));
+        Ok(())
     }
 
     /// Label sets of matching series whose time range overlaps the range,
