@@ -70,7 +70,7 @@ pub use config::NodeConfig;
 pub use error::{ClusterError, ErrorKind};
 pub use node::Node;
 pub use read::local::LocalQueryable;
-pub use read::ClusterQuerier;
+pub use read::{merge_sorted, on_blocking_thread, ClusterQuerier};
 pub use status::{ClusterStatus, GroupStats, MoveStatus, NodeStats, NodeStatus, ShardStatus};
 pub use types::{NodeId, Rejection};
 pub use write::propose::{IncomingSeries, ShardOutcome};

@@ -18,7 +18,8 @@ const VALUES: [&str; 4] = ["x", "y", "xy", "z.1"];
 const METRICS: [&str; 3] = ["m1", "m2", "m3"];
 
 /// A generated series: metric, optional values of a, b, c, first sample
-/// time, number of samples (one a minute).
+/// time, number of samples (one a minute; none makes a series without
+/// samples, which no answer shows).
 #[derive(Clone, Debug)]
 struct Gen {
     metric: usize,
@@ -48,7 +49,7 @@ fn gen_series() -> impl Strategy<Value = Gen> {
         0..METRICS.len(),
         proptest::array::uniform3(proptest::option::of(0..VALUES.len())),
         0i64..20,
-        1i64..10,
+        prop_oneof![1 => Just(0i64), 6 => 1i64..10],
     )
         .prop_map(|(metric, vals, start, n)| Gen {
             metric,
@@ -104,8 +105,11 @@ impl Scan<'_> {
         let mut v: Vec<&Labels> = self
             .set
             .iter()
-            .filter(|(l, a, b, _)| {
-                *a <= max_t && *b >= min_t && ms.iter().all(|m| m.matches_labels(l))
+            .filter(|(l, a, b, ts)| {
+                !ts.is_empty()
+                    && *a <= max_t
+                    && *b >= min_t
+                    && ms.iter().all(|m| m.matches_labels(l))
             })
             .map(|(l, _, _, _)| l)
             .collect();
@@ -219,11 +223,13 @@ fn expected(gens: &[Gen]) -> Vec<Entry> {
         let l = g.labels();
         let times = (0..g.n).map(|i| g.start + i * 60_000);
         match out.iter_mut().find(|(x, _, _, _)| *x == l) {
+            // a series without samples takes all of them
+            Some(e) if e.3.is_empty() => *e = (l, g.start, g.last(), times.collect()),
             Some(e) => {
                 // samples not newer than the newest are rejected (out of order)
                 let newest = e.2;
                 e.3.extend(times.filter(|t| *t > newest));
-                if g.last() > e.2 {
+                if g.n > 0 && g.last() > e.2 {
                     e.2 = g.last();
                 }
             }
@@ -256,14 +262,22 @@ proptest! {
             if let Some(c) = cutoff {
                 let cutoff_ms = c * 60_000;
                 sh.apply(gens.len() as u64 + 1, &WriteBatch::Retention { cutoff_ms }).unwrap();
-                set.retain(|(_, _, last, _)| *last >= cutoff_ms);
+                // retention also removes series without samples
+                set.retain(|(_, _, last, ts)| !ts.is_empty() && *last >= cutoff_ms);
             }
             for (ms, a, b) in &queries {
                 let (a, b) = (a.min(b) * 60_000, a.max(b) * 60_000);
                 check(&sh, &set, ms, a, b);
                 check(&sh, &set, ms, i64::MIN, i64::MAX);
             }
+            // a checkpoint makes the shard's time bounds exact: ranges that
+            // cover every series skip the per-series check
             sh.checkpoint().unwrap();
+            for (ms, a, b) in &queries {
+                let (a, b) = (a.min(b) * 60_000, a.max(b) * 60_000);
+                check(&sh, &set, ms, a, b);
+                check(&sh, &set, ms, 0, 30 * 60_000);
+            }
             set
         };
         // reopen: the index is rebuilt from the series column family
@@ -312,4 +326,74 @@ fn mass_retention_leaves_no_trace() {
     assert_eq!(even, vec!["15000", "15002", "15004", "15006", "15008"][..]);
     let stats = sh.tsdb_stats();
     assert_eq!(stats.num_series, 5_000);
+}
+
+/// The time spans the index keeps per series (set at a series' first
+/// sample, moved on at checkpoints) answer only for series they prove
+/// overlap the range: a series without samples, one whose newest sample is
+/// older than the range, one that moved on since the last checkpoint and
+/// series removed by retention (still in the postings) are answered right,
+/// whether the spans are behind (between checkpoints) or exact (after one).
+#[test]
+fn time_spans_answer_exactly() {
+    let (_d, db) = open(StorageOptions::default());
+    let sh = db.shard(0).unwrap();
+    let vals = |sh: &Shard, a: i64, b: i64| sh.label_values("i", &[], a, b).unwrap();
+    let sel = [Matcher::new(MatchOp::RegexMatch, "__name__", ".+").unwrap()];
+    let matched = |sh: &Shard, a: i64, b: i64| sh.label_values("i", &sel, a, b).unwrap();
+    sh.apply(
+        1,
+        &WriteBatch::Samples(vec![
+            series(&lbl("m", &[("i", "1")]), &[(100, 1.0), (200, 1.0)]),
+            series(&lbl("m", &[("i", "2")]), &[(150, 1.0)]),
+            // no samples
+            series(&lbl("m", &[("i", "3")]), &[]),
+        ]),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        assert_eq!(vals(&sh, i64::MIN, i64::MAX), ["1", "2"]);
+        assert_eq!(matched(&sh, i64::MIN, i64::MAX), ["1", "2"]);
+        assert_eq!(vals(&sh, 160, 1000), ["1"]);
+        assert_eq!(vals(&sh, 0, 120), ["1"]);
+        sh.checkpoint().unwrap();
+    }
+    // the series without samples gets one: it counts from now on
+    sh.apply(
+        2,
+        &WriteBatch::Samples(vec![series(&lbl("m", &[("i", "3")]), &[(300, 1.0)])]),
+    )
+    .unwrap();
+    assert_eq!(vals(&sh, i64::MIN, i64::MAX), ["1", "2", "3"]);
+    assert_eq!(vals(&sh, 0, 1000), ["1", "2", "3"]);
+    assert_eq!(vals(&sh, 250, 1000), ["3"]);
+    // series 1 moves on: its span stays where it was until a checkpoint
+    sh.apply(
+        3,
+        &WriteBatch::Samples(vec![
+            series(&lbl("m", &[("i", "1")]), &[(400, 1.0)]),
+            series(&lbl("m", &[("i", "4")]), &[]),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(vals(&sh, 350, 1000), ["1"]);
+    assert_eq!(vals(&sh, i64::MIN, i64::MAX), ["1", "2", "3"]);
+    // retention drops 2 (newest 150) and the empty 4; both stay in the
+    // postings (lazy removal) while every other series overlaps
+    sh.apply(4, &WriteBatch::Retention { cutoff_ms: 160 })
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(vals(&sh, i64::MIN, i64::MAX), ["1", "3"]);
+        assert_eq!(matched(&sh, i64::MIN, i64::MAX), ["1", "3"]);
+        assert_eq!(vals(&sh, 0, 1000), ["1", "3"]);
+        assert_eq!(vals(&sh, 350, 1000), ["1"]);
+        assert_eq!(sh.label_names(&[], 0, 1000).unwrap(), ["__name__", "i"]);
+        sh.checkpoint().unwrap();
+    }
+    drop(sh);
+    drop(db);
+    let db = Db::open(_d.path(), StorageOptions::default()).unwrap();
+    let sh = db.shard(0).unwrap();
+    assert_eq!(vals(&sh, i64::MIN, i64::MAX), ["1", "3"]);
+    assert_eq!(vals(&sh, 350, 1000), ["1"]);
 }

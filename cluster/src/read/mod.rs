@@ -6,6 +6,7 @@
 pub mod local;
 pub mod serve;
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,6 +61,84 @@ pub(crate) fn read_local(
         ReadOp::Series => ReadOut::Labels(shard.series(ms, min_t, max_t)?),
         ReadOp::TsdbStats => ReadOut::Tsdb(shard.tsdb_stats()),
     })
+}
+
+/// Reads local shards one after the other, on the calling thread.
+///
+/// Label values are merged here as each shard visits them, so a value
+/// that several shards have costs one `String`: the first shard that
+/// answers well carries the share's merged list, the others none.
+fn read_share(
+    share: &[(u32, Arc<Shard>)],
+    op: &ReadOp,
+    ms: &[Matcher],
+    min_t: i64,
+    max_t: i64,
+) -> Vec<(u32, Result<ReadOut, ClusterError>)> {
+    if let ReadOp::LabelValues(name) = op {
+        let mut merged: Vec<String> = Vec::new();
+        let mut out: Vec<(u32, Result<ReadOut, ClusterError>)> = share
+            .iter()
+            .map(|(s, st)| {
+                let mut next = Vec::with_capacity(merged.len());
+                let mut old = std::mem::take(&mut merged).into_iter().peekable();
+                let res = st.visit_label_values(name, ms, min_t, max_t, |v| {
+                    while let Some(x) = old.next_if(|x| x.as_str() < v) {
+                        next.push(x);
+                    }
+                    next.push(match old.next_if(|x| x.as_str() == v) {
+                        Some(x) => x,
+                        None => v.to_string(),
+                    });
+                });
+                next.extend(old);
+                merged = next;
+                (
+                    *s,
+                    res.map(|()| ReadOut::Strings(Vec::new()))
+                        .map_err(storage_read_err),
+                )
+            })
+            .collect();
+        if let Some((_, Ok(ReadOut::Strings(v)))) = out.iter_mut().find(|(_, r)| r.is_ok()) {
+            *v = merged;
+        }
+        return out;
+    }
+    share
+        .iter()
+        .map(|(s, st)| {
+            (
+                *s,
+                read_local(st, op, ms, min_t, max_t).map_err(storage_read_err),
+            )
+        })
+        .collect()
+}
+
+thread_local! {
+    /// Set by [`on_blocking_thread`].
+    static MAY_BLOCK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the calling thread marked as one that may block: a
+/// thread of the blocking pool that drives a request's reads with
+/// `Handle::block_on` (never a runtime worker). [`Node::read_all`] then
+/// reads a share of the local shards on it instead of handing all of them
+/// to other threads.
+pub fn on_blocking_thread<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MAY_BLOCK.set(self.0);
+        }
+    }
+    let _restore = Restore(MAY_BLOCK.replace(true));
+    f()
+}
+
+fn may_block_here() -> bool {
+    MAY_BLOCK.get()
 }
 
 fn storage_read_err(e: storage::StorageError) -> ClusterError {
@@ -302,23 +381,22 @@ impl Node {
         for (i, x) in local.iter().cloned().enumerate() {
             shares[i % workers].push(x);
         }
-        let local_reads = join_all(shares.into_iter().filter(|v| !v.is_empty()).map(|share| {
+        let mut shares: Vec<_> = shares.into_iter().filter(|v| !v.is_empty()).collect();
+        // A thread that may block, with no remote shard to wait for, reads
+        // one share itself once the others are handed out: a hand-off to
+        // the blocking pool and back fewer.
+        let own_share = if local.len() == n as usize && may_block_here() {
+            shares.pop()
+        } else {
+            None
+        };
+        let local_reads = join_all(shares.into_iter().map(|share| {
             let (op, ms) = (op.clone(), ms.to_vec());
             let ids: Vec<u32> = share.iter().map(|(s, _)| *s).collect();
+            let task =
+                tokio::task::spawn_blocking(move || read_share(&share, &op, &ms, min_t, max_t));
             async move {
-                let res = tokio::task::spawn_blocking(move || {
-                    share
-                        .iter()
-                        .map(|(s, st)| {
-                            (
-                                *s,
-                                read_local(st, &op, &ms, min_t, max_t).map_err(storage_read_err),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await;
-                match res {
+                match task.await {
                     Ok(v) => v,
                     Err(e) => ids
                         .into_iter()
@@ -327,6 +405,7 @@ impl Node {
                 }
             }
         }));
+        let own = own_share.map_or_else(Vec::new, |share| read_share(&share, op, ms, min_t, max_t));
         let is_local: BTreeSet<u32> = local.iter().map(|(s, _)| *s).collect();
         let remote_reads = join_all(
             (0..n)
@@ -335,7 +414,7 @@ impl Node {
         );
         let (l, r) = tokio::join!(local_reads, remote_reads);
         let mut out: Vec<Option<Result<ReadOut, ClusterError>>> = (0..n).map(|_| None).collect();
-        for (s, res) in l.into_iter().flatten().chain(r) {
+        for (s, res) in l.into_iter().flatten().chain(own).chain(r) {
             out[s as usize] = Some(res);
         }
         out.into_iter()
@@ -436,14 +515,53 @@ impl ClusterQuerier {
         max_t: i64,
     ) -> Result<Vec<String>, QueryableError> {
         let (outs, _) = self.fan_out(op, ms, min_t, max_t).await?;
-        let mut set = BTreeSet::new();
-        for o in outs {
-            if let ReadOut::Strings(v) = o {
-                set.extend(v);
-            }
-        }
-        Ok(set.into_iter().collect())
+        Ok(merge_sorted(outs.into_iter().filter_map(|o| match o {
+            ReadOut::Strings(v) => Some(v),
+            _ => None,
+        })))
     }
+}
+
+/// The sorted, unique union of sorted, unique lists (every shard answers
+/// so): merged two by two, in rounds, dropping duplicates as they meet.
+/// Shards mostly share their values (every shard has most instances), so
+/// the lists stay short after the first round: about one comparison per
+/// input element in all, where a sort of them all takes log2(shards).
+pub fn merge_sorted<T: Ord>(lists: impl IntoIterator<Item = Vec<T>>) -> Vec<T> {
+    let mut lists: Vec<Vec<T>> = lists.into_iter().filter(|l| !l.is_empty()).collect();
+    while lists.len() > 1 {
+        let mut next = Vec::with_capacity(lists.len().div_ceil(2));
+        let mut it = lists.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => merge_two(a, b),
+                None => a,
+            });
+        }
+        lists = next;
+    }
+    lists.pop().unwrap_or_default()
+}
+
+/// The sorted, unique union of two sorted, unique lists.
+fn merge_two<T: Ord>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    debug_assert!(a.is_sorted() && b.is_sorted());
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        let from_a = match x.cmp(y) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => {
+                b.next();
+                true
+            }
+        };
+        out.extend(if from_a { a.next() } else { b.next() });
+    }
+    out.extend(a);
+    out.extend(b);
+    out
 }
 
 /// Decodes the encoded chunks of every shard's answer, series by series,
@@ -547,12 +665,9 @@ impl query::model::Queryable for ClusterQuerier {
         max_t: i64,
     ) -> Result<Vec<Labels>, QueryableError> {
         let (outs, _) = self.fan_out(ReadOp::Series, matchers, min_t, max_t).await?;
-        let mut set = BTreeSet::new();
-        for o in outs {
-            if let ReadOut::Labels(v) = o {
-                set.extend(v);
-            }
-        }
-        Ok(set.into_iter().collect())
+        Ok(merge_sorted(outs.into_iter().filter_map(|o| match o {
+            ReadOut::Labels(v) => Some(v),
+            _ => None,
+        })))
     }
 }

@@ -1,7 +1,6 @@
 //! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values` and
 //! `/api/v1/metadata`.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 
 use axum::extract::{Path, State};
@@ -54,6 +53,15 @@ fn truncate<T>(cap: usize, v: &mut Vec<T>, limit: Option<usize>, warnings: &mut 
     }
 }
 
+/// The sorted, unique union of the answers of several selectors (each
+/// sorted and unique already: one is taken as it is).
+fn merge_or_take<T: Ord>(mut all: Vec<Vec<T>>) -> Vec<T> {
+    if all.len() == 1 {
+        return all.pop().unwrap_or_default();
+    }
+    cluster::merge_sorted(all)
+}
+
 /// `GET|POST /api/v1/series`.
 pub async fn series(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
     let sels = selectors(&p)?;
@@ -65,14 +73,14 @@ pub async fn series(State(s): State<Shared>, p: Params) -> Result<Response, ApiE
     let cap = s.cfg.limits.max_lookup_results;
     let q = s.node.querier(false);
     let fetch = async move {
-        let mut all: BTreeSet<Labels> = BTreeSet::new();
+        let mut all: Vec<Vec<Labels>> = Vec::with_capacity(sels.len());
         for ms in &sels {
-            all.extend(q.series(ms, start, end).await.map_err(queryable_error)?);
+            all.push(q.series(ms, start, end).await.map_err(queryable_error)?);
         }
         Ok(all)
     };
     lookup::run(fetch, move |all| {
-        let mut v: Vec<Labels> = all.into_iter().collect();
+        let mut v = merge_or_take(all);
         let mut warnings = Vec::new();
         truncate(cap, &mut v, limit, &mut warnings);
         Success::with_notes(LabelsList(v), warnings, vec![]).into_response()
@@ -95,14 +103,14 @@ where
     let limit = p.limit()?;
     let cap = s.cfg.limits.max_lookup_results;
     let fetch = async move {
-        let mut all: BTreeSet<String> = BTreeSet::new();
+        let mut all: Vec<Vec<String>> = Vec::with_capacity(sels.len());
         for ms in sels {
-            all.extend(read(ms, start, end).await.map_err(queryable_error)?);
+            all.push(read(ms, start, end).await.map_err(queryable_error)?);
         }
         Ok(all)
     };
     lookup::run(fetch, move |all| {
-        let mut v: Vec<String> = all.into_iter().collect();
+        let mut v = merge_or_take(all);
         let mut warnings = Vec::new();
         truncate(cap, &mut v, limit, &mut warnings);
         Success::with_notes(v, warnings, vec![]).into_response()

@@ -109,8 +109,9 @@ where
     let (answer, answered) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
         let (sent_guard, sent) = std::sync::mpsc::channel::<()>();
-        let out = rt
-            .block_on(eval)
+        // This thread may block: it reads a share of the local shards
+        // itself (`cluster::on_blocking_thread`).
+        let out = cluster::on_blocking_thread(|| rt.block_on(eval))
             .map_err(query_error)
             .map(|o| render(o, limit, sent_guard));
         crate::alloc::release_free_memory();

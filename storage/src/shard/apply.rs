@@ -186,6 +186,7 @@ impl Shard {
             return None;
         };
         let was_dirty = m.dirty;
+        let was_empty = !m.has_samples;
         let window = self.db.opts.out_of_order_window_ms;
         *accepted += append_all(m, samples, window, &mut st.next_chunk_seq, rej);
         if m.dirty && !was_dirty {
@@ -193,6 +194,13 @@ impl Shard {
         }
         if m.has_samples && st.newest_t < Some(m.last_t) {
             st.newest_t = Some(m.last_t);
+        }
+        // Its first samples: the index learns its span now (a series' span
+        // only moves on at checkpoints), after the stripe lock.
+        let first = (was_empty && m.has_samples).then(|| super::span_of(m));
+        drop(stripe);
+        if let Some(span) = first {
+            self.index.write().set_span(id, span);
         }
         Some(id)
     }

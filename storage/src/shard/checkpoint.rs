@@ -62,6 +62,7 @@ impl Shard {
 
         // Changed series: sealed chunks and head records.
         let mut written: Vec<(u64, usize)> = Vec::with_capacity(st.dirty.len());
+        let mut spans = Vec::with_capacity(st.dirty.len());
         for &id in &st.dirty {
             let stripe = self.stripe(id).read();
             let Some(m) = stripe.series.get(&id) else {
@@ -76,7 +77,10 @@ impl Shard {
             }
             wb.put_cf(cf_meta, keys::head_key(self.id, id), m.encode_head());
             written.push((id, m.sealed.len()));
+            spans.push((id, super::span_of(m)));
         }
+        // Their time ranges moved on: so do their spans in the index.
+        self.update_spans(&spans);
 
         let applied = self.applied.load(Ordering::Acquire);
         let rec = StateRecord {

@@ -15,6 +15,16 @@
 //! pass over the touched postings instead of one shift per series and pair.
 //! Until then a posting may hold ids of removed series; readers check every
 //! id against the series map anyway (for its time range), which drops them.
+//!
+//! Time spans: beside `all`, each series has a [`Span`], bounds on its time
+//! range that a reader can check without the series map: its first sample
+//! time is at most `first` and its newest at least `last`. A series' first
+//! sample time only goes down and its newest only up, so a span stays
+//! true once set; it is set when a series gets its first sample, brought
+//! up to date for the series changed since the last checkpoint, at each
+//! checkpoint, and set to [`Span::UNKNOWN`] (which covers nothing) when a
+//! series is removed. A span covering a read's range proves the series
+//! overlaps it; any other series is looked up in the series map.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,6 +33,30 @@ use model::METRIC_NAME;
 
 /// Removed ids below this count are never compacted eagerly.
 const MIN_COMPACT: usize = 4096;
+
+/// Bounds on a series' time range (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// At least the series' first sample time.
+    pub(crate) first: i64,
+    /// At most the series' newest sample time.
+    pub(crate) last: i64,
+}
+
+impl Span {
+    /// Nothing known (no samples, or removed): covers no range (a known
+    /// span has `first <= last`).
+    pub(crate) const UNKNOWN: Span = Span {
+        first: i64::MAX,
+        last: i64::MIN,
+    };
+
+    /// Whether the series surely overlaps `[min_t, max_t]`.
+    #[inline]
+    fn covers(self, min_t: i64, max_t: i64) -> bool {
+        self.first <= self.last && self.first <= max_t && self.last >= min_t
+    }
+}
 
 /// The values of one label name.
 #[derive(Default)]
@@ -39,6 +73,8 @@ pub(crate) struct InvertedIndex {
     pub(crate) names: BTreeMap<Box<str>, NameEntry>,
     /// Every id in the index, sorted.
     pub(crate) all: Vec<u64>,
+    /// The span of each id of `all`, at the same position.
+    spans: Vec<Span>,
     /// Removed series not compacted out of the postings yet, with labels.
     removed: Vec<(u64, Box<[u8]>)>,
     /// Series per metric name, exact at all times (kept eagerly, unlike
@@ -61,10 +97,20 @@ fn insert_sorted(v: &mut Vec<u64>, id: u64) -> bool {
 
 impl InvertedIndex {
     /// Adds a series with this label encoding (callers validated it: apply
-    /// encodes validated labels, load decodes before adding).
-    pub(crate) fn add(&mut self, id: u64, enc: &[u8]) {
-        if !insert_sorted(&mut self.all, id) {
-            return;
+    /// encodes validated labels, load decodes before adding) and span.
+    pub(crate) fn add(&mut self, id: u64, enc: &[u8], span: Span) {
+        match self.all.last() {
+            Some(&last) if last >= id => match self.all.binary_search(&id) {
+                Ok(_) => return,
+                Err(pos) => {
+                    self.all.insert(pos, id);
+                    self.spans.insert(pos, span);
+                }
+            },
+            _ => {
+                self.all.push(id);
+                self.spans.push(span);
+            }
         }
         for (n, v) in labels::pairs(enc).map_while(Result::ok) {
             if n == METRIC_NAME {
@@ -102,6 +148,7 @@ impl InvertedIndex {
                 }
             }
         }
+        self.set_span(id, Span::UNKNOWN);
         self.removed.push((id, enc));
         if self.removed.len() >= MIN_COMPACT.max(self.all.len() / 8) {
             self.compact();
@@ -139,7 +186,43 @@ impl InvertedIndex {
                 self.names.remove(n);
             }
         }
-        self.all.retain(|id| !is_dead(id));
+        let mut kept = 0;
+        for i in 0..self.all.len() {
+            if !is_dead(&self.all[i]) {
+                self.all[kept] = self.all[i];
+                self.spans[kept] = self.spans[i];
+                kept += 1;
+            }
+        }
+        self.all.truncate(kept);
+        self.spans.truncate(kept);
+    }
+
+    /// The position of `id` in `all` (ids are mostly dense: tried first
+    /// at its offset from the first id).
+    #[inline]
+    fn pos(&self, id: u64) -> Option<usize> {
+        let first = *self.all.first()?;
+        let guess = usize::try_from(id.checked_sub(first)?).ok()?;
+        if self.all.get(guess) == Some(&id) {
+            return Some(guess);
+        }
+        self.all.binary_search(&id).ok()
+    }
+
+    /// Sets the span of series `id`, if in the index.
+    pub(crate) fn set_span(&mut self, id: u64, span: Span) {
+        if let Some(p) = self.pos(id) {
+            self.spans[p] = span;
+        }
+    }
+
+    /// Whether series `id`'s span proves it overlaps `[min_t, max_t]`
+    /// (`false` says nothing: look the series up).
+    #[inline]
+    pub(crate) fn surely_overlaps(&self, id: u64, min_t: i64, max_t: i64) -> bool {
+        self.pos(id)
+            .is_some_and(|p| self.spans[p].covers(min_t, max_t))
     }
 
     /// The postings of `name`, if any series has it.
@@ -271,6 +354,35 @@ mod tests {
         let big: Vec<u64> = (0..1000).collect();
         f(&[5, 999, 1000], &big, &[5, 999], &[1000]);
         assert_eq!(union([&vec![3, 5], &vec![1, 5, 9]]), vec![1, 3, 5, 9]);
+    }
+
+    #[test]
+    fn spans_follow_their_ids() {
+        let span = |t: i64| Span { first: t, last: t };
+        let mut idx = InvertedIndex::default();
+        let enc = labels::encode(&model::Labels::from_pairs([("a", "b")]));
+        for id in [3u64, 4, 5, 7, 9, 1] {
+            idx.add(id, &enc, span(id as i64 * 10));
+        }
+        assert_eq!(idx.all, [1, 3, 4, 5, 7, 9]);
+        for id in [1u64, 3, 4, 5, 7, 9] {
+            let t = id as i64 * 10;
+            assert!(idx.surely_overlaps(id, t, t), "{id}");
+            assert!(!idx.surely_overlaps(id, t + 1, t + 5), "{id}");
+        }
+        assert!(!idx.surely_overlaps(2, i64::MIN, i64::MAX));
+        assert!(!idx.surely_overlaps(10, i64::MIN, i64::MAX));
+        idx.remove(4, enc.clone());
+        assert!(!idx.surely_overlaps(4, i64::MIN, i64::MAX));
+        idx.compact();
+        assert_eq!(idx.all, [1, 3, 5, 7, 9]);
+        for id in [1u64, 3, 5, 7, 9] {
+            let t = id as i64 * 10;
+            assert!(idx.surely_overlaps(id, t, t), "{id}");
+        }
+        idx.set_span(7, Span::UNKNOWN);
+        assert!(!idx.surely_overlaps(7, i64::MIN, i64::MAX));
+        assert!(idx.surely_overlaps(9, 90, 90));
     }
 
     #[test]

@@ -86,6 +86,7 @@ impl Shard {
         }
         it.status()?;
 
+        let mut spans = Vec::new();
         let prefix = keys::head_prefix(self.id);
         let mut it = db.rocks.raw_iterator_cf(db.cf(CF_SM_META));
         it.seek(prefix);
@@ -105,9 +106,12 @@ impl Shard {
             if m.has_samples && st.newest_t < Some(m.last_t) {
                 st.newest_t = Some(m.last_t);
             }
+            spans.push((id, super::span_of(m)));
+            drop(stripe);
             it.next();
         }
         it.status()?;
+        self.update_spans(&spans);
         self.applied.store(rec.applied_index, Ordering::Release);
         self.checkpointed
             .store(rec.applied_index, Ordering::Release);

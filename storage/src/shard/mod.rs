@@ -11,7 +11,9 @@
 //!
 //! - `index`: the in-memory inverted index (label name -> value -> postings,
 //!   see `inverted`), kept in step with `stripes` by `insert_series` and
-//!   `remove_series`; lock order is `index` before a stripe.
+//!   `remove_series`; lock order is `index` before a stripe. It also holds
+//!   bounds on each series' time range (`inverted::Span`), so that index
+//!   reads need not look most series up in `stripes`.
 //!
 //! The operations live in their own modules: `apply`, `checkpoint`, `load`,
 //! `read` (+ `index` for matcher resolution), `snapshot`, `tsdb`.
@@ -128,6 +130,18 @@ pub struct Shard {
     checkpointed: AtomicU64,
     user_meta: Mutex<Option<Vec<u8>>>,
     dropped: AtomicBool,
+}
+
+/// What the index may know of a series' time range: all of it.
+fn span_of(m: &MemSeries) -> inverted::Span {
+    if m.has_samples {
+        inverted::Span {
+            first: m.first_t,
+            last: m.last_t,
+        }
+    } else {
+        inverted::Span::UNKNOWN
+    }
 }
 
 impl Shard {
@@ -255,7 +269,7 @@ impl Shard {
 
     /// Adds a series to both maps and the inverted index.
     fn insert_series(&self, id: u64, m: MemSeries) {
-        self.index.write().add(id, &m.labels);
+        self.index.write().add(id, &m.labels, span_of(&m));
         let h = labels::hash(&m.labels);
         {
             let mut hs = self.hash_stripe(h).write();
@@ -295,6 +309,18 @@ impl Shard {
             hs.more.remove(&h);
         }
         Some(m)
+    }
+
+    /// Brings the index's spans of these series up to date (see
+    /// `inverted`). Takes no stripe lock (the index lock comes first).
+    fn update_spans(&self, spans: &[(u64, inverted::Span)]) {
+        if spans.is_empty() {
+            return;
+        }
+        let mut idx = self.index.write();
+        for &(id, span) in spans {
+            idx.set_span(id, span);
+        }
     }
 
     /// Empties every in-memory structure.

@@ -3,7 +3,8 @@
 //!
 //! Matchers, `label_names` and `label_values` are answered from the
 //! in-memory inverted index (`super::inverted`), which a read holds a read
-//! lock on while it checks candidate series' time ranges.
+//! lock on while it checks candidate series' time ranges: on the spans the
+//! index keeps, and in the series map when a span cannot tell.
 //!
 //! Reads take read locks only; they run concurrently with apply. A
 //! series' in-memory chunks are read before its RocksDB chunks, so a
@@ -189,7 +190,7 @@ impl Shard {
     ) -> Result<Vec<String>, StorageError> {
         self.check_dropped()?;
         let idx = self.index.read();
-        let live = |id: u64| self.live(id, min_t, max_t);
+        let live = |id: u64| idx.surely_overlaps(id, min_t, max_t) || self.live(id, min_t, max_t);
         if matchers.is_empty() {
             return Ok(idx
                 .names
@@ -244,6 +245,21 @@ impl Shard {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        self.visit_label_values(name, matchers, min_t, max_t, |v| out.push(v.to_string()))?;
+        Ok(out)
+    }
+
+    /// [`Shard::label_values`] without a `String` per value: `f` sees
+    /// each value once, in order.
+    pub fn visit_label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        mut f: impl FnMut(&str),
+    ) -> Result<(), StorageError> {
         self.check_dropped()?;
         let idx = self.index.read();
         let Some(entry) = idx.name(name) else {
@@ -251,16 +267,16 @@ impl Shard {
             if !matchers.is_empty() {
                 self.resolve(&idx, matchers)?;
             }
-            return Ok(Vec::new());
+            return Ok(());
         };
-        let live = |id: u64| self.live(id, min_t, max_t);
+        let live = |id: u64| idx.surely_overlaps(id, min_t, max_t) || self.live(id, min_t, max_t);
         if matchers.is_empty() {
-            return Ok(entry
+            entry
                 .values
                 .iter()
                 .filter(|(_, ids)| ids.iter().rev().any(|&id| live(id)))
-                .map(|(v, _)| v.to_string())
-                .collect());
+                .for_each(|(v, _)| f(v));
+            return Ok(());
         }
         let ids = self.resolve(&idx, matchers)?;
         if ids.len().saturating_mul(8) <= entry.postings {
@@ -272,9 +288,10 @@ impl Shard {
                 }
                 Ok(())
             })?;
-            return Ok(values.into_iter().collect());
+            values.iter().for_each(|v| f(v));
+            return Ok(());
         }
-        Ok(entry
+        entry
             .values
             .iter()
             .filter(|(_, post)| {
@@ -282,8 +299,8 @@ impl Shard {
                     .rev()
                     .any(|id| ids.binary_search(id).is_ok() && live(*id))
             })
-            .map(|(v, _)| v.to_string())
-            .collect())
+            .for_each(|(v, _)| f(v));
+        Ok(())
     }
 
     /// Label sets of matching series whose time range overlaps the range,
