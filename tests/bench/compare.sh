@@ -6,6 +6,14 @@
 #
 #   tests/bench/compare.sh                      # the full run
 #   SERIES=5000 POINTS=100 OUT=/tmp/b.md tests/bench/compare.sh   # a quick one
+#   SERIES=1000000 POINTS=8 RUNS=5 OUT=BENCHMARKS-1m.md tests/bench/compare.sh
+#                                               # the index-heavy case: 1M series,
+#                                               # mostly series creation (pod churn)
+#
+# The report's targets follow the run's shape: RSS per series ≤ 0.5 KiB at
+# 1M series (≤ VictoriaMetrics' below), ≥ 100 k new series/s when a series
+# has ≤ 16 points, whole data dir ≤ 2.0 bytes/sample when it has ≥ 100
+# (≤ VictoriaMetrics' below).
 #
 # Settings (environment): SERIES (30000: about 7 min for all four on the
 # 2-core build machine; the tool's own default, 50000, took 18 min there

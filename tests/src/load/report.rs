@@ -193,9 +193,12 @@ fn ms(x: Option<f64>) -> String {
 /// One row of figures per metric.
 type Metric = (&'static str, fn(&RunResult) -> Option<f64>);
 
-const METRICS: [Metric; 9] = [
+const METRICS: [Metric; 10] = [
     ("ingest, samples/s (higher is better)", |r| {
         Some(r.ingest.samples_per_sec)
+    }),
+    ("series ingested per second (series ÷ ingest seconds; with few points per series, the rate of creating them)", |r| {
+        (r.ingest.seconds > 0.0).then(|| r.shape.series as f64 / r.ingest.seconds)
     }),
     ("remote-write request latency p50, ms", |r| {
         (r.ingest.latency_p50_ms > 0.0).then_some(r.ingest.latency_p50_ms)
@@ -546,15 +549,67 @@ fn targets(
             format!("single-node remote-write request latency p99 ≤ 100 ms: {p99:.1} ms"),
         ));
     }
+    let cpu = sb.cpu_us_per_sample;
+    if cpu > 0.0 {
+        t.push((
+            cpu <= 1.2,
+            format!("single-node server CPU per sample ≤ 1.2 µs: {cpu:.2} µs"),
+        ));
+    }
     let kib = sb.rss_per_series_bytes / 1024.0;
-    t.push((
-        kib <= 1.0,
+    let rss_of = |r: &RunResult| {
         format!(
-            "RSS per active series ≤ 1 KiB: {kib:.2} KiB (peak RSS {:.0} MiB ÷ {} series)",
-            sb.peak_rss_bytes as f64 / 1048576.0,
-            sb.shape.series
-        ),
-    ));
+            "{:.2} KiB (peak RSS {:.0} MiB ÷ {} series)",
+            r.rss_per_series_bytes / 1024.0,
+            r.peak_rss_bytes as f64 / 1048576.0,
+            r.shape.series
+        )
+    };
+    if sb.shape.series >= 1_000_000 {
+        t.push((
+            kib <= 0.5,
+            format!(
+                "RSS per active series ≤ 0.5 KiB at 1M series: {}",
+                rss_of(sb)
+            ),
+        ));
+    } else if let Some(vm) = vm {
+        t.push((
+            sb.rss_per_series_bytes <= vm.rss_per_series_bytes,
+            format!(
+                "RSS per active series ≤ VictoriaMetrics': {} vs {}",
+                rss_of(sb),
+                rss_of(vm)
+            ),
+        ));
+    }
+    // Mostly series creation (pod churn): few points per series.
+    if sb.shape.points <= 16 && sb.ingest.seconds > 0.0 {
+        let per_s = sb.shape.series as f64 / sb.ingest.seconds;
+        t.push((
+            per_s >= 100_000.0,
+            format!("new series ≥ 100 k/s on one node: {}/s", si(per_s)),
+        ));
+    }
+    if let Some(d) = &sb.disk {
+        if sb.shape.points >= 100 {
+            t.push((
+                d.total_bytes_per_sample <= 2.0,
+                format!(
+                    "whole data dir ≤ 2.0 bytes/sample on a samples-heavy run: {:.2}",
+                    d.total_bytes_per_sample
+                ),
+            ));
+        } else if let Some(vmd) = vm.and_then(|v| v.disk.as_ref()) {
+            t.push((
+                d.total_bytes_per_sample <= vmd.total_bytes_per_sample,
+                format!(
+                    "whole data dir ≤ VictoriaMetrics' on an index-heavy run: {:.2} vs {:.2} bytes/sample",
+                    d.total_bytes_per_sample, vmd.total_bytes_per_sample
+                ),
+            ));
+        }
+    }
     if let (Some(d), Some(vmd)) = (&sb.disk, vm.and_then(|v| v.disk.as_ref())) {
         t.push((
             d.bytes_per_sample <= vmd.bytes_per_sample,
@@ -639,9 +694,10 @@ mod tests {
             },
             ingest: IngestStats {
                 samples_per_sec: rate,
+                seconds: 0.001,
                 ..Default::default()
             },
-            rss_per_series_bytes: 2048.0,
+            rss_per_series_bytes: if system == SILVERBACK { 2048.0 } else { 1024.0 },
             disk: Some(Disk {
                 total_bytes: 2000,
                 total_bytes_per_sample: 2.0,
@@ -678,9 +734,12 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("**not met:** RSS per active series ≤ 1 KiB: 2.00 KiB"),
+            md.contains("**not met:** RSS per active series ≤ VictoriaMetrics': 2.00 KiB"),
             "{md}"
         );
+        // 1000 series of one point each: a series-creation run.
+        assert!(md.contains("new series ≥ 100 k/s on one node"), "{md}");
+        assert!(!md.contains("at 1M series"), "{md}");
         assert!(md.contains("**not met:** 3 nodes, RF 3 ≥ 1/3"), "{md}");
         assert!(md.contains("| 1.33× |"), "{md}"); // 400 / 300
     }
