@@ -442,7 +442,7 @@ pub fn render(results: &[RunResult], meta: &Meta) -> String {
 
     // Targets.
     if let Some(sb) = sb {
-        push(&mut o, "## Issue 7 targets\n");
+        push(&mut o, "## Targets (issues 12 and 13)\n");
         let t = targets(sb, prom, vm, sb3, &agree, results);
         for (ok, text) in t {
             push(
