@@ -40,7 +40,7 @@ impl Service {
 
     /// Who sent `r`, as far as the transport proves it.
     fn peer<T>(&self, r: &Request<T>) -> Result<PeerIdentity, Status> {
-        Ok(PeerIdentity::of(r, self.node()?.cfg.tls.is_some()))
+        Ok(PeerIdentity::of(r, self.node()?.cfg().tls.is_some()))
     }
 }
 

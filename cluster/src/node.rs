@@ -35,32 +35,24 @@ impl RocksProvider for StorageRocks {
 
 /// A member of a Silverback cluster (a single node is a cluster of one).
 pub struct Node {
-    pub(crate) cfg: NodeConfig,
-    pub(crate) id: NodeId,
-    pub(crate) db: Arc<storage::Db>,
-    pub(crate) deps: GroupDeps,
-    pub(crate) groups: RwLock<HashMap<GroupId, Group>>,
-    pub(crate) meta: Arc<RwLock<MetaState>>,
-    pub(crate) members: BTreeMap<NodeId, String>,
-    pub(crate) shard_count: u32,
-    pub(crate) layout: RwLock<BTreeMap<u32, Vec<NodeId>>>,
-    pub(crate) leader_hints: RwLock<HashMap<GroupId, NodeId>>,
+    cfg: NodeConfig,
+    id: NodeId,
+    db: Arc<storage::Db>,
+    deps: GroupDeps,
+    groups: RwLock<HashMap<GroupId, Group>>,
+    meta: Arc<RwLock<MetaState>>,
+    members: BTreeMap<NodeId, String>,
+    shard_count: u32,
+    layout: RwLock<BTreeMap<u32, Vec<NodeId>>>,
+    leader_hints: RwLock<HashMap<GroupId, NodeId>>,
     replay_targets: Mutex<HashMap<GroupId, u64>>,
-    /// When each peer last answered a health probe.
-    pub(crate) last_seen: Mutex<HashMap<NodeId, Instant>>,
-    /// The meta log index each peer had applied at its last probe.
-    pub(crate) peer_meta_applied: Mutex<HashMap<NodeId, u64>>,
-    /// On the meta leader: for a move's `(shard, target)`, the meta log
-    /// index the target must have applied before the move starts (see
-    /// `poll_move`).
-    pub(crate) move_gates: Mutex<HashMap<(u32, NodeId), u64>>,
-    /// Replica changes this node runs as a shard leader.
-    pub(crate) replica_changes: Mutex<HashMap<u32, crate::membership::ChangeTask>>,
+    /// What membership tracks about peers and moves.
+    tracking: crate::membership::Tracking,
     ready: AtomicBool,
     /// Free space on the data volume.
-    pub(crate) disk: crate::disk::DiskGuard,
+    disk: crate::disk::DiskGuard,
     /// Shard snapshots installed since start.
-    pub(crate) snapshots_installed: Arc<std::sync::atomic::AtomicU64>,
+    snapshots_installed: Arc<std::sync::atomic::AtomicU64>,
     /// Set once a Raft group stopped on a storage error (see
     /// [`Node::fatal_error`]).
     fatal: watch::Sender<Option<String>>,
@@ -199,10 +191,7 @@ impl Node {
             layout: RwLock::new(layout),
             leader_hints: RwLock::new(HashMap::new()),
             replay_targets: Mutex::new(HashMap::new()),
-            last_seen: Mutex::new(HashMap::new()),
-            peer_meta_applied: Mutex::new(HashMap::new()),
-            move_gates: Mutex::new(HashMap::new()),
-            replica_changes: Mutex::new(HashMap::new()),
+            tracking: Default::default(),
             ready: AtomicBool::new(false),
             disk,
             snapshots_installed: Default::default(),
@@ -396,6 +385,92 @@ impl Node {
     /// The hosted group `g`, if any.
     pub(crate) fn group(&self, g: GroupId) -> Option<Group> {
         self.groups.read().get(&g).cloned()
+    }
+
+    /// The node's configuration.
+    pub(crate) fn cfg(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    /// The node's storage.
+    pub(crate) fn db(&self) -> &Arc<storage::Db> {
+        &self.db
+    }
+
+    /// What every hosted group shares: log store parts, peers, log sizes.
+    pub(crate) fn deps(&self) -> &GroupDeps {
+        &self.deps
+    }
+
+    /// The peers' addresses and channels.
+    pub(crate) fn router(&self) -> &crate::raft::network::Router {
+        &self.deps.router
+    }
+
+    /// The cluster map as this node has applied it (read-only: it changes
+    /// only by applying meta entries).
+    pub(crate) fn meta(&self) -> parking_lot::RwLockReadGuard<'_, MetaState> {
+        self.meta.read()
+    }
+
+    /// The nodes this node was started with or joined, and their addresses.
+    pub(crate) fn members(&self) -> &BTreeMap<NodeId, String> {
+        &self.members
+    }
+
+    /// The ids of [`Node::members`].
+    pub(crate) fn member_ids(&self) -> Vec<NodeId> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Whether this node hosts group `g`.
+    pub(crate) fn hosts(&self, g: GroupId) -> bool {
+        self.groups.read().contains_key(&g)
+    }
+
+    /// Every hosted group.
+    pub(crate) fn hosted_groups(&self) -> Vec<Group> {
+        self.groups.read().values().cloned().collect()
+    }
+
+    /// The replica layout this node follows (shard -> replicas).
+    pub(crate) fn layout(&self) -> BTreeMap<u32, Vec<NodeId>> {
+        self.layout.read().clone()
+    }
+
+    /// Follows the cluster map's replica layout; whether it changed.
+    pub(crate) fn set_layout(&self, replicas: &BTreeMap<u32, Vec<NodeId>>) -> bool {
+        if *self.layout.read() == *replicas {
+            return false;
+        }
+        *self.layout.write() = replicas.clone();
+        true
+    }
+
+    /// Forgets the leader hint of group `g`.
+    pub(crate) fn forget_leader(&self, g: GroupId) {
+        self.leader_hints.write().remove(&g);
+    }
+
+    /// The leader hint of group `g`, if any.
+    pub(crate) fn hinted_leader(&self, g: GroupId) -> Option<NodeId> {
+        self.leader_hints.read().get(&g).copied()
+    }
+
+    /// Free space on the data volume.
+    pub(crate) fn disk(&self) -> &crate::disk::DiskGuard {
+        &self.disk
+    }
+
+    /// Shard snapshots installed since start.
+    pub(crate) fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What membership tracks about peers and moves.
+    pub(crate) fn tracking(&self) -> &crate::membership::Tracking {
+        &self.tracking
     }
 
     /// A redirect to `g`'s leader when this node does not lead it (`None`

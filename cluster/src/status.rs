@@ -142,8 +142,8 @@ fn group_stats(g: &Group) -> GroupStats {
 impl Node {
     /// The cluster as this node sees it.
     pub fn status(&self) -> ClusterStatus {
-        let meta = self.meta.read().clone();
-        let layout = self.layout.read().clone();
+        let meta = self.meta().clone();
+        let layout = self.layout();
         let mut shards = Vec::with_capacity(layout.len());
         for (s, r) in &layout {
             let g = self.group(shard_group(*s));
@@ -154,7 +154,7 @@ impl Node {
                 leader: m
                     .as_ref()
                     .and_then(|m| m.current_leader)
-                    .or_else(|| self.leader_hints.read().get(&shard_group(*s)).copied()),
+                    .or_else(|| self.hinted_leader(shard_group(*s))),
                 term: m.as_ref().map(|m| m.current_term),
                 applied_index: m.as_ref().and_then(|m| m.last_applied.map(|l| l.index)),
             });
@@ -172,7 +172,7 @@ impl Node {
                 })
                 .collect()
         } else {
-            self.members
+            self.members()
                 .iter()
                 .map(|(id, a)| NodeStatus {
                     id: *id,
@@ -190,11 +190,11 @@ impl Node {
             n.leaders = shards.iter().filter(|s| s.leader == Some(n.id)).count();
         }
         ClusterStatus {
-            node_id: self.id,
+            node_id: self.id(),
             ready: self.is_ready(),
             meta_leader: self.group(META_GROUP).and_then(|g| g.leader()),
-            shard_count: self.shard_count,
-            replication_factor: self.cfg.replication_factor,
+            shard_count: self.shard_count(),
+            replication_factor: self.cfg().replication_factor,
             map_recorded: meta.initialised(),
             nodes,
             shards,
@@ -217,15 +217,13 @@ impl Node {
 
     /// Raft and storage figures of every hosted group.
     pub fn stats(&self) -> NodeStats {
-        let mut groups: Vec<GroupStats> = self.groups.read().values().map(group_stats).collect();
+        let mut groups: Vec<GroupStats> = self.hosted_groups().iter().map(group_stats).collect();
         groups.sort_by_key(|g| g.group);
         NodeStats {
-            node_id: self.id,
+            node_id: self.id(),
             groups,
-            disk_usage_bytes: self.db.disk_usage_bytes(),
-            snapshots_installed: self
-                .snapshots_installed
-                .load(std::sync::atomic::Ordering::Relaxed),
+            disk_usage_bytes: self.db().disk_usage_bytes(),
+            snapshots_installed: self.snapshots_installed(),
         }
     }
 }

@@ -52,8 +52,24 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(600);
 /// or why it failed.
 type ChangeState = Arc<parking_lot::Mutex<Option<Result<Vec<NodeId>, String>>>>;
 
+/// What membership tracks about peers and moves; the node holds it, only
+/// this module reads or changes it.
+#[derive(Default)]
+pub(crate) struct Tracking {
+    /// When each peer last answered a health probe.
+    last_seen: parking_lot::Mutex<HashMap<NodeId, Instant>>,
+    /// The meta log index each peer had applied at its last probe.
+    peer_meta_applied: parking_lot::Mutex<HashMap<NodeId, u64>>,
+    /// On the meta leader: for a move's `(shard, target)`, the meta log
+    /// index the target must have applied before the move starts (see
+    /// `move_target_is_current`).
+    move_gates: parking_lot::Mutex<HashMap<(u32, NodeId), u64>>,
+    /// Replica changes this node runs as a shard leader.
+    replica_changes: parking_lot::Mutex<HashMap<u32, ChangeTask>>,
+}
+
 /// A replica change running on a shard leader.
-pub(crate) struct ChangeTask {
+struct ChangeTask {
     add: NodeId,
     remove: NodeId,
     state: ChangeState,
@@ -85,7 +101,7 @@ impl Node {
     /// Asks every known peer for its health; remembers who answered.
     async fn probe_peers(&self) {
         let peers: Vec<NodeId> = {
-            let m = self.meta.read();
+            let m = self.meta();
             if m.initialised() {
                 m.nodes
                     .iter()
@@ -93,33 +109,39 @@ impl Node {
                     .map(|(id, _)| *id)
                     .collect()
             } else {
-                self.members.keys().copied().collect()
+                self.member_ids()
             }
         };
         let probes = peers
             .into_iter()
-            .filter(|p| *p != self.id)
+            .filter(|p| *p != self.id())
             .map(|p| async move {
-                let Ok(mut c) = self.deps.router.client(p) else {
+                let Ok(mut c) = self.router().client(p) else {
                     return (p, None);
                 };
-                let mut req = tonic::Request::new(pb::HealthRequest { from_node: self.id });
+                let mut req = tonic::Request::new(pb::HealthRequest {
+                    from_node: self.id(),
+                });
                 req.set_timeout(Duration::from_secs(1));
                 (p, c.health(req).await.ok().map(|r| r.into_inner()))
             });
         let now = Instant::now();
         for (p, reply) in join_all(probes).await {
             if let Some(r) = reply {
-                self.last_seen.lock().insert(p, now);
-                self.peer_meta_applied.lock().insert(p, r.meta_applied);
+                self.tracking().last_seen.lock().insert(p, now);
+                self.tracking()
+                    .peer_meta_applied
+                    .lock()
+                    .insert(p, r.meta_applied);
             }
         }
     }
 
     /// Whether `n` answered a probe within `within`.
     pub(crate) fn seen_within(&self, n: NodeId, within: Duration) -> bool {
-        n == self.id
+        n == self.id()
             || self
+                .tracking()
                 .last_seen
                 .lock()
                 .get(&n)
@@ -129,13 +151,13 @@ impl Node {
     /// The liveness view the planner uses; nobody counts as dead before
     /// this node has led the meta group for the whole grace period.
     fn liveness(&self, leader_since: Instant) -> Liveness {
-        let m = self.meta.read();
+        let m = self.meta();
         let mut live = Liveness::default();
         for id in m.nodes.keys() {
             if !self.seen_within(*id, UNREACHABLE_AFTER) {
                 live.unreachable.insert(*id);
-                if leader_since.elapsed() > self.cfg.down_grace
-                    && !self.seen_within(*id, self.cfg.down_grace)
+                if leader_since.elapsed() > self.cfg().down_grace
+                    && !self.seen_within(*id, self.cfg().down_grace)
                 {
                     live.dead.insert(*id);
                 }
@@ -149,21 +171,19 @@ impl Node {
     /// and deleted, once this node's copy of the map is known to be
     /// current).
     async fn reconcile_local(&self) {
-        let meta = self.meta.read().clone();
+        let meta = self.meta().clone();
         if !meta.initialised() {
             return;
         }
         for (id, info) in &meta.nodes {
-            if self.deps.router.addr(*id).as_deref() != Some(info.addr.as_str()) {
-                self.deps.router.set_addr(*id, info.addr.clone());
+            if self.router().addr(*id).as_deref() != Some(info.addr.as_str()) {
+                self.router().set_addr(*id, info.addr.clone());
             }
         }
-        if *self.layout.read() != meta.replicas {
-            *self.layout.write() = meta.replicas.clone();
-        }
+        self.set_layout(&meta.replicas);
         for shard in 0..meta.shard_count {
-            let hosted = self.groups.read().contains_key(&shard_group(shard));
-            let wanted = meta.hosts(self.id, shard);
+            let hosted = self.hosts(shard_group(shard));
+            let wanted = meta.hosts(self.id(), shard);
             if wanted && !hosted {
                 match self.open_shard_group(shard).await {
                     Ok(()) => tracing::info!(shard, "opened a replica of shard"),
@@ -196,15 +216,15 @@ impl Node {
         let Some(group) = self.remove_group_unless_hosted(shard) else {
             return Ok(());
         };
-        self.leader_hints.write().remove(&g);
+        self.forget_leader(g);
         if let Err(e) = group.raft.shutdown().await {
             tracing::warn!(shard, error = %e, "raft shutdown of a removed replica failed");
         }
         drop(group);
-        self.db
+        self.db()
             .drop_shard(shard)
             .map_err(|e| ClusterError::Internal(format!("cannot delete shard {shard}: {e}")))?;
-        let (log, _) = self.deps.parts(g);
+        let (log, _) = self.deps().parts(g);
         log.destroy().map_err(ClusterError::internal)?;
         tracing::info!(shard, "removed this node's replica of shard (moved away)");
         Ok(())
@@ -212,7 +232,7 @@ impl Node {
 
     /// One round of the meta leader's duties.
     async fn drive(&self, leader_since: Instant) -> Result<(), ClusterError> {
-        let meta = self.meta.read().clone();
+        let meta = self.meta().clone();
         if !meta.initialised() {
             return Ok(());
         }
@@ -249,8 +269,9 @@ impl Node {
             self.meta_propose(cmd).await?;
         }
 
-        let moves: Vec<(u32, Move)> = self.meta.read().moves.clone().into_iter().collect();
-        self.move_gates
+        let moves: Vec<(u32, Move)> = self.meta().moves.clone().into_iter().collect();
+        self.tracking()
+            .move_gates
             .lock()
             .retain(|(shard, to), _| moves.iter().any(|(s, mv)| s == shard && mv.to == Some(*to)));
         let results = join_all(
@@ -360,14 +381,20 @@ impl Node {
     /// leader had applied when it first saw the move (which holds the move).
     fn move_target_is_current(&self, shard: u32, to: NodeId) -> bool {
         let need = *self
+            .tracking()
             .move_gates
             .lock()
             .entry((shard, to))
             .or_insert_with(|| self.meta_applied());
-        let has = if to == self.id {
+        let has = if to == self.id() {
             self.meta_applied()
         } else {
-            self.peer_meta_applied.lock().get(&to).copied().unwrap_or(0)
+            self.tracking()
+                .peer_meta_applied
+                .lock()
+                .get(&to)
+                .copied()
+                .unwrap_or(0)
         };
         has >= need
     }
@@ -389,17 +416,16 @@ impl Node {
         let remove = mv.from.unwrap_or(0);
         let add_addr = mv
             .to
-            .and_then(|t| self.deps.router.addr(t))
+            .and_then(|t| self.router().addr(t))
             .unwrap_or_default();
         let leader = self
             .leader_of(g)
             .ok_or(ClusterError::NoLeader { group: g })?;
-        let r = if leader == self.id {
+        let r = if leader == self.id() {
             self.change_replicas(shard, add, &add_addr, remove).await
         } else {
             let mut c = self
-                .deps
-                .router
+                .router()
                 .client(leader)
                 .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
             c.change_replicas(pb::ChangeReplicasRequest {
@@ -436,18 +462,18 @@ impl Node {
         remove: NodeId,
     ) -> pb::ChangeReplicasResponse {
         let g = shard_group(shard);
-        let Some(group) = self.group(g).filter(|x| x.is_leader(self.id)) else {
+        let Some(group) = self.group(g).filter(|x| x.is_leader(self.id())) else {
             let leader = self.group(g).and_then(|x| x.leader()).unwrap_or(0);
             return pb::ChangeReplicasResponse {
                 redirect: Some(pb::Redirect {
                     not_leader: true,
                     leader_id: leader,
-                    leader_addr: self.deps.router.addr(leader).unwrap_or_default(),
+                    leader_addr: self.router().addr(leader).unwrap_or_default(),
                 }),
                 ..Default::default()
             };
         };
-        let mut tasks = self.replica_changes.lock();
+        let mut tasks = self.tracking().replica_changes.lock();
         if let Some(t) = tasks.get(&shard) {
             if t.add == add && t.remove == remove {
                 let state = t.state.lock().clone();
@@ -509,7 +535,7 @@ impl Node {
                 "a joining node needs an id > 0 and an address".into(),
             ));
         }
-        let known = self.meta.read().nodes.get(&id).cloned();
+        let known = self.meta().nodes.get(&id).cloned();
         if let Some(n) = known {
             if n.addr != addr && n.state != NodeState::Removed {
                 return Err(ClusterError::BadData(format!(
@@ -523,7 +549,7 @@ impl Node {
             addr: addr.clone(),
         })
         .await?;
-        let meta = self.meta.read();
+        let meta = self.meta();
         let mut members: BTreeMap<NodeId, String> = meta
             .nodes
             .iter()
@@ -538,7 +564,7 @@ impl Node {
     /// Starts decommissioning `node_id`: its replicas move to other nodes,
     /// then it is marked removed and can be stopped.
     pub async fn decommission(&self, node_id: NodeId) -> Result<(), ClusterError> {
-        let meta = self.meta.read().clone();
+        let meta = self.meta().clone();
         let Some(info) = meta.nodes.get(&node_id) else {
             return Err(ClusterError::BadData(format!(
                 "node {node_id} is not a member of this cluster"

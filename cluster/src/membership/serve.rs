@@ -20,7 +20,7 @@ pub(crate) async fn meta(node: &Node, command: &[u8]) -> Result<pb::MetaResponse
     let cmd = serde_json::from_slice(command)
         .map_err(|e| Status::invalid_argument(format!("cannot decode meta command: {e}")))?;
     // A command from a peer must fit the cluster map.
-    let checked = super::check::check(&node.meta.read(), &cmd);
+    let checked = super::check::check(&node.meta(), &cmd);
     if let Err(e) = checked {
         tracing::warn!(error = %e, "refused a meta command from a peer");
         return Ok(pb::MetaResponse {

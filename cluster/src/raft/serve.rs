@@ -58,7 +58,7 @@ pub(crate) async fn serve(
             view.check_snapshot(from, &r).map_err(refused)?;
             // A snapshot is received into a file: not while the disk is
             // nearly full (the sender retries later).
-            node.disk
+            node.disk()
                 .check()
                 .map_err(|e| Status::unavailable(e.to_string()))?;
             let id = &r.meta.snapshot_id;

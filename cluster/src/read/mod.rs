@@ -168,15 +168,15 @@ impl Node {
         max_t: i64,
     ) -> Result<ReadOut, ClusterError> {
         let g = shard_group(shard);
-        let mut deadline = Instant::now() + self.cfg.rpc_timeout;
+        let mut deadline = Instant::now() + self.cfg().rpc_timeout;
         if let ReadOp::SelectChunks(Some(d)) = op {
             deadline = deadline.min(*d);
         }
         loop {
             let res = match self.leader_of(g) {
-                Some(l) if l == self.id => match self
+                Some(l) if l == self.id() => match self
                     .group(g)
-                    .filter(|x| x.is_leader(self.id))
+                    .filter(|x| x.is_leader(self.id()))
                     .and_then(|x| x.shard)
                 {
                     Some(st) => {
@@ -189,7 +189,7 @@ impl Node {
                         .map_err(storage_read_err);
                     }
                     None => {
-                        self.guess_next_leader(g, self.id);
+                        self.guess_next_leader(g, self.id());
                         Err(Attempt::Retry)
                     }
                 },
@@ -237,7 +237,7 @@ impl Node {
     ) -> Result<ReadOut, Attempt> {
         use proto::cluster as pb;
         let g = shard_group(shard);
-        let Ok(mut c) = self.deps.router.client(to) else {
+        let Ok(mut c) = self.router().client(to) else {
             self.guess_next_leader(g, to);
             return Err(Attempt::Retry);
         };
@@ -363,12 +363,12 @@ impl Node {
         let mut local: Vec<(u32, Arc<Shard>)> = Vec::new();
         for s in 0..n {
             let g = shard_group(s);
-            if self.leader_of(g) != Some(self.id) {
+            if self.leader_of(g) != Some(self.id()) {
                 continue;
             }
             if let Some(st) = self
                 .group(g)
-                .filter(|x| x.is_leader(self.id))
+                .filter(|x| x.is_leader(self.id()))
                 .and_then(|x| x.shard)
             {
                 local.push((s, st));

@@ -82,7 +82,7 @@ impl Node {
                 continue;
             }
             by_shard
-                .entry(shard_of(&s.labels, self.shard_count))
+                .entry(shard_of(&s.labels, self.shard_count()))
                 .or_default()
                 .push_labels(&s.labels, &s.samples);
         }
@@ -121,13 +121,13 @@ impl Node {
     ) -> Result<ShardOutcome, ClusterError> {
         self.check_storage()?;
         let g = shard_group(shard);
-        let deadline = Instant::now() + self.cfg.rpc_timeout;
+        let deadline = Instant::now() + self.cfg().rpc_timeout;
         loop {
             // A node whose storage failed answers at once, not after the
             // retries time out.
             self.check_storage()?;
             let res = match self.leader_of(g) {
-                Some(l) if l == self.id => self.write_local(g, batch.to_vec()).await,
+                Some(l) if l == self.id() => self.write_local(g, batch.to_vec()).await,
                 Some(l) => self.write_remote(shard, l, &batch).await,
                 None => Err(Attempt::Retry),
             };
@@ -149,7 +149,7 @@ impl Node {
         batch: Vec<u8>,
     ) -> Result<ShardOutcome, Attempt> {
         let Some(p) = self.group(g).and_then(|x| x.proposer) else {
-            self.leader_hints.write().remove(&g);
+            self.forget_leader(g);
             return Err(Attempt::Retry);
         };
         match p.write(batch).await {
@@ -166,7 +166,7 @@ impl Node {
             }
             ProposeError::NotLeader(None) | ProposeError::Failed(_) => {
                 // Ask the next replica: it leads or knows who does.
-                self.guess_next_leader(g, self.id);
+                self.guess_next_leader(g, self.id());
                 Attempt::Retry
             }
             ProposeError::Overloaded => Attempt::Fail(ClusterError::Overloaded(format!(
@@ -182,7 +182,7 @@ impl Node {
         batch: &Bytes,
     ) -> Result<ShardOutcome, Attempt> {
         let g = shard_group(shard);
-        let Ok(mut c) = self.deps.router.client(leader) else {
+        let Ok(mut c) = self.router().client(leader) else {
             self.guess_next_leader(g, leader);
             return Err(Attempt::Retry);
         };
@@ -239,7 +239,7 @@ impl Node {
     /// either leads or redirects to the leader.
     pub(crate) fn guess_next_leader(&self, g: GroupId, failed: NodeId) {
         let Some(shard) = crate::types::group_shard(g) else {
-            self.leader_hints.write().remove(&g);
+            self.forget_leader(g);
             return;
         };
         let reps = self.replicas(shard);
@@ -251,6 +251,6 @@ impl Node {
             .position(|&n| n == failed)
             .unwrap_or(reps.len() - 1);
         let next = reps[(pos + 1) % reps.len()];
-        self.leader_hints.write().insert(g, next);
+        self.hint_leader(g, next, None);
     }
 }
