@@ -152,7 +152,12 @@ if [[ -z $BIN_DIR ]]; then
     REV="$REV with uncommitted changes"
   fi
 fi
-REV=${REV:-unknown (binaries from $BIN_DIR)}
+REV=${REV:-unknown}
+if [[ -z $BIN_DIR ]]; then
+  PROFILE_NOTE="release profile"
+else
+  PROFILE_NOTE="binaries from BIN_DIR=$BIN_DIR"
+fi
 
 # The same data for every system. The last sample is 7 s before a whole
 # minute; queries run at whole minutes, so no sample sits on a [5m] window's
@@ -297,5 +302,5 @@ ELAPSED=$((SECONDS - START_S))
   --note "The systems run one after the other on the same 2 cores as the load tool (its HTTP client competes with the server for CPU), on a machine shared with other work: expect run-to-run noise of 10–20% in rates and latencies." \
   --note "Silverback runs with --self-scrape-interval 0 (Prometheus has no scrape jobs and VictoriaMetrics does not scrape itself), the default 32 shards, and its default retention; VictoriaMetrics with -search.disableCache so repeated queries are evaluated, not served from its rollup cache." \
   --note "The 3-node cluster receives the writes round-robin on all three nodes; queries go to node 1." \
-  --note "Silverback built from commit $REV (release profile)."
+  --note "Silverback built from commit $REV ($PROFILE_NOTE)."
 log "wrote $OUT in $((ELAPSED / 60)) min $((ELAPSED % 60)) s"
