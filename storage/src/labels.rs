@@ -28,9 +28,24 @@ pub(crate) fn validate_encoded(enc: &[u8]) -> Result<(), StorageError> {
         return Err(e);
     }
     check_pairs(|| pairs(enc).map_while(Result::ok)).map_err(|reason| StorageError::InvalidLabels {
-        labels: decode(enc).map_or_else(|_| "{?}".into(), |l| l.to_string()),
+        labels: describe(enc),
         reason,
     })
+}
+
+/// An encoding as `Labels` displays (`{a="1", b="2"}`), whatever its
+/// order or values (for messages about labels that are refused).
+pub(crate) fn describe(enc: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("{");
+    for (i, (n, v)) in pairs(enc).map_while(Result::ok).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{n}={v:?}");
+    }
+    out.push('}');
+    out
 }
 
 /// The rules of [`validate_labels`] over the pairs `pairs()` yields; the
@@ -116,5 +131,52 @@ mod tests {
         // duplicates / unsorted can only come from from_sorted misuse; build raw
         let dup = Labels::from_pairs([("__name__", "up")]);
         assert!(validate_labels(&dup).is_ok());
+    }
+
+    /// Arbitrary label sets, including invalid ones: names from a small
+    /// alphabet with reserved and bad names, empty values, and pairs in
+    /// any order (duplicates and unsorted sets, which only raw encodings
+    /// or `from_sorted` misuse can produce).
+    fn any_pairs() -> impl proptest::strategy::Strategy<Value = Vec<(String, String)>> {
+        use proptest::prelude::*;
+        let name = prop_oneof![
+            Just("__name__".to_string()),
+            Just("__x".to_string()),
+            Just("1a".to_string()),
+            Just(String::new()),
+            "[a-c_][a-c0-9_]{0,3}",
+        ];
+        let value = prop_oneof![Just(String::new()), "[a-z\u{e9}]{1,4}"];
+        proptest::collection::vec((name, value), 0..6)
+    }
+
+    proptest::proptest! {
+        /// The encoded check (apply's, on the entry's bytes) refuses exactly
+        /// what the check on `Labels` refuses, with the same message.
+        #[test]
+        fn encoded_check_agrees_with_labels_check(pairs in any_pairs()) {
+            use model::Label;
+            let v: Vec<Label> = pairs.iter().map(|(n, v)| Label::new(n.clone(), v.clone())).collect();
+            // Not `from_sorted`: it asserts the order in debug builds.
+            let mut enc = Vec::new();
+            model::labels::encode_into(
+                v.iter().map(|x| (x.name.as_str(), x.value.as_str())),
+                v.len(),
+                &mut enc,
+            );
+            let by_enc = validate_encoded(&enc).map_err(|e| e.to_string());
+            let reason = check_pairs(|| v.iter().map(|x| (x.name.as_str(), x.value.as_str())));
+            match (&by_enc, &reason) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(r)) => proptest::prop_assert!(e.contains(r.as_str()), "{e} vs {r}"),
+                _ => proptest::prop_assert!(false, "{pairs:?}: {by_enc:?} vs {reason:?}"),
+            }
+            // On canonical sets (what `Labels` holds), `validate_labels` too.
+            let canonical = v.windows(2).all(|w| w[0].name < w[1].name);
+            if canonical {
+                let by_labels = validate_labels(&Labels::from_sorted(v.clone())).map_err(|e| e.to_string());
+                proptest::prop_assert_eq!(by_enc, by_labels);
+            }
+        }
     }
 }

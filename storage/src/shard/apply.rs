@@ -235,7 +235,7 @@ impl Shard {
         enc: &[u8],
         limits: &SeriesLimits,
     ) -> Result<(), (RejectReason, String)> {
-        let l = || labels::decode(enc).map_or_else(|_| "{?}".into(), |l| l.to_string());
+        let l = || labels::describe(enc);
         let index = self.index.read();
         let have = index.live_series();
         if limits.max_series > 0 && have >= limits.max_series {
