@@ -76,12 +76,20 @@ impl BitWriter {
         self.words.push(slot.into_inner());
     }
 
-    /// Makes room for more words: 16 at first (128 bytes, a whole chunk
-    /// of 120 samples at up to 8.5 bits each, so most chunks allocate
-    /// once), then doubling.
+    /// Makes room for more words: 4 at first (32 bytes: the header and
+    /// the first few samples, all that a short-lived series ever needs;
+    /// at 1M such series, 96 bytes each less than starting at 16), then 16
+    /// (128 bytes, a whole chunk of 120 samples at up to 8.5 bits each,
+    /// so a full chunk grows twice), then doubling.
     #[cold]
     fn grow(&mut self) {
-        self.words.reserve(self.words.len().max(16));
+        let len = self.words.len();
+        let want = match len {
+            0..4 => 4,
+            4..16 => 16,
+            _ => len * 2,
+        };
+        self.words.reserve_exact(want - len);
     }
 
     /// Appends the stream bytes (MSB first, zero padded to a byte boundary).
