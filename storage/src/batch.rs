@@ -56,15 +56,15 @@ pub enum RawSeriesRef<'a> {
 }
 
 impl RawSeriesRef<'_> {
-    /// The owned form (decodes the labels).
-    pub fn to_owned(self) -> SeriesRef {
-        match self {
-            // Checked when it was read, so decoding cannot fail.
+    /// The owned form (decodes the labels; a reference read from a batch
+    /// was checked then, so only a hand-made one can fail).
+    pub fn to_owned(self) -> Result<SeriesRef, BatchError> {
+        Ok(match self {
             RawSeriesRef::Labels(enc) => {
-                SeriesRef::Labels(model::labels::decode(enc).unwrap_or_else(|_| Labels::empty()))
+                SeriesRef::Labels(model::labels::decode(enc).map_err(|_| BatchError::NonCanonical)?)
             }
             RawSeriesRef::Id(id) => SeriesRef::Id(id),
-        }
+        })
     }
 }
 
@@ -236,7 +236,10 @@ fn encode_samples(samples: &[Sample], out: &mut Vec<u8>) {
 /// `None` = truncated; `Some(Err)` = malformed.
 fn decode_series(r: &mut Reader) -> Option<Result<SeriesSamples, BatchError>> {
     let series = match decode_ref(r)? {
-        Ok(s) => s.to_owned(),
+        Ok(s) => match s.to_owned() {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        },
         Err(e) => return Some(Err(e)),
     };
     let mut samples = Vec::new();
@@ -445,7 +448,9 @@ impl<'a> SeriesReader<'a> {
         &mut self,
         samples: &mut Vec<Sample>,
     ) -> Result<Option<SeriesRef>, BatchError> {
-        Ok(self.next_raw(samples)?.map(RawSeriesRef::to_owned))
+        self.next_raw(samples)?
+            .map(RawSeriesRef::to_owned)
+            .transpose()
     }
 
     /// [`SeriesReader::next_series`] with the reference borrowed from the
