@@ -15,11 +15,17 @@ impl Shard {
     /// record of every changed series, new series (series + postings keys),
     /// series removed by retention (their keys and chunks deleted), the
     /// applied index and the user meta.
+    ///
+    /// The node's shards checkpoint one at a time (`DbInner::checkpoint_gate`,
+    /// always taken before the shard's state lock).
     pub fn checkpoint(&self) -> Result<(), StorageError> {
+        let _gate = self.db.checkpoint_gate.lock();
         let mut st = self.state.lock();
         self.checkpoint_locked(&mut st)
     }
 
+    /// A checkpoint by a caller holding the state lock, which must have
+    /// taken `DbInner::checkpoint_gate` before it.
     pub(super) fn checkpoint_locked(&self, st: &mut ApplyState) -> Result<(), StorageError> {
         self.check_dropped()?;
         self.seal_idle(st);

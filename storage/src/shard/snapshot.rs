@@ -71,8 +71,10 @@ impl Shard {
     /// A consistent snapshot of the shard at its applied index (it
     /// checkpoints first): see [`SnapshotSource`].
     pub fn snapshot_source(&self) -> Result<SnapshotSource, StorageError> {
+        let gate = self.db.checkpoint_gate.lock();
         let mut st = self.state.lock();
         self.checkpoint_locked(&mut st)?;
+        drop(gate);
         let (len_tx, len_rx) = sync_channel::<Result<u64, StorageError>>(1);
         let (passes, pass_rx) = channel::<PartSink>();
         let db = self.db.clone();
