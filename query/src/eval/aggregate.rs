@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::gomath::{go_g, ParamRange};
 use super::rangefn::{kahan_inc, quantile};
 use super::{exec_err, format_float, EResult, Evaluator, Series, Steps, Val};
-use crate::ast::{AggregateExpr, AggregateOp, Expr};
+use crate::ast::{AggregateExpr, AggregateOp, Call, Expr};
 use crate::model::{Label, Labels, METRIC_NAME};
 
 /// The labels a series keeps under `by (grouping)` / `without (grouping)`.
@@ -111,7 +111,97 @@ impl Acc {
     }
 }
 
+/// Adds one series' per-step values into a group's per-step accumulators.
+fn fold(op: AggregateOp, accs: &mut [Acc], vals: &[Option<f64>]) {
+    for (acc, v) in accs.iter_mut().zip(vals) {
+        if let Some(f) = *v {
+            if acc.seen {
+                acc.add(op, f);
+            } else {
+                *acc = Acc::first(op, f);
+            }
+        }
+    }
+}
+
+/// A group's per-step results.
+fn results(op: AggregateOp, accs: &[Acc]) -> Vec<Option<f64>> {
+    accs.iter()
+        .map(|acc| acc.seen.then(|| acc.result(op)))
+        .collect()
+}
+
+/// The range function call under an aggregation whose groups can be fed
+/// one series at a time (`sum`, `avg`, `count`, `min`, `max`, `group`,
+/// `stddev`, `stdvar` of e.g. `rate(m[5m])`), so the function's output,
+/// one dense step vector per input series, is never held whole.
+fn fusable_range_call(a: &AggregateExpr) -> Option<&Call> {
+    use AggregateOp::*;
+    if !matches!(
+        a.op,
+        Sum | Avg | Count | Min | Max | Group | Stddev | Stdvar
+    ) {
+        return None;
+    }
+    let mut e = &*a.expr;
+    while let Expr::Paren(inner) = e {
+        e = inner;
+    }
+    match e {
+        Expr::Call(c) if super::functions::is_range_fn(&c.func) && c.func != "absent_over_time" => {
+            Some(c)
+        }
+        _ => None,
+    }
+}
+
 impl Evaluator<'_> {
+    /// `op by/without (grouping) (c)` for a [`fusable_range_call`]: each
+    /// output series of `c` is added to its group as it is computed and
+    /// then dropped. The groups, their order (first appearance) and each
+    /// step's accumulation order are those of the general path, so the
+    /// answer is the same to the bit; what is held is the groups' per-step
+    /// accumulators (accounted as one slot per step per group) and one
+    /// series at a time.
+    fn aggregate_range_call(
+        &mut self,
+        op: AggregateOp,
+        c: &Call,
+        grouping: &[String],
+        without: bool,
+        steps: &Steps,
+    ) -> EResult<Vec<Series>> {
+        super::functions::check_arity(c)?;
+        let n = steps.n;
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut groups: Vec<(Labels, bool, Vec<Acc>)> = Vec::new();
+        self.range_call_each(c, steps, &mut |ev, labels, drop_name, vals| {
+            let key = grouping_labels(labels, grouping, without);
+            let gi = match index.get(&key) {
+                Some(&gi) => gi,
+                None => {
+                    ev.add_samples(n)?;
+                    groups.push((key.clone(), false, vec![Acc::default(); n]));
+                    index.insert(key, groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            let g = &mut groups[gi];
+            g.1 |= drop_name;
+            fold(op, &mut g.2, &vals);
+            ev.release_samples(n);
+            Ok(())
+        })?;
+        Ok(groups
+            .into_iter()
+            .map(|(labels, drop_name, accs)| Series {
+                labels,
+                drop_name,
+                vals: results(op, &accs),
+            })
+            .collect())
+    }
+
     pub(crate) fn eval_aggregate(&mut self, a: &AggregateExpr, steps: &Steps) -> EResult<Val> {
         let mut grouping = a.grouping.clone();
         grouping.sort();
@@ -125,6 +215,11 @@ impl Evaluator<'_> {
             (Some(p), op) if op != AggregateOp::CountValues => Some(self.eval_scalar(p, steps)?),
             _ => None,
         };
+        if let Some(c) = fusable_range_call(a) {
+            return self
+                .aggregate_range_call(a.op, c, &grouping, a.without, steps)
+                .map(Val::Vector);
+        }
         let input = self.eval_vector(&a.expr, steps)?;
         // Assign series to groups.
         let mut index: HashMap<Labels, usize> = HashMap::new();
@@ -205,24 +300,12 @@ impl Evaluator<'_> {
                     for &si in &members {
                         let s = &input[si];
                         drop_name |= s.drop_name;
-                        for (acc, v) in accs.iter_mut().zip(&s.vals) {
-                            if let Some(f) = *v {
-                                if acc.seen {
-                                    acc.add(op, f);
-                                } else {
-                                    *acc = Acc::first(op, f);
-                                }
-                            }
-                        }
+                        fold(op, &mut accs, &s.vals);
                     }
-                    let vals = accs
-                        .iter()
-                        .map(|acc| acc.seen.then(|| acc.result(op)))
-                        .collect();
                     out.push(Series {
                         labels,
                         drop_name,
-                        vals,
+                        vals: results(op, &accs),
                     });
                 }
                 Ok(Val::Vector(out))

@@ -11,8 +11,13 @@ use super::{exec_err, EResult, Evaluator, Series, Steps, Val};
 use crate::ast::{Call, Expr};
 use crate::model::{Labels, MatchOp, METRIC_NAME};
 
+/// Receives each output series of a range function call: its labels,
+/// whether `__name__` is dropped at the end, and its per-step values.
+pub(crate) type RangeSink<'s, 'a> =
+    dyn FnMut(&mut Evaluator<'a>, &Labels, bool, Vec<Option<f64>>) -> EResult<()> + 's;
+
 /// Functions whose argument is a range vector.
-fn is_range_fn(name: &str) -> bool {
+pub(crate) fn is_range_fn(name: &str) -> bool {
     matches!(
         name,
         "rate"
@@ -174,7 +179,7 @@ fn date_fn(name: &str) -> Option<fn(f64) -> f64> {
     })
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
     /// Evaluates a function call over all steps.
     pub(crate) fn eval_call(&mut self, c: &Call, steps: &Steps) -> EResult<Val> {
         let name = c.func.as_str();
@@ -348,6 +353,50 @@ impl Evaluator<'_> {
     /// Functions over a range vector: one output series per input series.
     fn eval_range_call(&mut self, c: &Call, steps: &Steps) -> EResult<Vec<Series>> {
         let name = c.func.as_str();
+        let mut out = Vec::new();
+        // Each series stays accounted while `out` holds it.
+        self.range_call_each(c, steps, &mut |_, labels, drop_name, vals| {
+            out.push(Series {
+                labels: labels.clone(),
+                drop_name,
+                vals,
+            });
+            Ok(())
+        })?;
+        if name == "absent_over_time" {
+            let mut vals = vec![Some(1.0); steps.n];
+            for s in &out {
+                for (i, x) in s.vals.iter().enumerate() {
+                    if x.is_some() {
+                        vals[i] = None;
+                    }
+                }
+            }
+            if vals.iter().all(Option::is_none) {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![Series {
+                labels: absent_labels(&c.args[0]),
+                drop_name: true,
+                vals,
+            }]);
+        }
+        Ok(out)
+    }
+
+    /// Evaluates the range function call `c` one input series at a time,
+    /// handing each output series that has a value at some step to `sink`
+    /// as (labels, drop `__name__` at the end, per-step values): the
+    /// values are accounted against the sample budget, and a sink that
+    /// drops them gives them back with [`Evaluator::release_samples`].
+    /// `absent_over_time`'s one output is built by the caller from these.
+    pub(crate) fn range_call_each(
+        &mut self,
+        c: &Call,
+        steps: &Steps,
+        sink: &mut RangeSink<'_, 'a>,
+    ) -> EResult<()> {
+        let name = c.func.as_str();
         let (ri, scalar_args) = match name {
             "quantile_over_time" => (1, vec![0]),
             "predict_linear" => (0, vec![1]),
@@ -387,7 +436,6 @@ impl Evaluator<'_> {
             }
         }
         let keep_name = matches!(name, "last_over_time" | "first_over_time");
-        let mut out = Vec::with_capacity(input.series.len());
         for rs in &input.series {
             self.check_deadline()?;
             self.add_samples(steps.n)?;
@@ -400,11 +448,6 @@ impl Evaluator<'_> {
                 self.release_samples(steps.n);
                 continue;
             }
-            let series = Series {
-                labels: rs.labels.clone().into_owned(),
-                drop_name: rs.drop_name || !keep_name,
-                vals,
-            };
             if name == "rate" || name == "increase" {
                 if let Some(m) = rs.labels.metric_name() {
                     if !["_total", "_sum", "_count", "_bucket"]
@@ -417,27 +460,9 @@ impl Evaluator<'_> {
                     }
                 }
             }
-            out.push(series);
+            sink(self, &rs.labels, rs.drop_name || !keep_name, vals)?;
         }
-        if name == "absent_over_time" {
-            let mut vals = vec![Some(1.0); steps.n];
-            for s in &out {
-                for (i, x) in s.vals.iter().enumerate() {
-                    if x.is_some() {
-                        vals[i] = None;
-                    }
-                }
-            }
-            if vals.iter().all(Option::is_none) {
-                return Ok(Vec::new());
-            }
-            return Ok(vec![Series {
-                labels: absent_labels(&c.args[0]),
-                drop_name: true,
-                vals,
-            }]);
-        }
-        Ok(out)
+        Ok(())
     }
 
     fn label_replace(&mut self, c: &Call, steps: &Steps) -> EResult<Vec<Series>> {
@@ -553,7 +578,7 @@ impl Evaluator<'_> {
 
 /// The parser checks arity; expressions built by hand are checked here so a
 /// malformed AST is an error, not a panic.
-fn check_arity(c: &Call) -> EResult<()> {
+pub(crate) fn check_arity(c: &Call) -> EResult<()> {
     let Some(sig) = crate::parser::function_sig(&c.func) else {
         return exec_err(format!("unknown function {:?}", c.func));
     };

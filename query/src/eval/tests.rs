@@ -464,4 +464,91 @@ mod budget {
             began.elapsed()
         );
     }
+
+    mod fused_aggregation {
+        use super::run;
+        use crate::engine::{Engine, Value};
+        use crate::mem::MemQueryable;
+        use crate::model::{Labels, SeriesData};
+        use proptest::prelude::*;
+
+        /// Points of a range result, by labels, for comparison.
+        fn points(v: Value) -> Vec<(String, Vec<(i64, f64)>)> {
+            let Value::Matrix(ms) = v else {
+                panic!("matrix expected")
+            };
+            let mut out: Vec<_> = ms
+                .into_iter()
+                .map(|SeriesData { labels, samples }| {
+                    (
+                        labels.to_string(),
+                        samples.iter().map(|p| (p.t, p.v)).collect(),
+                    )
+                })
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        }
+
+        fn close(a: f64, b: f64) -> bool {
+            a == b
+                || (a.is_nan() && b.is_nan())
+                || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+            /// An aggregation of a range function (evaluated one series at
+            /// a time, never holding the function's whole output) answers
+            /// what the general path answers on the same series (`* 1`
+            /// keeps every value and makes the argument a binary
+            /// expression, which takes the general path).
+            #[test]
+            fn matches_the_general_path(
+                series in prop::collection::vec(
+                    (0u8..3, prop::collection::vec((0i64..40, -5.0f64..100.0, any::<bool>()), 0..30)),
+                    1..12,
+                ),
+                op in 0usize..8,
+                func in 0usize..5,
+                grouping in 0usize..3,
+            ) {
+                let mut m = MemQueryable::new();
+                for (i, (g, pts)) in series.iter().enumerate() {
+                    let l = Labels::from_pairs([
+                        ("__name__", "x".to_string()),
+                        ("g", ["a", "b", "c"][*g as usize].to_string()),
+                        ("i", i.to_string()),
+                    ]);
+                    let mut ts: Vec<(i64, f64)> = pts
+                        .iter()
+                        .map(|&(t, v, nan)| (t * 10_000, if nan && v < 0.0 { f64::NAN } else { v }))
+                        .collect();
+                    ts.sort_by_key(|p| p.0);
+                    ts.dedup_by_key(|p| p.0);
+                    for (t, v) in ts {
+                        m.add(l.clone(), t, v);
+                    }
+                }
+                let op = ["sum", "avg", "count", "min", "max", "group", "stddev", "stdvar"][op];
+                let func = ["rate", "increase", "max_over_time", "last_over_time", "stddev_over_time"][func];
+                let grouping = ["", " by (g)", " without (i)"][grouping];
+                let fused = format!("{op}{grouping} ({func}(x[1m]))");
+                let general = format!("{op}{grouping} ({func}(x[1m]) * 1)");
+                let e = Engine::default();
+                let a = run(e.range(&m, &fused, 0, 400_000, 7_000)).expect("fused");
+                let b = run(e.range(&m, &general, 0, 400_000, 7_000)).expect("general");
+                let (pa, pb) = (points(a.value), points(b.value));
+                prop_assert_eq!(pa.len(), pb.len(), "{} vs {}", fused, general);
+                for ((la, sa), (lb, sb)) in pa.iter().zip(&pb) {
+                    prop_assert_eq!(la, lb);
+                    prop_assert_eq!(sa.len(), sb.len(), "{}: {}", fused, la);
+                    for (x, y) in sa.iter().zip(sb) {
+                        prop_assert!(x.0 == y.0 && close(x.1, y.1), "{}: {} {:?} vs {:?}", fused, la, x, y);
+                    }
+                }
+            }
+        }
+    }
 }
