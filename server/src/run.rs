@@ -63,6 +63,7 @@ pub fn node_config(cfg: &Config) -> cluster::NodeConfig {
         replication_factor: cfg.replication_factor as usize,
         storage: storage::StorageOptions {
             retention_ms: cfg.retention.0.as_millis() as i64,
+            release_memory: Some(crate::alloc::release_free_memory),
             ..d.storage.clone()
         },
         cluster_secret: cfg.cluster_secret.clone(),

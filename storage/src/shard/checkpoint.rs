@@ -21,7 +21,11 @@ impl Shard {
     pub fn checkpoint(&self) -> Result<(), StorageError> {
         let _gate = self.db.checkpoint_gate.lock();
         let mut st = self.state.lock();
-        self.checkpoint_locked(&mut st)
+        let r = self.checkpoint_locked(&mut st);
+        if let Some(release) = self.db.opts.release_memory {
+            release();
+        }
+        r
     }
 
     /// A checkpoint by a caller holding the state lock, which must have
