@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::gomath::{go_g, ParamRange};
 use super::rangefn::{kahan_inc, quantile};
 use super::{exec_err, format_float, EResult, Evaluator, Series, Steps, Val};
-use crate::ast::{AggregateExpr, AggregateOp, Call, Expr};
+use crate::ast::{AggregateExpr, AggregateOp, Call, Expr, VectorSelector};
 use crate::model::{Label, Labels, METRIC_NAME};
 
 /// The labels a series keeps under `by (grouping)` / `without (grouping)`.
@@ -131,11 +131,18 @@ fn results(op: AggregateOp, accs: &[Acc]) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// The range function call under an aggregation whose groups can be fed
-/// one series at a time (`sum`, `avg`, `count`, `min`, `max`, `group`,
-/// `stddev`, `stdvar` of e.g. `rate(m[5m])`), so the function's output,
-/// one dense step vector per input series, is never held whole.
-fn fusable_range_call(a: &AggregateExpr) -> Option<&Call> {
+/// The argument of an aggregation whose groups can be fed one series at a
+/// time: `sum`, `avg`, `count`, `min`, `max`, `group`, `stddev` or
+/// `stdvar` of a selector or of a range function call (the dashboard
+/// shapes `sum by (instance) (rate(m[5m]))`, `max by (instance) (m)`), so
+/// the argument's value, one dense step vector per series, is never held
+/// whole.
+enum Fusable<'e> {
+    Selector(&'e VectorSelector),
+    RangeCall(&'e Call),
+}
+
+fn fusable(a: &AggregateExpr) -> Option<Fusable<'_>> {
     use AggregateOp::*;
     if !matches!(
         a.op,
@@ -148,50 +155,58 @@ fn fusable_range_call(a: &AggregateExpr) -> Option<&Call> {
         e = inner;
     }
     match e {
+        Expr::VectorSelector(vs) => Some(Fusable::Selector(vs)),
         Expr::Call(c) if super::functions::is_range_fn(&c.func) && c.func != "absent_over_time" => {
-            Some(c)
+            Some(Fusable::RangeCall(c))
         }
         _ => None,
     }
 }
 
-impl Evaluator<'_> {
-    /// `op by/without (grouping) (c)` for a [`fusable_range_call`]: each
-    /// output series of `c` is added to its group as it is computed and
-    /// then dropped. The groups, their order (first appearance) and each
-    /// step's accumulation order are those of the general path, so the
-    /// answer is the same to the bit; what is held is the groups' per-step
+impl<'a> Evaluator<'a> {
+    /// `op by/without (grouping) (arg)` for a [`fusable`] argument: each
+    /// series of `arg` is added to its group as it is computed and then
+    /// dropped. The groups, their order (first appearance) and each step's
+    /// accumulation order are those of the general path, so the answer is
+    /// the same to the bit; what is held is the groups' per-step
     /// accumulators (accounted as one slot per step per group) and one
     /// series at a time.
-    fn aggregate_range_call(
+    fn aggregate_streamed(
         &mut self,
         op: AggregateOp,
-        c: &Call,
+        arg: Fusable<'_>,
         grouping: &[String],
         without: bool,
         steps: &Steps,
     ) -> EResult<Vec<Series>> {
-        super::functions::check_arity(c)?;
         let n = steps.n;
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut groups: Vec<(Labels, bool, Vec<Acc>)> = Vec::new();
-        self.range_call_each(c, steps, &mut |ev, labels, drop_name, vals| {
-            let key = grouping_labels(labels, grouping, without);
-            let gi = match index.get(&key) {
-                Some(&gi) => gi,
-                None => {
-                    ev.add_samples(n)?;
-                    groups.push((key.clone(), false, vec![Acc::default(); n]));
-                    index.insert(key, groups.len() - 1);
-                    groups.len() - 1
-                }
+        let mut add =
+            |ev: &mut Evaluator<'a>, labels: &Labels, drop_name: bool, vals: Vec<Option<f64>>| {
+                let key = grouping_labels(labels, grouping, without);
+                let gi = match index.get(&key) {
+                    Some(&gi) => gi,
+                    None => {
+                        ev.add_samples(n)?;
+                        groups.push((key.clone(), false, vec![Acc::default(); n]));
+                        index.insert(key, groups.len() - 1);
+                        groups.len() - 1
+                    }
+                };
+                let g = &mut groups[gi];
+                g.1 |= drop_name;
+                fold(op, &mut g.2, &vals);
+                ev.release_samples(n);
+                Ok(())
             };
-            let g = &mut groups[gi];
-            g.1 |= drop_name;
-            fold(op, &mut g.2, &vals);
-            ev.release_samples(n);
-            Ok(())
-        })?;
+        match arg {
+            Fusable::Selector(vs) => self.vector_selector_each(vs, steps, &mut add)?,
+            Fusable::RangeCall(c) => {
+                super::functions::check_arity(c)?;
+                self.range_call_each(c, steps, &mut add)?
+            }
+        }
         Ok(groups
             .into_iter()
             .map(|(labels, drop_name, accs)| Series {
@@ -215,9 +230,9 @@ impl Evaluator<'_> {
             (Some(p), op) if op != AggregateOp::CountValues => Some(self.eval_scalar(p, steps)?),
             _ => None,
         };
-        if let Some(c) = fusable_range_call(a) {
+        if let Some(arg) = fusable(a) {
             return self
-                .aggregate_range_call(a.op, c, &grouping, a.without, steps)
+                .aggregate_streamed(a.op, arg, &grouping, a.without, steps)
                 .map(Val::Vector);
         }
         let input = self.eval_vector(&a.expr, steps)?;

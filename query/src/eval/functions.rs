@@ -11,9 +11,10 @@ use super::{exec_err, EResult, Evaluator, Series, Steps, Val};
 use crate::ast::{Call, Expr};
 use crate::model::{Labels, MatchOp, METRIC_NAME};
 
-/// Receives each output series of a range function call: its labels,
+/// Receives each output series of a selector or range function call, one
+/// at a time: its labels,
 /// whether `__name__` is dropped at the end, and its per-step values.
-pub(crate) type RangeSink<'s, 'a> =
+pub(crate) type SeriesSink<'s, 'a> =
     dyn FnMut(&mut Evaluator<'a>, &Labels, bool, Vec<Option<f64>>) -> EResult<()> + 's;
 
 /// Functions whose argument is a range vector.
@@ -394,7 +395,7 @@ impl<'a> Evaluator<'a> {
         &mut self,
         c: &Call,
         steps: &Steps,
-        sink: &mut RangeSink<'_, 'a>,
+        sink: &mut SeriesSink<'_, 'a>,
     ) -> EResult<()> {
         let name = c.func.as_str();
         let (ri, scalar_args) = match name {

@@ -75,12 +75,6 @@ pub(crate) struct Series {
     pub vals: Vec<Option<f64>>,
 }
 
-impl Series {
-    pub fn count(&self) -> usize {
-        self.vals.iter().filter(|v| v.is_some()).count()
-    }
-}
-
 /// A series of a range vector (matrix) value.
 #[derive(Clone, Debug)]
 pub(crate) struct RangeSeries {

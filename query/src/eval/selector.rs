@@ -1,6 +1,7 @@
 //! Selectors: instant vector lookups with lookback and staleness, and the
 //! sliding windows of range selectors and subqueries.
 
+use super::functions::SeriesSink;
 use super::{
     exec_err, sel_key, EResult, Evaluator, Fetched, RangeSeries, Series, Steps, Stop, Val,
 };
@@ -116,10 +117,31 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         steps: &Steps,
     ) -> EResult<Vec<Series>> {
+        let mut out = Vec::new();
+        // Each series stays accounted while `out` holds it.
+        self.vector_selector_each(vs, steps, &mut |_, labels, drop_name, vals| {
+            out.push(Series {
+                labels: labels.clone(),
+                drop_name,
+                vals,
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Evaluates the selector `vs` one series at a time, handing each
+    /// series with a value at some step to `sink` (see
+    /// [`Evaluator::range_call_each`] for the accounting).
+    pub(crate) fn vector_selector_each(
+        &mut self,
+        vs: &VectorSelector,
+        steps: &Steps,
+        sink: &mut SeriesSink<'_, 'a>,
+    ) -> EResult<()> {
         let at = self.at_ts(&vs.at);
         let lookback = self.lookback;
         let data = self.fetched(vs)?;
-        let mut out = Vec::with_capacity(data.len());
         for sd in data {
             self.check_deadline()?;
             let s = &sd.samples;
@@ -150,18 +172,13 @@ impl<'a> Evaluator<'a> {
                     *x = lookup(j, eff);
                 }
             }
-            let series = Series {
-                labels: sd.labels.clone(),
-                drop_name: false,
-                vals,
-            };
-            if series.count() > 0 {
-                out.push(series);
+            if vals.iter().any(Option::is_some) {
+                sink(self, &sd.labels, false, vals)?;
             } else {
                 self.release_samples(steps.n);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `timestamp(selector)`: the timestamps of the samples found.

@@ -499,8 +499,8 @@ mod budget {
         proptest! {
             #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-            /// An aggregation of a range function (evaluated one series at
-            /// a time, never holding the function's whole output) answers
+            /// An aggregation of a selector or a range function (evaluated
+            /// one series at a time, never holding the argument whole) answers
             /// what the general path answers on the same series (`* 1`
             /// keeps every value and makes the argument a binary
             /// expression, which takes the general path).
@@ -511,7 +511,7 @@ mod budget {
                     1..12,
                 ),
                 op in 0usize..8,
-                func in 0usize..5,
+                func in 0usize..6,
                 grouping in 0usize..3,
             ) {
                 let mut m = MemQueryable::new();
@@ -532,10 +532,11 @@ mod budget {
                     }
                 }
                 let op = ["sum", "avg", "count", "min", "max", "group", "stddev", "stdvar"][op];
-                let func = ["rate", "increase", "max_over_time", "last_over_time", "stddev_over_time"][func];
+                let arg = ["rate(x[1m])", "increase(x[1m])", "max_over_time(x[1m])",
+                    "last_over_time(x[1m])", "stddev_over_time(x[1m])", "x"][func];
                 let grouping = ["", " by (g)", " without (i)"][grouping];
-                let fused = format!("{op}{grouping} ({func}(x[1m]))");
-                let general = format!("{op}{grouping} ({func}(x[1m]) * 1)");
+                let fused = format!("{op}{grouping} ({arg})");
+                let general = format!("{op}{grouping} ({arg} * 1)");
                 let e = Engine::default();
                 let a = run(e.range(&m, &fused, 0, 400_000, 7_000)).expect("fused");
                 let b = run(e.range(&m, &general, 0, 400_000, 7_000)).expect("general");
