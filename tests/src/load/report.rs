@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use super::compare::{compare, Agreement, Rule, STRICT, VM_RATE};
+use super::compare::{before_2_51, compare, Agreement, Rule, PRE_2_51_RATE, STRICT, VM_RATE};
 use super::queries::QueryResult;
 use super::send::IngestStats;
 
@@ -130,12 +130,15 @@ fn find<'a>(rs: &'a [RunResult], key: &str) -> Option<&'a RunResult> {
     rs.iter().find(|r| r.system == key)
 }
 
-/// The rule for comparing `system`'s answer to the reference.
-pub fn tolerance(system: &str, uses_rate: bool) -> Rule {
-    if system == VICTORIA && uses_rate {
-        VM_RATE
-    } else {
-        STRICT
+/// The rule for comparing `system`'s answer to the reference's (whose
+/// report title is `reference_title`, e.g. "Prometheus 2.42.0").
+pub fn tolerance(system: &str, uses_rate: bool, reference_title: &str) -> Rule {
+    let silverback = system == SILVERBACK || system == SILVERBACK_3;
+    match reference_title.strip_prefix("Prometheus ") {
+        _ if !uses_rate => STRICT,
+        _ if system == VICTORIA => VM_RATE,
+        Some(version) if silverback && before_2_51(version) => PRE_2_51_RATE,
+        _ => STRICT,
     }
 }
 
@@ -151,7 +154,11 @@ pub fn agreements(reference: &RunResult, r: &RunResult) -> Vec<Option<Agreement>
                 .answer
                 .as_ref()?;
             let got = q.answer.as_ref()?;
-            Some(compare(want, got, tolerance(&r.system, q.query.uses_rate)))
+            Some(compare(
+                want,
+                got,
+                tolerance(&r.system, q.query.uses_rate, &reference.title),
+            ))
         })
         .collect()
 }
@@ -391,6 +398,27 @@ pub fn render(results: &[RunResult], meta: &Meta) -> String {
             }
         ),
     );
+    let old_prometheus = reference
+        .and_then(|r| r.title.strip_prefix("Prometheus "))
+        .is_some_and(before_2_51);
+    if old_prometheus {
+        push(
+            &mut o,
+            &format!(
+                "The reference predates Prometheus 2.51, whose `rate` extrapolation Silverback follows: \
+                 where a counter starts inside the window, Prometheus before 2.51 limited the \
+                 extrapolation towards the window's start to the counter's zero point before deciding \
+                 that the series starts there, so it could extrapolate up to 1.1 scrape intervals back \
+                 instead of half of one; prometheus/prometheus#13725 (2.51) applies the zero-point limit \
+                 after. Silverback's `rate` queries are therefore held to {:.0}% per value (marked ≈ \
+                 when they differ by more than 1e-6), which only series starting inside a `[5m]` window \
+                 can use.\n",
+                match PRE_2_51_RATE {
+                    Rule::Total(t) | Rule::PerValue(t) => t * 100.0,
+                }
+            ),
+        );
+    }
     let mut all_ok = true;
     for (ri, r) in results.iter().enumerate() {
         if Some(r.system.as_str()) == reference.map(|x| x.system.as_str()) {
@@ -742,5 +770,32 @@ mod tests {
         assert!(!md.contains("at 1M series"), "{md}");
         assert!(md.contains("**not met:** 3 nodes, RF 3 ≥ 1/3"), "{md}");
         assert!(md.contains("| 1.33× |"), "{md}"); // 400 / 300
+    }
+
+    #[test]
+    fn silverback_rate_answers_against_prometheus_before_2_51() {
+        let with_reference = |title: &str, sb_rate: f64| {
+            let mut prom = run(PROMETHEUS, 100.0, 1.0);
+            prom.title = title.into();
+            let rs = vec![prom, run(SILVERBACK, 400.0, sb_rate)];
+            render(
+                &rs,
+                &Meta {
+                    date: "d".into(),
+                    ..Default::default()
+                },
+            )
+        };
+        // 0.3% off on `rate` queries: the extrapolation change of 2.51.
+        let md = with_reference("Prometheus 2.42.0", 1.003);
+        assert!(md.contains("- silverback: all 12 agree"), "{md}");
+        assert!(md.contains("prometheus/prometheus#13725"), "{md}");
+        assert!(md.contains(" ≈ |"), "{md}");
+        // 2% off is still wrong, and a newer reference is held to 1e-6.
+        let md = with_reference("Prometheus 2.42.0", 1.02);
+        assert!(md.contains("- silverback: 8 disagree"), "{md}");
+        let md = with_reference("Prometheus 2.53.1", 1.003);
+        assert!(md.contains("- silverback: 8 disagree"), "{md}");
+        assert!(!md.contains("prometheus/prometheus#13725"), "{md}");
     }
 }
