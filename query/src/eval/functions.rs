@@ -17,6 +17,22 @@ use crate::model::{Labels, MatchOp, METRIC_NAME};
 pub(crate) type SeriesSink<'s, 'a> =
     dyn FnMut(&mut Evaluator<'a>, &Labels, bool, Vec<Option<f64>>) -> EResult<()> + 's;
 
+/// The [`SeriesSink`] of the general path: keeps every series in `out`,
+/// where it stays accounted.
+pub(crate) fn keep(
+    out: &mut Vec<Series>,
+    labels: &Labels,
+    drop_name: bool,
+    vals: Vec<Option<f64>>,
+) -> EResult<()> {
+    out.push(Series {
+        labels: labels.clone(),
+        drop_name,
+        vals,
+    });
+    Ok(())
+}
+
 /// Functions whose argument is a range vector.
 pub(crate) fn is_range_fn(name: &str) -> bool {
     matches!(
@@ -355,15 +371,7 @@ impl<'a> Evaluator<'a> {
     fn eval_range_call(&mut self, c: &Call, steps: &Steps) -> EResult<Vec<Series>> {
         let name = c.func.as_str();
         let mut out = Vec::new();
-        // Each series stays accounted while `out` holds it.
-        self.range_call_each(c, steps, &mut |_, labels, drop_name, vals| {
-            out.push(Series {
-                labels: labels.clone(),
-                drop_name,
-                vals,
-            });
-            Ok(())
-        })?;
+        self.range_call_each(c, steps, &mut |_, l, d, v| keep(&mut out, l, d, v))?;
         if name == "absent_over_time" {
             let mut vals = vec![Some(1.0); steps.n];
             for s in &out {

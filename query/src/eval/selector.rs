@@ -1,7 +1,7 @@
 //! Selectors: instant vector lookups with lookback and staleness, and the
 //! sliding windows of range selectors and subqueries.
 
-use super::functions::SeriesSink;
+use super::functions::{keep, SeriesSink};
 use super::{
     exec_err, sel_key, EResult, Evaluator, Fetched, RangeSeries, Series, Steps, Stop, Val,
 };
@@ -118,15 +118,7 @@ impl<'a> Evaluator<'a> {
         steps: &Steps,
     ) -> EResult<Vec<Series>> {
         let mut out = Vec::new();
-        // Each series stays accounted while `out` holds it.
-        self.vector_selector_each(vs, steps, &mut |_, labels, drop_name, vals| {
-            out.push(Series {
-                labels: labels.clone(),
-                drop_name,
-                vals,
-            });
-            Ok(())
-        })?;
+        self.vector_selector_each(vs, steps, &mut |_, l, d, v| keep(&mut out, l, d, v))?;
         Ok(out)
     }
 
