@@ -78,7 +78,7 @@ impl Shard {
             let Some(m) = stripe.series.get(&id) else {
                 continue;
             };
-            for c in &m.sealed {
+            for c in m.sealed() {
                 wb.put_cf(
                     cf_chunks,
                     keys::chunk_key(self.id, id, c.min_t, c.seq),
@@ -86,7 +86,7 @@ impl Shard {
                 );
             }
             wb.put_cf(cf_meta, keys::head_key(self.id, id), m.encode_head());
-            written.push((id, m.sealed.len()));
+            written.push((id, m.sealed().len()));
             spans.push((id, super::span_of(m)));
         }
         // Their time ranges moved on: so do their spans in the index.
@@ -113,8 +113,7 @@ impl Shard {
         for (id, n) in written {
             let mut stripe = self.stripe(id).write();
             if let Some(m) = stripe.series.get_mut(&id) {
-                m.sealed.drain(..n);
-                m.sealed.shrink_to_fit();
+                m.drop_sealed(n);
                 m.dirty = false;
             }
         }
@@ -145,7 +144,7 @@ impl Shard {
         for stripe in self.stripes.iter() {
             let mut stripe = stripe.write();
             for (&id, m) in stripe.series.iter_mut() {
-                if m.has_samples && m.last_t < cutoff && !m.head.is_empty() && m.ooo.is_none() {
+                if m.has_samples && m.last_t < cutoff && !m.head.is_empty() && m.ooo().is_none() {
                     let was_dirty = m.dirty;
                     m.seal_head();
                     if !was_dirty {

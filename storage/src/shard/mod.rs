@@ -224,9 +224,9 @@ impl Shard {
             let stripe = stripe.read();
             s.series += stripe.series.len() as u64;
             for m in stripe.series.values() {
-                s.sealed_chunks_in_memory += m.sealed.len() as u64;
+                s.sealed_chunks_in_memory += m.sealed().len() as u64;
                 s.head_samples += m.head.len() as u64;
-                s.ooo_samples += m.ooo.as_ref().map_or(0, |b| b.len()) as u64;
+                s.ooo_samples += m.ooo().map_or(0, |b| b.len()) as u64;
                 s.heap_bytes += m.heap_size() as u64;
             }
         }

@@ -86,7 +86,7 @@ impl Shard {
                     continue;
                 }
                 let mut mem = Vec::new();
-                for c in &m.sealed {
+                for c in m.sealed() {
                     if c.max_t >= min_t && c.min_t <= max_t {
                         mem.push(EncodedChunk {
                             min_t: c.min_t,
