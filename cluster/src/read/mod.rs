@@ -226,6 +226,24 @@ impl Node {
         }
     }
 
+    /// Whether a remote shard answered itself: `Retry` when it redirected
+    /// (a leader hint is recorded), `Fail` when it reported an error.
+    fn answered(
+        &self,
+        shard: u32,
+        to: NodeId,
+        redirect: Option<proto::cluster::Redirect>,
+        error: String,
+    ) -> Result<(), Attempt> {
+        if self.redirected(shard, to, redirect) {
+            return Err(Attempt::Retry);
+        }
+        if !error.is_empty() {
+            return Err(Attempt::Fail(ClusterError::Unavailable(error)));
+        }
+        Ok(())
+    }
+
     async fn read_remote(
         &self,
         shard: u32,
@@ -268,7 +286,6 @@ impl Node {
             min_t,
             max_t,
         };
-        let fail = |e: String| Err(Attempt::Fail(ClusterError::Unavailable(e)));
         let transport = |_: tonic::Status| {
             self.guess_next_leader(g, to);
             Attempt::Retry
@@ -276,12 +293,7 @@ impl Node {
         match op {
             ReadOp::SelectChunks(_) => {
                 let r = c.select(sel_req).await.map_err(transport)?.into_inner();
-                if self.redirected(shard, to, r.redirect) {
-                    return Err(Attempt::Retry);
-                }
-                if !r.error.is_empty() {
-                    return fail(r.error);
-                }
+                self.answered(shard, to, r.redirect, r.error)?;
                 Ok(ReadOut::Chunks(
                     r.series
                         .into_iter()
@@ -307,22 +319,12 @@ impl Node {
                 }
                 .map_err(transport)?
                 .into_inner();
-                if self.redirected(shard, to, r.redirect) {
-                    return Err(Attempt::Retry);
-                }
-                if !r.error.is_empty() {
-                    return fail(r.error);
-                }
+                self.answered(shard, to, r.redirect, r.error)?;
                 Ok(ReadOut::Strings(r.values))
             }
             ReadOp::Series => {
                 let r = c.series(sel).await.map_err(transport)?.into_inner();
-                if self.redirected(shard, to, r.redirect) {
-                    return Err(Attempt::Retry);
-                }
-                if !r.error.is_empty() {
-                    return fail(r.error);
-                }
+                self.answered(shard, to, r.redirect, r.error)?;
                 Ok(ReadOut::Labels(
                     r.series
                         .into_iter()
@@ -336,12 +338,7 @@ impl Node {
                     .await
                     .map_err(transport)?
                     .into_inner();
-                if self.redirected(shard, to, r.redirect) {
-                    return Err(Attempt::Retry);
-                }
-                if !r.error.is_empty() {
-                    return fail(r.error);
-                }
+                self.answered(shard, to, r.redirect, r.error)?;
                 Ok(ReadOut::Tsdb(tsdb_from_pb(r.num_series, r.names)))
             }
         }

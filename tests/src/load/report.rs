@@ -134,11 +134,17 @@ fn find<'a>(rs: &'a [RunResult], key: &str) -> Option<&'a RunResult> {
 /// report title is `reference_title`, e.g. "Prometheus 2.42.0").
 pub fn tolerance(system: &str, uses_rate: bool, reference_title: &str) -> Rule {
     let silverback = system == SILVERBACK || system == SILVERBACK_3;
-    match reference_title.strip_prefix("Prometheus ") {
-        _ if !uses_rate => STRICT,
-        _ if system == VICTORIA => VM_RATE,
-        Some(version) if silverback && before_2_51(version) => PRE_2_51_RATE,
-        _ => STRICT,
+    let old_reference = reference_title
+        .strip_prefix("Prometheus ")
+        .is_some_and(before_2_51);
+    if !uses_rate {
+        STRICT
+    } else if system == VICTORIA {
+        VM_RATE
+    } else if silverback && old_reference {
+        PRE_2_51_RATE
+    } else {
+        STRICT
     }
 }
 
