@@ -6,11 +6,15 @@
 //! written at checkpoint, read on open) is:
 //!
 //! ```text
-//! version u8 (=1) | flags u8 (bit 0: has samples) |
+//! version u8 (=2) | flags u8 (bit 0: has samples, bit 1: an out-of-order
+//!                            chunk was sealed) |
 //! first_t i64 | last_t i64 | last_v u64 (f64 bits)   -- big-endian
 //! head_len varint | head chunk bytes (crate::chunk format; 0 = empty)
 //! ooo_n varint | (t zigzag-varint | v u64 LE)*       -- sorted by t
 //! ```
+//!
+//! A version-1 record (written before bit 1 existed) is read as if bit 1
+//! were set: its series may have out-of-order chunks on disk.
 
 use model::Sample;
 
@@ -22,7 +26,9 @@ use model::varint::{put_i64, put_u64, Reader};
 /// chunk (as Prometheus' default `out_of_order_cap`).
 pub(crate) const OOO_CAP: usize = 32;
 
-const HEAD_VERSION: u8 = 1;
+const HEAD_VERSION: u8 = 2;
+/// Head records of this version lack flag bit 1.
+const HEAD_VERSION_1: u8 = 1;
 
 /// Out-of-order samples of a series, sorted by time, unique.
 #[derive(Default, Debug)]
@@ -81,6 +87,11 @@ pub(crate) struct MemSeries {
     pub(crate) has_samples: bool,
     /// Changed since the last checkpoint.
     pub(crate) dirty: bool,
+    /// An out-of-order chunk was ever sealed, so chunks on disk may hold
+    /// samples anywhere before `last_t`. While it is false every chunk on
+    /// disk ends before the oldest chunk in memory
+    /// ([`MemSeries::disk_ends_before`]).
+    ooo_sealed: bool,
 }
 
 /// What happened to one appended sample.
@@ -106,6 +117,22 @@ impl MemSeries {
             last_v: 0,
             has_samples: false,
             dirty: false,
+            ooo_sealed: false,
+        }
+    }
+
+    /// A time before which every chunk of this series on disk ends, when
+    /// one is known: the start of its oldest in-order chunk in memory, if
+    /// no out-of-order chunk was ever sealed (in-order chunks are sealed
+    /// and written oldest first). A read of `[min_t, ..]` with `min_t` at
+    /// or after it has nothing to find on disk.
+    pub(crate) fn disk_ends_before(&self) -> Option<i64> {
+        if self.ooo_sealed {
+            return None;
+        }
+        match self.sealed().first() {
+            Some(c) => Some(c.min_t),
+            None => self.head.min_time(),
         }
     }
 
@@ -266,6 +293,7 @@ impl MemSeries {
                 data: c.2,
             });
             *next_seq += 1;
+            self.ooo_sealed = true;
             self.dirty = true;
         }
     }
@@ -298,7 +326,7 @@ impl MemSeries {
         };
         let mut out = Vec::with_capacity(30 + head.len());
         out.push(HEAD_VERSION);
-        out.push(u8::from(self.has_samples));
+        out.push(u8::from(self.has_samples) | u8::from(self.ooo_sealed) << 1);
         out.extend_from_slice(&self.first_t.to_be_bytes());
         out.extend_from_slice(&self.last_t.to_be_bytes());
         out.extend_from_slice(&self.last_v.to_be_bytes());
@@ -318,7 +346,8 @@ impl MemSeries {
     pub(crate) fn decode_head(&mut self, b: &[u8]) -> Result<(), StorageError> {
         let bad = |what: &str| StorageError::Corrupt(format!("head record: {what}"));
         let mut r = Reader::new(b);
-        if r.u8() != Some(HEAD_VERSION) {
+        let version = r.u8();
+        if version != Some(HEAD_VERSION) && version != Some(HEAD_VERSION_1) {
             return Err(bad("unknown version"));
         }
         let flags = r.u8().ok_or_else(|| bad("truncated"))?;
@@ -357,7 +386,12 @@ impl MemSeries {
             return Err(bad("trailing bytes"));
         }
         let has_samples = flags & 1 == 1;
-        if flags > 1 || (!has_samples && (!head.is_empty() || !ooo.is_empty())) {
+        let known_flags = if version == Some(HEAD_VERSION_1) {
+            1
+        } else {
+            3
+        };
+        if flags & !known_flags != 0 || (!has_samples && (!head.is_empty() || !ooo.is_empty())) {
             return Err(bad("inconsistent flags"));
         }
         if head.max_time().is_some_and(|m| m != last_t)
@@ -378,6 +412,7 @@ impl MemSeries {
         self.last_t = last_t;
         self.last_v = last_v;
         self.has_samples = has_samples;
+        self.ooo_sealed = version == Some(HEAD_VERSION_1) || flags & 2 != 0;
         Ok(())
     }
 }
@@ -400,4 +435,60 @@ fn encode_sorted(s: &[Sample]) -> Option<(i64, i64, Box<[u8]>)> {
         e.push(x.t, x.v).ok()?;
     }
     Some((e.min_time()?, e.max_time()?, e.bytes().into_boxed_slice()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series_with(samples: &[(i64, f64)], ooo_window: i64) -> MemSeries {
+        let mut m = MemSeries::new(Box::new([]));
+        let mut seq = 1;
+        for &(t, v) in samples {
+            m.append(t, v, ooo_window, &mut seq);
+        }
+        m
+    }
+
+    #[test]
+    fn disk_ends_before_the_oldest_in_order_chunk_in_memory() {
+        let m = series_with(&[(1000, 1.0), (2000, 2.0)], 0);
+        assert_eq!(m.disk_ends_before(), Some(1000));
+        assert_eq!(MemSeries::new(Box::new([])).disk_ends_before(), None);
+        // once an out-of-order chunk is sealed, nothing is known
+        let mut late: Vec<(i64, f64)> = vec![(100_000, 0.0)];
+        late.extend((0..=OOO_CAP as i64).map(|i| (50_000 + i, 1.0)));
+        let mut m = series_with(&late, 3_600_000);
+        assert_eq!(m.disk_ends_before(), None);
+        // and it survives the head record
+        let rec = m.encode_head();
+        let mut back = MemSeries::new(Box::new([]));
+        back.decode_head(&rec).unwrap();
+        assert_eq!(back.disk_ends_before(), None);
+        m.ooo_sealed = false;
+        let mut back = MemSeries::new(Box::new([]));
+        back.decode_head(&m.encode_head()).unwrap();
+        assert_eq!(back.disk_ends_before(), Some(100_000));
+    }
+
+    /// A series fills mimalloc's 160-byte size class (see `cold`); a new
+    /// field must fit in the padding or pay for it in a benchmark.
+    #[test]
+    fn a_series_fits_160_bytes() {
+        assert!(std::mem::size_of::<MemSeries>() <= 160);
+    }
+
+    #[test]
+    fn a_version_1_head_record_may_have_out_of_order_chunks_on_disk() {
+        let m = series_with(&[(1000, 1.0), (2000, 2.0)], 0);
+        let mut rec = m.encode_head();
+        rec[0] = HEAD_VERSION_1;
+        let mut back = MemSeries::new(Box::new([]));
+        back.decode_head(&rec).unwrap();
+        assert_eq!(back.disk_ends_before(), None);
+        assert_eq!(back.last_t, 2000);
+        // bit 1 is unknown to version 1
+        rec[1] |= 2;
+        assert!(MemSeries::new(Box::new([])).decode_head(&rec).is_err());
+    }
 }

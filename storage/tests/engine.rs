@@ -790,3 +790,46 @@ fn series_limits_refuse_new_series_only() {
     );
     assert_eq!(out.series_ids, vec![Some(5), Some(6), None, Some(7)]);
 }
+
+/// A read of recent times skips the disk when every chunk there ends
+/// before the series' chunks in memory, and still finds out-of-order
+/// chunks that were written out, before and after a reopen.
+#[test]
+fn recent_reads_see_written_out_of_order_chunks() {
+    let opts = || StorageOptions {
+        out_of_order_window_ms: 3_600_000,
+        ..Default::default()
+    };
+    let (d, db) = open(opts());
+    let sh = db.shard(0).unwrap();
+    let l = lbl("m", &[]);
+    let eq = [Matcher::equal("__name__", "m")];
+    // 200 samples a second apart: the first 120 sealed and written out
+    let inorder: Vec<(i64, f64)> = (0..200).map(|i| (i * 1000, i as f64)).collect();
+    sh.apply(1, &batch(&l, &inorder)).unwrap();
+    sh.checkpoint().unwrap();
+    let want = |from: i64, extra: &[(i64, f64)]| {
+        let mut v: Vec<(i64, u64)> = inorder
+            .iter()
+            .chain(extra)
+            .filter(|x| x.0 >= from)
+            .map(|&(t, v)| (t, v.to_bits()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(bits(&sh, &eq, 150_000, i64::MAX), want(150_000, &[]));
+    assert_eq!(bits(&sh, &eq, 100_000, i64::MAX), want(100_000, &[]));
+    // 40 out-of-order samples inside the open chunk's times: an
+    // out-of-order chunk is sealed and written out at the checkpoint
+    let late: Vec<(i64, f64)> = (0..40).map(|i| (150_500 + i * 1000, -1.0)).collect();
+    assert_eq!(sh.apply(2, &batch(&l, &late)).unwrap().accepted, 40);
+    sh.checkpoint().unwrap();
+    assert_eq!(bits(&sh, &eq, 150_000, i64::MAX), want(150_000, &late));
+    drop(sh);
+    drop(db);
+    let db = storage::Db::open(d.path(), opts()).unwrap();
+    let sh = db.shard(0).unwrap();
+    assert_eq!(bits(&sh, &eq, 150_000, i64::MAX), want(150_000, &late));
+    assert_eq!(bits(&sh, &eq, 0, i64::MAX), want(0, &late));
+}

@@ -77,7 +77,7 @@ impl Shard {
             if n % DEADLINE_CHECK_EVERY == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(StorageError::DeadlinePassed { shard: self.id });
             }
-            let (enc, mut mem) = {
+            let (enc, mut mem, disk_ends) = {
                 let stripe = self.stripe(id).read();
                 let Some(m) = stripe.series.get(&id) else {
                     continue;
@@ -113,9 +113,20 @@ impl Shard {
                         });
                     }
                 }
-                (m.labels.clone(), mem)
+                (m.labels.clone(), mem, m.disk_ends_before())
             };
             let mut chunks = Vec::new();
+            if disk_ends.is_some_and(|t| t <= min_t) {
+                // Nothing on disk reaches the range: no seek (most reads of
+                // the last minutes).
+                if !mem.is_empty() {
+                    out.push(SeriesChunks {
+                        labels: labels::decode(&enc)?,
+                        chunks: mem,
+                    });
+                }
+                continue;
+            }
             // Every chunk spans at most MAX_CHUNK_SPAN_MS: start that far back.
             it.seek(keys::chunk_key(
                 self.id,
