@@ -1,7 +1,7 @@
 //! The node-to-node gRPC service, a thin dispatcher: each call goes to the
 //! operation that serves it, [`raft::serve`](crate::raft::serve) for Raft
 //! RPCs, [`write::serve`](crate::write::serve) for forwarded writes,
-//! [`read::serve`](crate::read::serve) for per-shard reads and
+//! [`read::serve`](crate::read::serve) for reads and
 //! [`membership::serve`](crate::membership::serve) for meta commands and
 //! joins.
 
@@ -14,7 +14,6 @@ use tonic::{Request, Response, Status};
 use crate::node::Node;
 use crate::raft::guard::SnapshotStreams;
 use crate::read::serve as read;
-use crate::read::ReadOp;
 use crate::tls::PeerIdentity;
 
 /// The service; holds the node weakly so dropping the node stops it.
@@ -66,56 +65,17 @@ impl Cluster for Service {
         Ok(Response::new(out))
     }
 
-    async fn select(
+    type ReadStream = read::ReadStream;
+
+    async fn read(
         &self,
-        r: Request<pb::SelectRequest>,
-    ) -> Result<Response<pb::SelectResponse>, Status> {
+        r: Request<pb::ReadRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
         let node = self.node()?;
         // The caller's deadline (tonic sends it as `grpc-timeout`): the
-        // shard read stops there too, not only this handler.
+        // shard reads stop there too, not only this handler.
         let deadline = read::request_deadline(r.metadata());
-        Ok(Response::new(
-            read::select(&node, deadline, r.into_inner()).await,
-        ))
-    }
-
-    async fn label_names(
-        &self,
-        r: Request<pb::LabelsRequest>,
-    ) -> Result<Response<pb::LabelsResponse>, Status> {
-        let node = self.node()?;
-        let r = r.into_inner();
-        Ok(Response::new(
-            read::labels_reply(&node, r.shard, ReadOp::LabelNames, &r).await,
-        ))
-    }
-
-    async fn label_values(
-        &self,
-        r: Request<pb::LabelsRequest>,
-    ) -> Result<Response<pb::LabelsResponse>, Status> {
-        let node = self.node()?;
-        let r = r.into_inner();
-        let op = ReadOp::LabelValues(r.name.clone());
-        Ok(Response::new(
-            read::labels_reply(&node, r.shard, op, &r).await,
-        ))
-    }
-
-    async fn tsdb_stats(
-        &self,
-        r: Request<pb::TsdbStatsRequest>,
-    ) -> Result<Response<pb::TsdbStatsResponse>, Status> {
-        let node = self.node()?;
-        Ok(Response::new(read::tsdb_stats(&node, r.into_inner()).await))
-    }
-
-    async fn series(
-        &self,
-        r: Request<pb::SelectRequest>,
-    ) -> Result<Response<pb::SeriesResponse>, Status> {
-        let node = self.node()?;
-        Ok(Response::new(read::series(&node, r.into_inner()).await))
+        read::read(&node, deadline, r.into_inner()).map(Response::new)
     }
 
     async fn meta(

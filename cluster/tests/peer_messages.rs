@@ -22,7 +22,7 @@ use proto::cluster::cluster_client::ClusterClient;
 use tonic::transport::Channel;
 
 /// The RPCs in this property, by the selector byte.
-const RPCS: u8 = 8;
+const RPCS: u8 = 9;
 
 fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -72,23 +72,16 @@ fn seed(rpc: u8) -> Vec<u8> {
             batch: batch.finish(),
         }
         .encode_to_vec(),
-        4 | 5 => pb::SelectRequest {
-            shard: 0,
-            matchers,
-            min_t: 0,
-            max_t: i64::MAX,
-            limit: 10,
-        }
-        .encode_to_vec(),
-        6 => pb::LabelsRequest {
-            shard: 0,
+        // One seed per read kind (4: select ... 8: tsdb stats).
+        _ => pb::ReadRequest {
+            shards: vec![0, 1],
+            kind: i32::from(rpc) - 3,
             name: "__name__".into(),
             matchers,
             min_t: 0,
             max_t: i64::MAX,
         }
         .encode_to_vec(),
-        _ => pb::TsdbStatsRequest::default().encode_to_vec(),
     }
 }
 
@@ -111,13 +104,22 @@ async fn send(c: &mut ClusterClient<Channel>, rpc: u8, bytes: &[u8]) -> (usize, 
     match rpc {
         0..=2 => call!(pb::RaftRequest, raft),
         3 => call!(pb::ShardWriteRequest, write),
-        4 => call!(pb::SelectRequest, select),
-        5 => call!(pb::SelectRequest, series),
-        6 => {
-            call!(pb::LabelsRequest, label_names);
-            call!(pb::LabelsRequest, label_values);
+        _ => {
+            if let Ok(m) = pb::ReadRequest::decode(bytes) {
+                sent += 1;
+                // Every streamed answer is read: the handler runs as the
+                // stream is polled.
+                let drained = tokio::time::timeout(t, async {
+                    let mut st = c.read(m).await?.into_inner();
+                    while st.message().await?.is_some() {}
+                    Ok::<(), tonic::Status>(())
+                })
+                .await;
+                if let Ok(Ok(())) = drained {
+                    ok += 1;
+                }
+            }
         }
-        _ => call!(pb::TsdbStatsRequest, tsdb_stats),
     }
     (sent, ok)
 }

@@ -1,7 +1,6 @@
 //! Fuzz target: each input is one message a peer could send on the cluster
 //! port — the first byte picks the RPC (Raft append/vote/snapshot, a
-//! forwarded write, select, series, label names/values, TSDB stats, and
-//! the membership calls: meta command, join, replica change), the rest is
+//! forwarded write, a read of any kind, and the membership calls: meta command, join, replica change), the rest is
 //! the protobuf request — sent over real gRPC to one real node. A panic
 //! anywhere in the node aborts the fuzzer (libFuzzer's panic hook), and the
 //! node must keep answering its health check. (A member may legitimately
@@ -72,18 +71,23 @@ fuzz_target!(|data: &[u8]| {
                 }
             };
         }
-        match rpc % 11 {
+        match rpc % 8 {
             0..=2 => call!(pb::RaftRequest, raft),
             3 => call!(pb::ShardWriteRequest, write),
-            4 => call!(pb::SelectRequest, select),
-            5 => call!(pb::SelectRequest, series),
-            6 => {
-                call!(pb::LabelsRequest, label_names);
-                call!(pb::LabelsRequest, label_values);
+            4 => {
+                if let Ok(m) = pb::ReadRequest::decode(bytes) {
+                    // Read every streamed answer: the handler runs as the
+                    // stream is polled.
+                    let _ = tokio::time::timeout(timeout, async {
+                        let mut st = c.read(m).await?.into_inner();
+                        while st.message().await?.is_some() {}
+                        Ok::<(), tonic::Status>(())
+                    })
+                    .await;
+                }
             }
-            7 => call!(pb::TsdbStatsRequest, tsdb_stats),
-            8 => call!(pb::MetaRequest, meta),
-            9 => call!(pb::JoinRequest, join),
+            5 => call!(pb::MetaRequest, meta),
+            6 => call!(pb::JoinRequest, join),
             _ => call!(pb::ChangeReplicasRequest, change_replicas),
         }
         let health = tokio::time::timeout(timeout, c.health(pb::HealthRequest::default())).await;

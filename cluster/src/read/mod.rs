@@ -1,13 +1,13 @@
 //! The read path: [`ClusterQuerier`] fans a request out to the leader
 //! replica of every shard (local shards read directly, a few blocking
-//! tasks for all of them, remote ones over gRPC as encoded chunks, decoded
-//! here) and merges the answers.
+//! tasks for all of them; remote ones in one streamed `Read` call per peer
+//! that leads some, chunks as stored, decoded here) and merges the answers.
 
 pub mod local;
 pub mod serve;
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use model::{Labels, Matcher, SeriesData};
 use query::model::{QueryableError, ReadBudget, SelectResult};
 use storage::{EncodedChunk, Shard};
 
-use crate::convert::{labels_from_pb, matchers_to_pb};
+use crate::convert::{labels_from_pb, labels_to_pb, matchers_to_pb};
 use crate::error::ClusterError;
 use crate::node::Node;
 use crate::types::{shard_group, NodeId};
@@ -42,6 +42,149 @@ pub(crate) enum ReadOut {
     Strings(Vec<String>),
     Labels(Vec<Labels>),
     Tsdb(storage::TsdbStats),
+}
+
+impl ReadOp {
+    /// The `Read` call asking `shards` for this.
+    fn request(
+        &self,
+        shards: Vec<u32>,
+        ms: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> proto::cluster::ReadRequest {
+        use proto::cluster::ReadKind;
+        let (kind, name) = match self {
+            ReadOp::SelectChunks(_) => (ReadKind::ReadSelect, String::new()),
+            ReadOp::LabelNames => (ReadKind::ReadLabelNames, String::new()),
+            ReadOp::LabelValues(n) => (ReadKind::ReadLabelValues, n.clone()),
+            ReadOp::Series => (ReadKind::ReadSeries, String::new()),
+            ReadOp::TsdbStats => (ReadKind::ReadTsdbStats, String::new()),
+        };
+        proto::cluster::ReadRequest {
+            shards,
+            kind: kind as i32,
+            name,
+            matchers: matchers_to_pb(ms),
+            min_t,
+            max_t,
+        }
+    }
+
+    /// The read a `Read` call asks for; `deadline` is the caller's.
+    pub(crate) fn of_request(
+        r: &proto::cluster::ReadRequest,
+        deadline: Option<Instant>,
+    ) -> Result<ReadOp, ClusterError> {
+        use proto::cluster::ReadKind;
+        Ok(match ReadKind::try_from(r.kind) {
+            Ok(ReadKind::ReadSelect) => ReadOp::SelectChunks(deadline),
+            Ok(ReadKind::ReadLabelNames) => ReadOp::LabelNames,
+            Ok(ReadKind::ReadLabelValues) => ReadOp::LabelValues(r.name.clone()),
+            Ok(ReadKind::ReadSeries) => ReadOp::Series,
+            Ok(ReadKind::ReadTsdbStats) => ReadOp::TsdbStats,
+            Ok(ReadKind::Unspecified) | Err(_) => {
+                return Err(ClusterError::BadData(format!(
+                    "unknown read kind {}",
+                    r.kind
+                )))
+            }
+        })
+    }
+
+    /// A shard's answer to this, as it came off the wire (one that neither
+    /// redirected nor failed).
+    fn answer(&self, r: proto::cluster::ShardRead) -> ReadOut {
+        match self {
+            ReadOp::SelectChunks(_) => ReadOut::Chunks(
+                r.series
+                    .into_iter()
+                    .map(|s| storage::SeriesChunks {
+                        labels: labels_from_pb(s.labels),
+                        chunks: s
+                            .chunks
+                            .into_iter()
+                            .map(|c| EncodedChunk {
+                                min_t: c.min_t,
+                                max_t: c.max_t,
+                                data: c.data,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            ),
+            ReadOp::LabelNames | ReadOp::LabelValues(_) => ReadOut::Strings(r.values),
+            ReadOp::Series => ReadOut::Labels(
+                r.labels
+                    .into_iter()
+                    .map(|s| labels_from_pb(s.labels))
+                    .collect(),
+            ),
+            ReadOp::TsdbStats => ReadOut::Tsdb(storage::TsdbStats {
+                num_series: r.num_series,
+                pairs: r
+                    .names
+                    .into_iter()
+                    .map(|n| (n.name, n.values.into_iter().zip(n.counts).collect()))
+                    .collect(),
+            }),
+        }
+    }
+}
+
+impl ReadOut {
+    /// The wire form of `shard`'s answer.
+    pub(crate) fn into_pb(self, shard: u32) -> proto::cluster::ShardRead {
+        use proto::cluster as pb;
+        let mut r = pb::ShardRead {
+            shard,
+            ..Default::default()
+        };
+        match self {
+            ReadOut::Chunks(v) => {
+                r.series = v
+                    .into_iter()
+                    .map(|s| pb::SeriesChunks {
+                        labels: labels_to_pb(&s.labels),
+                        chunks: s
+                            .chunks
+                            .into_iter()
+                            .map(|c| pb::Chunk {
+                                min_t: c.min_t,
+                                max_t: c.max_t,
+                                data: c.data,
+                            })
+                            .collect(),
+                    })
+                    .collect()
+            }
+            ReadOut::Strings(v) => r.values = v,
+            ReadOut::Labels(v) => {
+                r.labels = v
+                    .iter()
+                    .map(|l| pb::SeriesLabels {
+                        labels: labels_to_pb(l),
+                    })
+                    .collect()
+            }
+            ReadOut::Tsdb(st) => {
+                r.num_series = st.num_series;
+                r.names = st
+                    .pairs
+                    .into_iter()
+                    .map(|(name, vals)| {
+                        let (values, counts) = vals.into_iter().unzip();
+                        pb::LabelValueCounts {
+                            name,
+                            values,
+                            counts,
+                        }
+                    })
+                    .collect();
+            }
+        }
+        r
+    }
 }
 
 /// Reads a local shard.
@@ -114,6 +257,38 @@ fn read_share(
             )
         })
         .collect()
+}
+
+/// Splits `local` into at most one share per core, round robin.
+pub(crate) fn split_shares(local: Vec<(u32, Arc<Shard>)>) -> Vec<Vec<(u32, Arc<Shard>)>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |c| c.get())
+        .clamp(1, local.len().max(1));
+    let mut shares: Vec<Vec<(u32, Arc<Shard>)>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, x) in local.into_iter().enumerate() {
+        shares[i % workers].push(x);
+    }
+    shares.retain(|v| !v.is_empty());
+    shares
+}
+
+/// Reads a share of local shards on the blocking pool.
+pub(crate) async fn read_share_blocking(
+    share: Vec<(u32, Arc<Shard>)>,
+    op: ReadOp,
+    ms: Vec<Matcher>,
+    min_t: i64,
+    max_t: i64,
+) -> Vec<(u32, Result<ReadOut, ClusterError>)> {
+    let ids: Vec<u32> = share.iter().map(|(s, _)| *s).collect();
+    let task = tokio::task::spawn_blocking(move || read_share(&share, &op, &ms, min_t, max_t));
+    match task.await {
+        Ok(v) => v,
+        Err(e) => ids
+            .into_iter()
+            .map(|s| (s, Err(ClusterError::internal(&e))))
+            .collect(),
+    }
 }
 
 thread_local! {
@@ -193,7 +368,14 @@ impl Node {
                         Err(Attempt::Retry)
                     }
                 },
-                Some(l) => self.read_remote(shard, l, op, ms, min_t, max_t).await,
+                Some(l) => match self
+                    .read_remote(&[shard], l, op, ms, min_t, max_t)
+                    .await
+                    .pop()
+                {
+                    Some((_, r)) => r,
+                    None => Err(Attempt::Retry),
+                },
                 None => Err(Attempt::Retry),
             };
             match res {
@@ -244,111 +426,90 @@ impl Node {
         Ok(())
     }
 
+    /// Reads `shards` from node `to` in one streamed `Read` call. Each
+    /// shard's outcome: its answer, `Retry` when the peer redirected (a
+    /// leader hint is recorded), did not answer for it or could not be
+    /// reached, `Fail` when it reported an error.
     async fn read_remote(
         &self,
-        shard: u32,
+        shards: &[u32],
         to: NodeId,
         op: &ReadOp,
         ms: &[Matcher],
         min_t: i64,
         max_t: i64,
-    ) -> Result<ReadOut, Attempt> {
-        use proto::cluster as pb;
-        let g = shard_group(shard);
+    ) -> Vec<(u32, Result<ReadOut, Attempt>)> {
+        let mut left: BTreeSet<u32> = shards.iter().copied().collect();
+        let mut out = Vec::with_capacity(shards.len());
+        let retry_all = |left: BTreeSet<u32>, out: &mut Vec<_>| {
+            for s in left {
+                self.guess_next_leader(shard_group(s), to);
+                out.push((s, Err(Attempt::Retry)));
+            }
+        };
         let Ok(mut c) = self.router().client(to) else {
-            self.guess_next_leader(g, to);
-            return Err(Attempt::Retry);
+            retry_all(left, &mut out);
+            return out;
         };
-        let sel = pb::SelectRequest {
-            shard,
-            matchers: matchers_to_pb(ms),
-            min_t,
-            max_t,
-            limit: 0,
-        };
-        let mut sel_req = tonic::Request::new(sel.clone());
+        let mut req = tonic::Request::new(op.request(shards.to_vec(), ms, min_t, max_t));
         if let ReadOp::SelectChunks(Some(d)) = op {
             // tonic sends it as `grpc-timeout`; the remote server drops the
             // handler when it passes, and so does a client that goes away.
             match d.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => sel_req.set_timeout(left),
+                Some(d) if !d.is_zero() => req.set_timeout(d),
                 _ => {
-                    return Err(Attempt::Fail(ClusterError::Unavailable(format!(
-                        "cannot read shard {shard}: the query's deadline passed"
-                    ))))
-                }
-            }
-        }
-        let lab = |name: &str| pb::LabelsRequest {
-            shard,
-            name: name.to_string(),
-            matchers: matchers_to_pb(ms),
-            min_t,
-            max_t,
-        };
-        let transport = |_: tonic::Status| {
-            self.guess_next_leader(g, to);
-            Attempt::Retry
-        };
-        match op {
-            ReadOp::SelectChunks(_) => {
-                let r = c.select(sel_req).await.map_err(transport)?.into_inner();
-                self.answered(shard, to, r.redirect, r.error)?;
-                Ok(ReadOut::Chunks(
-                    r.series
+                    return left
                         .into_iter()
-                        .map(|s| storage::SeriesChunks {
-                            labels: labels_from_pb(s.labels),
-                            chunks: s
-                                .chunks
-                                .into_iter()
-                                .map(|c| EncodedChunk {
-                                    min_t: c.min_t,
-                                    max_t: c.max_t,
-                                    data: c.data,
-                                })
-                                .collect(),
+                        .map(|s| {
+                            let e = ClusterError::Unavailable(format!(
+                                "cannot read shard {s}: the query's deadline passed"
+                            ));
+                            (s, Err(Attempt::Fail(e)))
                         })
-                        .collect(),
-                ))
-            }
-            ReadOp::LabelNames | ReadOp::LabelValues(_) => {
-                let r = match op {
-                    ReadOp::LabelValues(n) => c.label_values(lab(n)).await,
-                    _ => c.label_names(lab("")).await,
+                        .collect()
                 }
-                .map_err(transport)?
-                .into_inner();
-                self.answered(shard, to, r.redirect, r.error)?;
-                Ok(ReadOut::Strings(r.values))
-            }
-            ReadOp::Series => {
-                let r = c.series(sel).await.map_err(transport)?.into_inner();
-                self.answered(shard, to, r.redirect, r.error)?;
-                Ok(ReadOut::Labels(
-                    r.series
-                        .into_iter()
-                        .map(|s| labels_from_pb(s.labels))
-                        .collect(),
-                ))
-            }
-            ReadOp::TsdbStats => {
-                let r = c
-                    .tsdb_stats(pb::TsdbStatsRequest { shard })
-                    .await
-                    .map_err(transport)?
-                    .into_inner();
-                self.answered(shard, to, r.redirect, r.error)?;
-                Ok(ReadOut::Tsdb(tsdb_from_pb(r.num_series, r.names)))
             }
         }
+        let mut stream = match c.read(req).await {
+            Ok(r) => r.into_inner(),
+            Err(_) => {
+                retry_all(left, &mut out);
+                return out;
+            }
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(r)) => {
+                    // A shard not asked for, or answered twice, is ignored.
+                    if !left.remove(&r.shard) {
+                        continue;
+                    }
+                    let s = r.shard;
+                    let res = match self.answered(s, to, r.redirect.clone(), r.error.clone()) {
+                        Ok(()) => Ok(op.answer(r)),
+                        Err(a) => Err(a),
+                    };
+                    out.push((s, res));
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    retry_all(std::mem::take(&mut left), &mut out);
+                    break;
+                }
+            }
+        }
+        // Shards the stream ended without: asked again one by one.
+        out.extend(left.into_iter().map(|s| (s, Err(Attempt::Retry))));
+        out
     }
 
     /// Reads every shard, answers in shard order. The shards this node
     /// leads are read in one blocking task per core, each taking a share of
     /// them in turn: a task per shard costs more than most index reads
-    /// (a label-values call touches every shard). The others go over gRPC,
-    /// all at once.
+    /// (a label-values call touches every shard). The others are asked of
+    /// their leaders in one call per peer, all at once; a shard that a
+    /// peer redirects or does not answer goes through [`Node::read_shard`]'s
+    /// retry loop.
     pub(crate) async fn read_all(
         &self,
         op: &ReadOp,
@@ -358,61 +519,68 @@ impl Node {
     ) -> Vec<Result<ReadOut, ClusterError>> {
         let n = self.shard_count();
         let mut local: Vec<(u32, Arc<Shard>)> = Vec::new();
+        let mut by_peer: BTreeMap<NodeId, Vec<u32>> = BTreeMap::new();
+        let mut unknown: Vec<u32> = Vec::new();
         for s in 0..n {
             let g = shard_group(s);
-            if self.leader_of(g) != Some(self.id()) {
-                continue;
-            }
-            if let Some(st) = self
-                .group(g)
-                .filter(|x| x.is_leader(self.id()))
-                .and_then(|x| x.shard)
-            {
-                local.push((s, st));
+            match self.leader_of(g) {
+                Some(l) if l == self.id() => match self
+                    .group(g)
+                    .filter(|x| x.is_leader(self.id()))
+                    .and_then(|x| x.shard)
+                {
+                    Some(st) => local.push((s, st)),
+                    None => unknown.push(s),
+                },
+                Some(l) => by_peer.entry(l).or_default().push(s),
+                None => unknown.push(s),
             }
         }
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |c| c.get())
-            .clamp(1, local.len().max(1));
-        let mut shares: Vec<Vec<(u32, Arc<Shard>)>> = (0..workers).map(|_| Vec::new()).collect();
-        for (i, x) in local.iter().cloned().enumerate() {
-            shares[i % workers].push(x);
-        }
-        let mut shares: Vec<_> = shares.into_iter().filter(|v| !v.is_empty()).collect();
+        let all_local = local.len() == n as usize;
+        let mut shares = split_shares(local);
         // A thread that may block, with no remote shard to wait for, reads
         // one share itself once the others are handed out: a hand-off to
         // the blocking pool and back fewer.
-        let own_share = if local.len() == n as usize && may_block_here() {
+        let own_share = if all_local && may_block_here() {
             shares.pop()
         } else {
             None
         };
-        let local_reads = join_all(shares.into_iter().map(|share| {
-            let (op, ms) = (op.clone(), ms.to_vec());
-            let ids: Vec<u32> = share.iter().map(|(s, _)| *s).collect();
-            let task =
-                tokio::task::spawn_blocking(move || read_share(&share, &op, &ms, min_t, max_t));
-            async move {
-                match task.await {
-                    Ok(v) => v,
-                    Err(e) => ids
-                        .into_iter()
-                        .map(|s| (s, Err(ClusterError::internal(&e))))
-                        .collect(),
-                }
-            }
-        }));
+        let local_reads = join_all(
+            shares
+                .into_iter()
+                .map(|share| read_share_blocking(share, op.clone(), ms.to_vec(), min_t, max_t)),
+        );
         let own = own_share.map_or_else(Vec::new, |share| read_share(&share, op, ms, min_t, max_t));
-        let is_local: BTreeSet<u32> = local.iter().map(|(s, _)| *s).collect();
-        let remote_reads = join_all(
-            (0..n)
-                .filter(|s| !is_local.contains(s))
+        let peer_reads = join_all(by_peer.iter().map(|(&to, shards)| async move {
+            let got = self.read_remote(shards, to, op, ms, min_t, max_t).await;
+            join_all(got.into_iter().map(|(s, r)| async move {
+                let r = match r {
+                    Ok(o) => Ok(o),
+                    Err(Attempt::Fail(e)) => Err(e),
+                    Err(Attempt::Retry) => self.read_shard(s, op, ms, min_t, max_t).await,
+                };
+                (s, r)
+            }))
+            .await
+        }));
+        let unknown_reads = join_all(
+            unknown
+                .into_iter()
                 .map(|s| async move { (s, self.read_shard(s, op, ms, min_t, max_t).await) }),
         );
-        let (l, r) = tokio::join!(local_reads, remote_reads);
+        let (l, p, u) = tokio::join!(local_reads, peer_reads, unknown_reads);
         let mut out: Vec<Option<Result<ReadOut, ClusterError>>> = (0..n).map(|_| None).collect();
-        for (s, res) in l.into_iter().flatten().chain(own).chain(r) {
-            out[s as usize] = Some(res);
+        for (s, res) in l
+            .into_iter()
+            .flatten()
+            .chain(own)
+            .chain(p.into_iter().flatten())
+            .chain(u)
+        {
+            if let Some(slot) = out.get_mut(s as usize) {
+                *slot = Some(res);
+            }
         }
         out.into_iter()
             .enumerate()
@@ -438,40 +606,6 @@ impl Node {
             }
         }
         Ok(all)
-    }
-}
-
-/// [`storage::TsdbStats`] from its wire form.
-fn tsdb_from_pb(
-    num_series: u64,
-    names: Vec<proto::cluster::LabelValueCounts>,
-) -> storage::TsdbStats {
-    storage::TsdbStats {
-        num_series,
-        pairs: names
-            .into_iter()
-            .map(|n| (n.name, n.values.into_iter().zip(n.counts).collect()))
-            .collect(),
-    }
-}
-
-/// The wire form of [`storage::TsdbStats`].
-pub(crate) fn tsdb_to_pb(st: storage::TsdbStats) -> proto::cluster::TsdbStatsResponse {
-    proto::cluster::TsdbStatsResponse {
-        num_series: st.num_series,
-        names: st
-            .pairs
-            .into_iter()
-            .map(|(name, vals)| {
-                let (values, counts) = vals.into_iter().unzip();
-                proto::cluster::LabelValueCounts {
-                    name,
-                    values,
-                    counts,
-                }
-            })
-            .collect(),
-        ..Default::default()
     }
 }
 

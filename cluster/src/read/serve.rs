@@ -1,163 +1,92 @@
-//! The serving side of the typed read calls: a peer asks this node, as the
-//! leader of a shard, for its chunks, label names or values, series, or
-//! cardinality figures; the read runs on the blocking pool and stops at the
-//! caller's deadline (`grpc-timeout`).
+//! The serving side of the `Read` call: a peer asks this node, as the
+//! leader of some shards, for their chunks, label names or values, series,
+//! or cardinality figures. The shards are read on the blocking pool, a
+//! share per core, and each shard's answer is streamed back as its share
+//! is done; the reads stop at the caller's deadline (`grpc-timeout`).
 
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use model::Matcher;
 use proto::cluster as pb;
+use storage::Shard;
+use tonic::Status;
 
-use crate::convert::{labels_to_pb, matchers_from_pb};
+use crate::convert::matchers_from_pb;
 use crate::error::ClusterError;
 use crate::node::Node;
-use crate::read::{read_local, tsdb_to_pb, ReadOp, ReadOut};
+use crate::read::{read_share_blocking, split_shares, ReadOp};
 use crate::types::shard_group;
 
-/// Runs a read on the local leader replica of `shard`.
-async fn local_read(
-    node: &Node,
-    shard: u32,
-    op: ReadOp,
-    ms: &[pb::Matcher],
-    min_t: i64,
-    max_t: i64,
-) -> Result<Result<ReadOut, pb::Redirect>, ClusterError> {
-    let g = shard_group(shard);
-    if let Some(rd) = node.redirect_unless_leader(g) {
-        return Ok(Err(rd));
-    }
-    let ms: Vec<Matcher> = matchers_from_pb(ms)?;
-    let Some(st) = node.group(g).and_then(|x| x.shard) else {
-        return Err(ClusterError::NoLeader { group: g });
-    };
-    let out = tokio::task::spawn_blocking(move || read_local(&st, &op, &ms, min_t, max_t))
-        .await
-        .map_err(ClusterError::internal)?
-        .map_err(|e| ClusterError::Internal(e.to_string()))?;
-    Ok(Ok(out))
-}
+/// The answers of a `Read` call, one per requested shard.
+pub(crate) type ReadStream = Pin<Box<dyn Stream<Item = Result<pb::ShardRead, Status>> + Send>>;
 
-/// Answers a `Select`: the shard's chunks of matching series, as stored.
-pub(crate) async fn select(
+/// Answers a `Read`: a redirect for each shard this node does not lead,
+/// an error for one whose read failed, else its answer. A request that
+/// names a shard twice or one the cluster does not have, an unknown kind
+/// or a matcher that does not compile is refused whole.
+pub(crate) fn read(
     node: &Node,
     deadline: Option<std::time::Instant>,
-    r: pb::SelectRequest,
-) -> pb::SelectResponse {
-    let res = local_read(
-        node,
-        r.shard,
-        ReadOp::SelectChunks(deadline),
-        &r.matchers,
-        r.min_t,
-        r.max_t,
-    );
-    let out = match res.await {
-        Ok(Ok(ReadOut::Chunks(v))) => pb::SelectResponse {
-            series: v
-                .into_iter()
-                .map(|s| pb::SeriesChunks {
-                    labels: labels_to_pb(&s.labels),
-                    chunks: s
-                        .chunks
-                        .into_iter()
-                        .map(|c| pb::Chunk {
-                            min_t: c.min_t,
-                            max_t: c.max_t,
-                            data: c.data,
-                        })
-                        .collect(),
-                })
-                .collect(),
-            ..Default::default()
-        },
-        Ok(Ok(_)) => pb::SelectResponse {
-            error: "invariant broken: select returned another shape".into(),
-            ..Default::default()
-        },
-        Ok(Err(rd)) => pb::SelectResponse {
-            redirect: Some(rd),
-            ..Default::default()
-        },
-        Err(e) => pb::SelectResponse {
-            error: e.to_string(),
-            ..Default::default()
-        },
-    };
-    out
-}
-
-/// Answers a `TsdbStats` call.
-pub(crate) async fn tsdb_stats(node: &Node, r: pb::TsdbStatsRequest) -> pb::TsdbStatsResponse {
-    let out = match local_read(node, r.shard, ReadOp::TsdbStats, &[], 0, 0).await {
-        Ok(Ok(ReadOut::Tsdb(st))) => tsdb_to_pb(st),
-        Ok(Ok(_)) => pb::TsdbStatsResponse {
-            error: "invariant broken: tsdb stats returned another shape".into(),
-            ..Default::default()
-        },
-        Ok(Err(rd)) => pb::TsdbStatsResponse {
-            redirect: Some(rd),
-            ..Default::default()
-        },
-        Err(e) => pb::TsdbStatsResponse {
-            error: e.to_string(),
-            ..Default::default()
-        },
-    };
-    out
-}
-
-/// Answers a `Series` call.
-pub(crate) async fn series(node: &Node, r: pb::SelectRequest) -> pb::SeriesResponse {
-    let out = match local_read(node, r.shard, ReadOp::Series, &r.matchers, r.min_t, r.max_t).await {
-        Ok(Ok(ReadOut::Labels(v))) => pb::SeriesResponse {
-            series: v
-                .iter()
-                .map(|l| pb::SeriesLabels {
-                    labels: labels_to_pb(l),
-                })
-                .collect(),
-            ..Default::default()
-        },
-        Ok(Ok(_)) => pb::SeriesResponse {
-            error: "invariant broken: series read returned another shape".into(),
-            ..Default::default()
-        },
-        Ok(Err(rd)) => pb::SeriesResponse {
-            redirect: Some(rd),
-            ..Default::default()
-        },
-        Err(e) => pb::SeriesResponse {
-            error: e.to_string(),
-            ..Default::default()
-        },
-    };
-    out
-}
-
-/// Answers `LabelNames` and `LabelValues`.
-pub(crate) async fn labels_reply(
-    node: &Node,
-    shard: u32,
-    op: ReadOp,
-    r: &pb::LabelsRequest,
-) -> pb::LabelsResponse {
-    match local_read(node, shard, op, &r.matchers, r.min_t, r.max_t).await {
-        Ok(Ok(ReadOut::Strings(values))) => pb::LabelsResponse {
-            values,
-            ..Default::default()
-        },
-        Ok(Ok(_)) => pb::LabelsResponse {
-            error: "invariant broken: label read returned another shape".into(),
-            ..Default::default()
-        },
-        Ok(Err(rd)) => pb::LabelsResponse {
-            redirect: Some(rd),
-            ..Default::default()
-        },
-        Err(e) => pb::LabelsResponse {
-            error: e.to_string(),
-            ..Default::default()
-        },
+    r: pb::ReadRequest,
+) -> Result<ReadStream, Status> {
+    let bad = |e: ClusterError| Status::invalid_argument(e.to_string());
+    let op = ReadOp::of_request(&r, deadline).map_err(bad)?;
+    let ms: Vec<Matcher> = matchers_from_pb(&r.matchers).map_err(bad)?;
+    let mut seen = BTreeSet::new();
+    for &s in &r.shards {
+        if s >= node.shard_count() {
+            return Err(Status::invalid_argument(format!("no shard {s}")));
+        }
+        if !seen.insert(s) {
+            return Err(Status::invalid_argument(format!(
+                "shard {s} is asked twice"
+            )));
+        }
     }
+    let mut now: Vec<pb::ShardRead> = Vec::new();
+    let mut local: Vec<(u32, Arc<Shard>)> = Vec::new();
+    for &s in &r.shards {
+        let g = shard_group(s);
+        if let Some(rd) = node.redirect_unless_leader(g) {
+            now.push(pb::ShardRead {
+                shard: s,
+                redirect: Some(rd),
+                ..Default::default()
+            });
+            continue;
+        }
+        match node.group(g).and_then(|x| x.shard) {
+            Some(st) => local.push((s, st)),
+            None => now.push(pb::ShardRead {
+                shard: s,
+                error: ClusterError::NoLeader { group: g }.to_string(),
+                ..Default::default()
+            }),
+        }
+    }
+    let (min_t, max_t) = (r.min_t, r.max_t);
+    let reads: FuturesUnordered<_> = split_shares(local)
+        .into_iter()
+        .map(|share| read_share_blocking(share, op.clone(), ms.clone(), min_t, max_t))
+        .collect();
+    let answers = reads.flat_map(|v| {
+        futures::stream::iter(v.into_iter().map(|(s, res)| {
+            Ok(match res {
+                Ok(out) => out.into_pb(s),
+                Err(e) => pb::ShardRead {
+                    shard: s,
+                    error: e.to_string(),
+                    ..Default::default()
+                },
+            })
+        }))
+    });
+    Ok(Box::pin(
+        futures::stream::iter(now.into_iter().map(Ok)).chain(answers),
+    ))
 }
 
 /// The deadline a caller set with the `grpc-timeout` header (an integer of

@@ -14,7 +14,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
 
 /// Every RPC of the `Cluster` service in proto/proto/cluster.proto.
-pub const RPCS: usize = 11;
+pub const RPCS: usize = 7;
 
 /// A plain-TCP client of the node at `addr`, carrying `secret` if any.
 #[allow(dead_code)] // not every test file uses every helper
@@ -69,20 +69,7 @@ pub async fn every_rpc(c: &mut PeerClient) -> Vec<(&'static str, Code)> {
             "Write",
             code(c.write(pb::ShardWriteRequest::default()).await),
         ),
-        ("Select", code(c.select(pb::SelectRequest::default()).await)),
-        (
-            "LabelNames",
-            code(c.label_names(pb::LabelsRequest::default()).await),
-        ),
-        (
-            "LabelValues",
-            code(c.label_values(pb::LabelsRequest::default()).await),
-        ),
-        ("Series", code(c.series(pb::SelectRequest::default()).await)),
-        (
-            "TsdbStats",
-            code(c.tsdb_stats(pb::TsdbStatsRequest::default()).await),
-        ),
+        ("Read", code(c.read(pb::ReadRequest::default()).await)),
         ("Meta", code(c.meta(pb::MetaRequest::default()).await)),
         ("Join", code(c.join(pb::JoinRequest::default()).await)),
         (
