@@ -58,11 +58,12 @@ impl Cluster for Service {
 
     async fn write(
         &self,
-        r: Request<pb::ShardWriteRequest>,
-    ) -> Result<Response<pb::ShardWriteResponse>, Status> {
+        r: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
         let node = self.node()?;
-        let out = crate::write::serve::serve_forwarded(&node, r.into_inner()).await;
-        Ok(Response::new(out))
+        crate::write::serve::serve_write(&node, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type ReadStream = read::ReadStream;

@@ -67,9 +67,11 @@ fn seed(rpc: u8) -> Vec<u8> {
             r#"{"vote":{"leader_id":{"term":3,"node_id":2},"committed":true},"meta":{"last_log_id":null,"last_membership":{"log_id":null,"membership":{"configs":[],"nodes":{}}},"snapshot_id":"s"},"offset":0,"done":false}"#,
         )
         .encode_to_vec(),
-        3 => pb::ShardWriteRequest {
-            shard: 0,
-            batch: batch.finish(),
+        3 => pb::WriteRequest {
+            batches: vec![pb::ShardWriteRequest {
+                shard: 0,
+                batch: batch.finish(),
+            }],
         }
         .encode_to_vec(),
         // One seed per read kind (4: select ... 8: tsdb stats).
@@ -103,7 +105,7 @@ async fn send(c: &mut ClusterClient<Channel>, rpc: u8, bytes: &[u8]) -> (usize, 
     }
     match rpc {
         0..=2 => call!(pb::RaftRequest, raft),
-        3 => call!(pb::ShardWriteRequest, write),
+        3 => call!(pb::WriteRequest, write),
         _ => {
             if let Ok(m) = pb::ReadRequest::decode(bytes) {
                 sent += 1;

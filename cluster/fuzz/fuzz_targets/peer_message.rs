@@ -73,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
         }
         match rpc % 8 {
             0..=2 => call!(pb::RaftRequest, raft),
-            3 => call!(pb::ShardWriteRequest, write),
+            3 => call!(pb::WriteRequest, write),
             4 => {
                 if let Ok(m) = pb::ReadRequest::decode(bytes) {
                     // Read every streamed answer: the handler runs as the

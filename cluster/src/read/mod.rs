@@ -393,7 +393,14 @@ impl Node {
         }
     }
 
-    fn redirected(&self, shard: u32, to: NodeId, rd: Option<proto::cluster::Redirect>) -> bool {
+    /// Whether `to` redirected a call for `shard`; records the leader it
+    /// named, or moves on to the next replica.
+    pub(crate) fn redirected(
+        &self,
+        shard: u32,
+        to: NodeId,
+        rd: Option<proto::cluster::Redirect>,
+    ) -> bool {
         let g = shard_group(shard);
         match rd.filter(|r| r.not_leader) {
             Some(rd) => {

@@ -7,7 +7,7 @@
 pub mod propose;
 pub mod serve;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -86,12 +86,14 @@ impl Node {
                 .or_default()
                 .push_labels(&s.labels, &s.samples);
         }
-        let results = join_all(
-            by_shard
-                .into_iter()
-                .map(|(shard, b)| self.write_shard(shard, Bytes::from(b.finish()))),
-        )
-        .await;
+        let results = self
+            .write_shards(
+                by_shard
+                    .into_iter()
+                    .map(|(shard, b)| (shard, Bytes::from(b.finish())))
+                    .collect(),
+            )
+            .await;
         let mut first_err = None;
         for r in results {
             match r {
@@ -128,7 +130,10 @@ impl Node {
             self.check_storage()?;
             let res = match self.leader_of(g) {
                 Some(l) if l == self.id() => self.write_local(g, batch.to_vec()).await,
-                Some(l) => self.write_remote(shard, l, &batch).await,
+                Some(l) => match self.write_remote(l, &[(shard, batch.clone())]).await.pop() {
+                    Some(r) => r,
+                    None => Err(Attempt::Retry),
+                },
                 None => Err(Attempt::Retry),
             };
             match res {
@@ -140,6 +145,63 @@ impl Node {
                 Err(Attempt::Retry) => return Err(ClusterError::NoLeader { group: g }),
             }
         }
+    }
+
+    /// Writes shards' encoded batches, each as [`Node::write_shard`] does,
+    /// but the batches for shards another node leads go to it in one call
+    /// (a remote write touches every shard: one call per peer, not one per
+    /// shard). A batch the peer redirects or does not answer goes through
+    /// `write_shard`'s retry loop. The outcomes are in the order of
+    /// `batches`.
+    pub async fn write_shards(
+        &self,
+        batches: Vec<(u32, Bytes)>,
+    ) -> Vec<Result<ShardOutcome, ClusterError>> {
+        let mut by_peer: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+        let mut alone = Vec::new();
+        // A node whose storage failed answers every batch at once (from
+        // write_shard), forwarding nothing.
+        let healthy = self.check_storage().is_ok();
+        for (i, (s, _)) in batches.iter().enumerate() {
+            match self.leader_of(shard_group(*s)) {
+                Some(l) if l != self.id() && healthy => by_peer.entry(l).or_default().push(i),
+                _ => alone.push(i),
+            }
+        }
+        let batches = &batches;
+        let peers = join_all(by_peer.into_iter().map(|(to, idx)| async move {
+            let sent: Vec<(u32, Bytes)> = idx.iter().map(|&i| batches[i].clone()).collect();
+            let got = self.write_remote(to, &sent).await;
+            join_all(idx.into_iter().zip(got).map(|(i, r)| async move {
+                let (shard, b) = &batches[i];
+                let r = match r {
+                    Ok(o) => Ok(o),
+                    Err(Attempt::Fail(e)) => Err(e),
+                    Err(Attempt::Retry) => self.write_shard(*shard, b.clone()).await,
+                };
+                (i, r)
+            }))
+            .await
+        }));
+        let alone = join_all(alone.into_iter().map(|i| async move {
+            let (shard, b) = &batches[i];
+            (i, self.write_shard(*shard, b.clone()).await)
+        }));
+        let (p, a) = tokio::join!(peers, alone);
+        let mut out: Vec<Option<Result<ShardOutcome, ClusterError>>> =
+            batches.iter().map(|_| None).collect();
+        for (i, r) in p.into_iter().flatten().chain(a) {
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ClusterError::Internal(
+                        "invariant broken: a batch was not written".into(),
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Proposes on the local replica (which should lead `g`).
@@ -175,34 +237,59 @@ impl Node {
         }
     }
 
+    /// Sends `batches` (shard, encoded batch) to `to` in one `Write` call.
+    /// Each batch's outcome, in order: `Retry` when the peer redirected (a
+    /// leader hint is recorded), could not be reached or answered out of
+    /// shape, `Fail` when it reported an error a retry cannot mend.
     async fn write_remote(
+        &self,
+        to: NodeId,
+        batches: &[(u32, Bytes)],
+    ) -> Vec<Result<ShardOutcome, Attempt>> {
+        let retry_all = || {
+            batches
+                .iter()
+                .map(|(s, _)| {
+                    self.guess_next_leader(shard_group(*s), to);
+                    Err(Attempt::Retry)
+                })
+                .collect()
+        };
+        let Ok(mut c) = self.router().client(to) else {
+            return retry_all();
+        };
+        let req = proto::cluster::WriteRequest {
+            batches: batches
+                .iter()
+                .map(|(shard, b)| proto::cluster::ShardWriteRequest {
+                    shard: *shard,
+                    batch: b.to_vec(),
+                })
+                .collect(),
+        };
+        let answers = match c.write(req).await {
+            Ok(r) => r.into_inner().answers,
+            Err(_) => return retry_all(),
+        };
+        if answers.len() != batches.len() {
+            return retry_all();
+        }
+        batches
+            .iter()
+            .zip(answers)
+            .map(|((shard, _), r)| self.forwarded_outcome(*shard, to, r))
+            .collect()
+    }
+
+    /// A peer's answer for one forwarded batch.
+    fn forwarded_outcome(
         &self,
         shard: u32,
         leader: NodeId,
-        batch: &Bytes,
+        r: proto::cluster::ShardWriteResponse,
     ) -> Result<ShardOutcome, Attempt> {
         let g = shard_group(shard);
-        let Ok(mut c) = self.router().client(leader) else {
-            self.guess_next_leader(g, leader);
-            return Err(Attempt::Retry);
-        };
-        let req = proto::cluster::ShardWriteRequest {
-            shard,
-            batch: batch.to_vec(),
-        };
-        let r = match c.write(req).await {
-            Ok(r) => r.into_inner(),
-            Err(_) => {
-                self.guess_next_leader(g, leader);
-                return Err(Attempt::Retry);
-            }
-        };
-        if let Some(rd) = r.redirect.filter(|r| r.not_leader) {
-            if rd.leader_id != 0 && rd.leader_id != leader {
-                self.hint_leader(g, rd.leader_id, Some(&rd.leader_addr));
-            } else {
-                self.guess_next_leader(g, leader);
-            }
+        if self.redirected(shard, leader, r.redirect) {
             return Err(Attempt::Retry);
         }
         use proto::cluster::ErrorKind as K;

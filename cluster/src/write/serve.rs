@@ -1,5 +1,5 @@
-//! The receiving side of a forwarded write: a peer sends one shard's
-//! encoded batch to this node, which leads the shard (or answers with a
+//! The receiving side of forwarded writes: a peer sends shards' encoded
+//! batches to this node, which leads the shards (or answers with a
 //! redirect); the bytes are checked whole before they are proposed.
 
 use proto::cluster as pb;
@@ -10,11 +10,27 @@ use crate::raft::group::Group;
 use crate::types::shard_group;
 use crate::write::propose::ProposeError;
 
-/// Proposes a batch forwarded by a peer and answers with its outcome.
-pub(crate) async fn serve_forwarded(
+/// Proposes the batches forwarded by a peer, all at once, and answers
+/// with their outcomes in order. More batches than the cluster has shards
+/// are refused whole.
+pub(crate) async fn serve_write(
     node: &Node,
-    req: pb::ShardWriteRequest,
-) -> pb::ShardWriteResponse {
+    req: pb::WriteRequest,
+) -> Result<pb::WriteResponse, tonic::Status> {
+    if req.batches.len() > node.shard_count() as usize {
+        return Err(tonic::Status::invalid_argument(format!(
+            "{} batches in one write; the cluster has {} shards",
+            req.batches.len(),
+            node.shard_count()
+        )));
+    }
+    let answers =
+        futures::future::join_all(req.batches.into_iter().map(|b| serve_forwarded(node, b))).await;
+    Ok(pb::WriteResponse { answers })
+}
+
+/// Proposes one batch forwarded by a peer and answers with its outcome.
+async fn serve_forwarded(node: &Node, req: pb::ShardWriteRequest) -> pb::ShardWriteResponse {
     let g = shard_group(req.shard);
     let fail = |e: ClusterError| pb::ShardWriteResponse {
         error: e.to_string(),

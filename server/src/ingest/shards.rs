@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use cluster::{ClusterError, Node, Rejection, ShardOutcome, WriteOutcome};
-use futures::future::join_all;
 use model::{Label, Sample};
 use storage::BatchEncoder;
 
@@ -251,7 +250,8 @@ impl<'a> ShardBatches<'a> {
         v
     }
 
-    /// Writes every shard's batch (in parallel), caches the ids the shards
+    /// Writes every shard's batch (in parallel, one call per peer that
+    /// leads some), caches the ids the shards
     /// gave new series, and resends by labels the series whose cached id a
     /// shard no longer knows. Returns what was stored and rejected, or the
     /// first cluster error (other shards' parts may have been written).
@@ -265,12 +265,15 @@ impl<'a> ShardBatches<'a> {
         } = self;
         let mut out = WriteOutcome::default();
         let mut first_err = None;
-        let sends = parts.into_iter().map(|(shard, p)| async move {
-            let r = node.write_shard(shard, Bytes::from(p.enc.finish())).await;
-            (shard, p.series, r)
-        });
+        let mut sent = Vec::with_capacity(parts.len());
+        let mut batches = Vec::with_capacity(parts.len());
+        for (shard, p) in parts {
+            batches.push((shard, Bytes::from(p.enc.finish())));
+            sent.push((shard, p.series));
+        }
+        let results = node.write_shards(batches).await;
         let mut resend: HashMap<u32, BatchEncoder> = HashMap::new();
-        for (shard, series, r) in join_all(sends).await {
+        for ((shard, series), r) in sent.into_iter().zip(results) {
             let o = match r {
                 Ok(o) => o,
                 Err(e) => {
@@ -295,8 +298,9 @@ impl<'a> ShardBatches<'a> {
         // Resent series are cached again on their next request.
         let again = resend
             .into_iter()
-            .map(|(shard, b)| node.write_shard(shard, Bytes::from(b.finish())));
-        for r in join_all(again).await {
+            .map(|(shard, b)| (shard, Bytes::from(b.finish())))
+            .collect();
+        for r in node.write_shards(again).await {
             match r {
                 Ok(o) => add_outcome(&mut out, o.accepted, o.rejected),
                 Err(e) => {

@@ -65,10 +65,7 @@ pub async fn every_rpc(c: &mut PeerClient) -> Vec<(&'static str, Code)> {
     }
     let v = vec![
         ("Raft", code(c.raft(pb::RaftRequest::default()).await)),
-        (
-            "Write",
-            code(c.write(pb::ShardWriteRequest::default()).await),
-        ),
+        ("Write", code(c.write(pb::WriteRequest::default()).await)),
         ("Read", code(c.read(pb::ReadRequest::default()).await)),
         ("Meta", code(c.meta(pb::MetaRequest::default()).await)),
         ("Join", code(c.join(pb::JoinRequest::default()).await)),
