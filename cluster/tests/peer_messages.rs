@@ -82,6 +82,7 @@ fn seed(rpc: u8) -> Vec<u8> {
             matchers,
             min_t: 0,
             max_t: i64::MAX,
+            keep: 2,
         }
         .encode_to_vec(),
     }

@@ -170,4 +170,46 @@ pub trait Queryable: Send + Sync {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<Labels>, QueryableError>;
+
+    /// [`Queryable::label_names`] when only the first `keep` are wanted:
+    /// the answer starts with them (holds all, when there are fewer) and
+    /// may leave out any after them. A store can then stop early and send
+    /// less.
+    async fn label_names_first(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        keep: usize,
+    ) -> Result<Vec<String>, QueryableError> {
+        let _ = keep;
+        self.label_names(matchers, min_t, max_t).await
+    }
+
+    /// [`Queryable::label_values`] when only the first `keep` are wanted
+    /// (as [`Queryable::label_names_first`]).
+    async fn label_values_first(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        keep: usize,
+    ) -> Result<Vec<String>, QueryableError> {
+        let _ = keep;
+        self.label_values(name, matchers, min_t, max_t).await
+    }
+
+    /// [`Queryable::series`] when only the first `keep` are wanted (as
+    /// [`Queryable::label_names_first`]).
+    async fn series_first(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        keep: usize,
+    ) -> Result<Vec<Labels>, QueryableError> {
+        let _ = keep;
+        self.series(matchers, min_t, max_t).await
+    }
 }

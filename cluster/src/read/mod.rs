@@ -30,10 +30,42 @@ pub(crate) enum ReadOp {
     /// shard as the gRPC timeout (the remote handler is dropped when it
     /// passes) and ends the retry loop.
     SelectChunks(Option<Instant>),
-    LabelNames,
-    LabelValues(String),
-    Series,
+    /// Label names; each shard keeps the first so many (see [`Keep`]).
+    LabelNames(Keep),
+    LabelValues(String, Keep),
+    Series(Keep),
     TsdbStats,
+}
+
+/// How many of a shard's sorted answer a lookup wants (the first ones):
+/// an HTTP lookup needs its `limit` (or `--max-lookup-results`) and one
+/// more, to know whether it was cut. `usize::MAX`: all.
+pub(crate) type Keep = usize;
+
+/// `keep` on the wire: 0 means all.
+fn keep_to_pb(k: Keep) -> u64 {
+    if k == usize::MAX {
+        0
+    } else {
+        k as u64
+    }
+}
+
+fn keep_from_pb(k: u64) -> Keep {
+    match k {
+        0 => usize::MAX,
+        k => usize::try_from(k).unwrap_or(usize::MAX),
+    }
+}
+
+impl ReadOp {
+    /// What a shard keeps of its answer.
+    fn keep(&self) -> Keep {
+        match self {
+            ReadOp::LabelNames(k) | ReadOp::LabelValues(_, k) | ReadOp::Series(k) => *k,
+            ReadOp::SelectChunks(_) | ReadOp::TsdbStats => usize::MAX,
+        }
+    }
 }
 
 /// A per-shard read's answer.
@@ -56,9 +88,9 @@ impl ReadOp {
         use proto::cluster::ReadKind;
         let (kind, name) = match self {
             ReadOp::SelectChunks(_) => (ReadKind::ReadSelect, String::new()),
-            ReadOp::LabelNames => (ReadKind::ReadLabelNames, String::new()),
-            ReadOp::LabelValues(n) => (ReadKind::ReadLabelValues, n.clone()),
-            ReadOp::Series => (ReadKind::ReadSeries, String::new()),
+            ReadOp::LabelNames(_) => (ReadKind::ReadLabelNames, String::new()),
+            ReadOp::LabelValues(n, _) => (ReadKind::ReadLabelValues, n.clone()),
+            ReadOp::Series(_) => (ReadKind::ReadSeries, String::new()),
             ReadOp::TsdbStats => (ReadKind::ReadTsdbStats, String::new()),
         };
         proto::cluster::ReadRequest {
@@ -68,6 +100,7 @@ impl ReadOp {
             matchers: matchers_to_pb(ms),
             min_t,
             max_t,
+            keep: keep_to_pb(self.keep()),
         }
     }
 
@@ -79,9 +112,11 @@ impl ReadOp {
         use proto::cluster::ReadKind;
         Ok(match ReadKind::try_from(r.kind) {
             Ok(ReadKind::ReadSelect) => ReadOp::SelectChunks(deadline),
-            Ok(ReadKind::ReadLabelNames) => ReadOp::LabelNames,
-            Ok(ReadKind::ReadLabelValues) => ReadOp::LabelValues(r.name.clone()),
-            Ok(ReadKind::ReadSeries) => ReadOp::Series,
+            Ok(ReadKind::ReadLabelNames) => ReadOp::LabelNames(keep_from_pb(r.keep)),
+            Ok(ReadKind::ReadLabelValues) => {
+                ReadOp::LabelValues(r.name.clone(), keep_from_pb(r.keep))
+            }
+            Ok(ReadKind::ReadSeries) => ReadOp::Series(keep_from_pb(r.keep)),
             Ok(ReadKind::ReadTsdbStats) => ReadOp::TsdbStats,
             Ok(ReadKind::Unspecified) | Err(_) => {
                 return Err(ClusterError::BadData(format!(
@@ -113,8 +148,8 @@ impl ReadOp {
                     })
                     .collect(),
             ),
-            ReadOp::LabelNames | ReadOp::LabelValues(_) => ReadOut::Strings(r.values),
-            ReadOp::Series => ReadOut::Labels(
+            ReadOp::LabelNames(_) | ReadOp::LabelValues(..) => ReadOut::Strings(r.values),
+            ReadOp::Series(_) => ReadOut::Labels(
                 r.labels
                     .into_iter()
                     .map(|s| labels_from_pb(s.labels))
@@ -199,11 +234,19 @@ pub(crate) fn read_local(
         ReadOp::SelectChunks(d) => {
             ReadOut::Chunks(shard.select_chunks_until(ms, min_t, max_t, *d)?)
         }
-        ReadOp::LabelNames => ReadOut::Strings(shard.label_names(ms, min_t, max_t)?),
-        ReadOp::LabelValues(n) => ReadOut::Strings(shard.label_values(n, ms, min_t, max_t)?),
-        ReadOp::Series => ReadOut::Labels(shard.series(ms, min_t, max_t)?),
+        ReadOp::LabelNames(k) => ReadOut::Strings(first(shard.label_names(ms, min_t, max_t)?, *k)),
+        ReadOp::LabelValues(n, k) => {
+            ReadOut::Strings(first(shard.label_values(n, ms, min_t, max_t)?, *k))
+        }
+        ReadOp::Series(k) => ReadOut::Labels(first(shard.series(ms, min_t, max_t)?, *k)),
         ReadOp::TsdbStats => ReadOut::Tsdb(shard.tsdb_stats()),
     })
+}
+
+/// The first `keep` of `v`.
+fn first<T>(mut v: Vec<T>, keep: Keep) -> Vec<T> {
+    v.truncate(keep);
+    v
 }
 
 /// Reads local shards one after the other, on the calling thread.
@@ -218,7 +261,7 @@ fn read_share(
     min_t: i64,
     max_t: i64,
 ) -> Vec<(u32, Result<ReadOut, ClusterError>)> {
-    if let ReadOp::LabelValues(name) = op {
+    if let ReadOp::LabelValues(name, keep) = op {
         let mut merged: Vec<String> = Vec::new();
         let mut out: Vec<(u32, Result<ReadOut, ClusterError>)> = share
             .iter()
@@ -235,6 +278,7 @@ fn read_share(
                     });
                 });
                 next.extend(old);
+                next.truncate(*keep);
                 merged = next;
                 (
                     *s,
@@ -776,7 +820,7 @@ impl query::model::Queryable for ClusterQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, QueryableError> {
-        self.strings(ReadOp::LabelNames, matchers, min_t, max_t)
+        self.label_names_first(matchers, min_t, max_t, usize::MAX)
             .await
     }
 
@@ -787,13 +831,8 @@ impl query::model::Queryable for ClusterQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, QueryableError> {
-        self.strings(
-            ReadOp::LabelValues(name.to_string()),
-            matchers,
-            min_t,
-            max_t,
-        )
-        .await
+        self.label_values_first(name, matchers, min_t, max_t, usize::MAX)
+            .await
     }
 
     async fn series(
@@ -802,10 +841,95 @@ impl query::model::Queryable for ClusterQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<Labels>, QueryableError> {
-        let (outs, _) = self.fan_out(ReadOp::Series, matchers, min_t, max_t).await?;
-        Ok(merge_sorted(outs.into_iter().filter_map(|o| match o {
+        self.series_first(matchers, min_t, max_t, usize::MAX).await
+    }
+
+    /// Each shard sends only its first `keep` names.
+    async fn label_names_first(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        keep: usize,
+    ) -> Result<Vec<String>, QueryableError> {
+        let mut v = self
+            .strings(ReadOp::LabelNames(keep), matchers, min_t, max_t)
+            .await?;
+        v.truncate(keep);
+        Ok(v)
+    }
+
+    /// Each shard sends only its first `keep` values.
+    async fn label_values_first(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        keep: usize,
+    ) -> Result<Vec<String>, QueryableError> {
+        let op = ReadOp::LabelValues(name.to_string(), keep);
+        let mut v = self.strings(op, matchers, min_t, max_t).await?;
+        v.truncate(keep);
+        Ok(v)
+    }
+
+    /// Each shard sends only its first `keep` series.
+    async fn series_first(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        keep: usize,
+    ) -> Result<Vec<Labels>, QueryableError> {
+        let (outs, _) = self
+            .fan_out(ReadOp::Series(keep), matchers, min_t, max_t)
+            .await?;
+        let mut v = merge_sorted(outs.into_iter().filter_map(|o| match o {
             ReadOut::Labels(v) => Some(v),
             _ => None,
-        })))
+        }));
+        v.truncate(keep);
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{first, keep_from_pb, keep_to_pb, merge_sorted, ReadOp};
+    use proptest::prelude::*;
+
+    #[test]
+    fn keep_travels_with_the_read() {
+        for op in [
+            ReadOp::LabelNames(usize::MAX),
+            ReadOp::LabelValues("job".into(), 11),
+            ReadOp::Series(1),
+        ] {
+            let r = op.request(vec![0, 3], &[], 0, 1);
+            let back = ReadOp::of_request(&r, None).expect("a known kind");
+            assert_eq!(back.keep(), op.keep(), "{op:?}");
+        }
+        assert_eq!(keep_to_pb(usize::MAX), 0);
+        assert_eq!(keep_from_pb(0), usize::MAX);
+        assert_eq!(keep_from_pb(keep_to_pb(7)), 7);
+    }
+
+    proptest! {
+        /// What a lookup with a limit relies on: when every shard sends only
+        /// the first `keep` of its sorted answer, the merged first `keep`
+        /// are the true first ones, and the merged list is as long as
+        /// `keep` whenever the whole answer is.
+        #[test]
+        fn each_shards_first_ones_make_the_first_ones_of_all(
+            shards in prop::collection::vec(prop::collection::btree_set(0u16..400, 0..60), 1..8),
+            keep in 1usize..80,
+        ) {
+            let lists: Vec<Vec<u16>> = shards.into_iter().map(|s| s.into_iter().collect()).collect();
+            let all = merge_sorted(lists.clone());
+            let cut = merge_sorted(lists.into_iter().map(|l| first(l, keep)));
+            prop_assert_eq!(&first(cut.clone(), keep), &first(all.clone(), keep));
+            prop_assert_eq!(cut.len() >= keep, all.len() >= keep);
+        }
     }
 }

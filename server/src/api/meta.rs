@@ -53,6 +53,12 @@ fn truncate<T>(cap: usize, v: &mut Vec<T>, limit: Option<usize>, warnings: &mut 
     }
 }
 
+/// How many of each selector's sorted answer a lookup needs: what it may
+/// return and one more, which tells whether it was cut.
+fn keep(cap: usize, limit: Option<usize>) -> usize {
+    limit.map_or(cap, |l| l.min(cap)).saturating_add(1)
+}
+
 /// The sorted, unique union of the answers of several selectors (each
 /// sorted and unique already: one is taken as it is).
 fn merge_or_take<T: Ord>(mut all: Vec<Vec<T>>) -> Vec<T> {
@@ -71,11 +77,16 @@ pub async fn series(State(s): State<Shared>, p: Params) -> Result<Response, ApiE
     let (start, end) = range(&p)?;
     let limit = p.limit()?;
     let cap = s.cfg.limits.max_lookup_results;
+    let keep = keep(cap, limit);
     let q = s.node.querier(false);
     let fetch = async move {
         let mut all: Vec<Vec<Labels>> = Vec::with_capacity(sels.len());
         for ms in &sels {
-            all.push(q.series(ms, start, end).await.map_err(queryable_error)?);
+            all.push(
+                q.series_first(ms, start, end, keep)
+                    .await
+                    .map_err(queryable_error)?,
+            );
         }
         Ok(all)
     };
@@ -92,7 +103,7 @@ pub async fn series(State(s): State<Shared>, p: Params) -> Result<Response, ApiE
 /// `match[]` selector (for all series without one), cut to the limits.
 async fn strings<F, Fut>(s: &Shared, p: &Params, read: F) -> Result<Response, ApiError>
 where
-    F: Fn(Vec<Matcher>, i64, i64) -> Fut + Send + 'static,
+    F: Fn(Vec<Matcher>, i64, i64, usize) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Vec<String>, QueryableError>> + Send,
 {
     let mut sels = selectors(p)?;
@@ -102,10 +113,11 @@ where
     let (start, end) = range(p)?;
     let limit = p.limit()?;
     let cap = s.cfg.limits.max_lookup_results;
+    let keep = keep(cap, limit);
     let fetch = async move {
         let mut all: Vec<Vec<String>> = Vec::with_capacity(sels.len());
         for ms in sels {
-            all.push(read(ms, start, end).await.map_err(queryable_error)?);
+            all.push(read(ms, start, end, keep).await.map_err(queryable_error)?);
         }
         Ok(all)
     };
@@ -121,9 +133,9 @@ where
 /// `GET|POST /api/v1/labels`.
 pub async fn label_names(State(s): State<Shared>, p: Params) -> Result<Response, ApiError> {
     let q = s.node.querier(false);
-    strings(&s, &p, move |ms, start, end| {
+    strings(&s, &p, move |ms, start, end, keep| {
         let q = q.clone();
-        async move { q.label_names(&ms, start, end).await }
+        async move { q.label_names_first(&ms, start, end, keep).await }
     })
     .await
 }
@@ -138,9 +150,9 @@ pub async fn label_values(
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
     let q = s.node.querier(false);
-    strings(&s, &p, move |ms, start, end| {
+    strings(&s, &p, move |ms, start, end, keep| {
         let (q, name) = (q.clone(), name.clone());
-        async move { q.label_values(&name, &ms, start, end).await }
+        async move { q.label_values_first(&name, &ms, start, end, keep).await }
     })
     .await
 }
