@@ -530,16 +530,13 @@ impl Node {
         };
         loop {
             match stream.message().await {
-                Ok(Some(r)) => {
+                Ok(Some(mut r)) => {
                     // A shard not asked for, or answered twice, is ignored.
                     if !left.remove(&r.shard) {
                         continue;
                     }
-                    let s = r.shard;
-                    let res = match self.answered(s, to, r.redirect.clone(), r.error.clone()) {
-                        Ok(()) => Ok(op.answer(r)),
-                        Err(a) => Err(a),
-                    };
+                    let (s, rd, error) = (r.shard, r.redirect.take(), std::mem::take(&mut r.error));
+                    let res = self.answered(s, to, rd, error).map(|()| op.answer(r));
                     out.push((s, res));
                 }
                 Ok(None) => break,
