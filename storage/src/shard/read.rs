@@ -116,43 +116,36 @@ impl Shard {
                 (m.labels.clone(), mem, m.disk_ends_before())
             };
             let mut chunks = Vec::new();
-            if disk_ends.is_some_and(|t| t <= min_t) {
-                // Nothing on disk reaches the range: no seek (most reads of
-                // the last minutes).
-                if !mem.is_empty() {
-                    out.push(SeriesChunks {
-                        labels: labels::decode(&enc)?,
-                        chunks: mem,
-                    });
+            // When every chunk on disk ends before the range, no seek (most
+            // reads of the last minutes).
+            if disk_ends.is_none_or(|t| t > min_t) {
+                // Every chunk spans at most MAX_CHUNK_SPAN_MS: start that far back.
+                it.seek(keys::chunk_key(
+                    self.id,
+                    id,
+                    min_t.saturating_sub(MAX_CHUNK_SPAN_MS),
+                    0,
+                ));
+                while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                    let Some((kid, c_min, _)) = keys::parse_chunk_key(k) else {
+                        break;
+                    };
+                    if kid != id || !k.starts_with(&self.id.to_be_bytes()) || c_min > max_t {
+                        break;
+                    }
+                    let (c_max, data) = keys::parse_chunk_value(v)
+                        .ok_or_else(|| StorageError::Corrupt("chunk value too short".into()))?;
+                    if c_max >= min_t {
+                        chunks.push(EncodedChunk {
+                            min_t: c_min,
+                            max_t: c_max,
+                            data: data.to_vec(),
+                        });
+                    }
+                    it.next();
                 }
-                continue;
+                it.status()?;
             }
-            // Every chunk spans at most MAX_CHUNK_SPAN_MS: start that far back.
-            it.seek(keys::chunk_key(
-                self.id,
-                id,
-                min_t.saturating_sub(MAX_CHUNK_SPAN_MS),
-                0,
-            ));
-            while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                let Some((kid, c_min, _)) = keys::parse_chunk_key(k) else {
-                    break;
-                };
-                if kid != id || !k.starts_with(&self.id.to_be_bytes()) || c_min > max_t {
-                    break;
-                }
-                let (c_max, data) = keys::parse_chunk_value(v)
-                    .ok_or_else(|| StorageError::Corrupt("chunk value too short".into()))?;
-                if c_max >= min_t {
-                    chunks.push(EncodedChunk {
-                        min_t: c_min,
-                        max_t: c_max,
-                        data: data.to_vec(),
-                    });
-                }
-                it.next();
-            }
-            it.status()?;
             chunks.append(&mut mem);
             if !chunks.is_empty() {
                 out.push(SeriesChunks {
